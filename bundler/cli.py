@@ -1,0 +1,81 @@
+"""The `bundle` command line: thin click wrappers around the modules that do the work.
+
+Every `BundleError` becomes one line on stderr and its documented exit code (see
+`errors.py` and the README); click's own usage errors keep click's exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from bundler import __version__
+from bundler.errors import EXIT_BAD_INPUT, BundleError, InputError
+from bundler.inspection import inspect_program, inspection_json, inspection_text
+from bundler.resolve import ResolveOptions
+from bundler.sysroot import Sysroot
+
+EXIT_INTERRUPTED = 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bundle")
+def cli() -> None:
+    """Bundle a dynamically linked Linux program with its glibc so it runs anywhere."""
+
+
+def library_path_option(value: str | None) -> tuple[str, ...]:
+    """`--library-path A:B` as target dirs; relative entries would depend on the cwd."""
+    if not value:
+        return ()
+    dirs = tuple(part for part in value.split(":") if part)
+    for directory in dirs:
+        if not directory.startswith("/") and not directory.startswith("$ORIGIN"):
+            raise InputError(f"--library-path {directory}: must be an absolute directory")
+    return dirs
+
+
+@cli.command()
+@click.argument("binary", metavar="BINARY")
+@click.option("--sysroot", default="/", show_default=True, metavar="DIR",
+              help="Root of the target system whose libraries are bundled.")
+@click.option("--library-path", "library_path", metavar="DIRS",
+              help="Colon-separated dirs searched like LD_LIBRARY_PATH (the builder's own "
+                   "LD_LIBRARY_PATH is never used).")
+@click.option("--allow-missing", is_flag=True,
+              help="List libraries that cannot be found instead of failing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def inspect(binary: str, sysroot: str, library_path: str | None, allow_missing: bool,
+            as_json: bool) -> None:
+    """Show what BINARY needs: the loader's closure, why each file, the glibc it needs."""
+    options = ResolveOptions(library_path=library_path_option(library_path),
+                             allow_missing=allow_missing)
+    result = inspect_program(binary, Sysroot(sysroot), options)
+    if as_json:
+        click.echo(json.dumps(inspection_json(result), indent=2, sort_keys=False))
+    else:
+        click.echo(inspection_text(result), nl=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn user-facing failures into one line each."""
+    try:
+        code = cli.main(args=argv, prog_name="bundle", standalone_mode=False)
+    except BundleError as exc:
+        click.echo(f"bundle: error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("bundle: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("bundle: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_BAD_INPUT)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

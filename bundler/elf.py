@@ -1,0 +1,427 @@
+"""Everything the bundler needs to know about one ELF file, read once with pyelftools.
+
+The facts are a frozen dataclass so that every later stage (resolver, requirements,
+report) works from the same snapshot and never re-opens the file. Program headers are
+preferred over section headers wherever both exist, because stripped or packed binaries
+may have lost their section table while the loader only ever reads segments.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import stat
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, TypeVar
+
+from elftools.common.exceptions import ELFError
+from elftools.construct.core import ConstructError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_E_MACHINE
+
+from bundler.errors import InputError
+
+ELF_MAGIC = b"\x7fELF"
+DF_1_NODEFLIB = 0x800
+DF_1_PIE = 0x08000000
+VERSYM_INDEX_MASK = 0x7FFF
+CAPABILITY_XATTR = "security.capability"
+T = TypeVar("T")
+_MACHINE_BY_NUMBER = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
+
+# pyelftools machine names -> the names users know (and `file(1)` prints).
+MACHINE_NAMES = {
+    "EM_X86_64": "x86-64",
+    "EM_386": "i386",
+    "EM_AARCH64": "aarch64",
+    "EM_ARM": "arm",
+    "EM_RISCV": "riscv",
+    "EM_PPC64": "ppc64",
+    "EM_PPC": "ppc",
+    "EM_S390": "s390",
+    "EM_MIPS": "mips",
+    "EM_LOONGARCH": "loongarch",
+}
+
+
+@dataclass(frozen=True)
+class ElfIdent:
+    """The identity fields the loader checks before it accepts a candidate file."""
+
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    machine: str  # pyelftools name, e.g. "EM_X86_64"
+    file_type: str  # "ET_DYN", "ET_EXEC", ...
+
+    @property
+    def machine_name(self) -> str:
+        return MACHINE_NAMES.get(self.machine, self.machine)
+
+    def describe(self) -> str:
+        order = "LSB" if self.little_endian else "MSB"
+        return f"ELF {self.elf_class}-bit {order} {self.machine_name}"
+
+
+@dataclass(frozen=True)
+class VersionNeed:
+    """One required symbol version (`Vernaux`) and the imported symbols bound to it."""
+
+    file: str  # the library that must define it (vn_file), e.g. "libc.so.6"
+    version: str  # e.g. "GLIBC_2.34"
+    weak: bool
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AbiTag:
+    """The NT_GNU_ABI_TAG note: the oldest kernel this object was built to run on."""
+
+    os: str
+    kernel: tuple[int, int, int]
+
+    def describe(self) -> str:
+        return f"{self.os} {'.'.join(map(str, self.kernel))}"
+
+
+@dataclass(frozen=True)
+class ElfFacts:
+    """What one ELF file says about itself; `path` is where it was read on this machine."""
+
+    path: str
+    size: int
+    ident: ElfIdent
+    pie: bool
+    interpreter: str | None
+    needed: tuple[str, ...]
+    rpath: str | None  # raw DT_RPATH; ignored by the loader when DT_RUNPATH exists
+    runpath: str | None
+    flags_1: int
+    soname: str | None
+    version_needs: tuple[VersionNeed, ...]
+    version_definitions: tuple[str, ...]
+    abi_tag: AbiTag | None
+    has_dynamic: bool
+    imported_symbols: tuple[str, ...]
+    section_names: tuple[str, ...]
+    setuid: bool
+    setgid: bool
+    capabilities: bytes | None
+
+    @property
+    def is_static(self) -> bool:
+        """True for programs the kernel runs without any loader (static and static-pie)."""
+        if self.interpreter is not None or self.needed:
+            return False
+        return self.ident.file_type == "ET_EXEC" or bool(self.flags_1 & DF_1_PIE)
+
+    @property
+    def is_static_pie(self) -> bool:
+        return self.is_static and self.ident.file_type == "ET_DYN"
+
+    @property
+    def effective_rpath(self) -> str | None:
+        """DT_RPATH as the loader uses it: glibc drops it when DT_RUNPATH is present."""
+        return None if self.runpath is not None else self.rpath
+
+    @property
+    def nodeflib(self) -> bool:
+        return bool(self.flags_1 & DF_1_NODEFLIB)
+
+    @property
+    def kind(self) -> str:
+        if self.is_static:
+            return "static-pie executable" if self.is_static_pie else "static executable"
+        if self.interpreter is not None:
+            return "PIE executable" if self.pie else "executable"
+        if self.ident.file_type == "ET_DYN":
+            return "shared object"
+        return self.ident.file_type
+
+
+def read_ident(data: bytes) -> ElfIdent | None:
+    """Decode the ELF identity from the first 20 bytes, or None when it is not ELF."""
+    if len(data) < 20 or not data.startswith(ELF_MAGIC):
+        return None
+    elf_class = {1: 32, 2: 64}.get(data[4])
+    little = {1: True, 2: False}.get(data[5])
+    if elf_class is None or little is None:
+        return None
+    e_type, e_machine = struct.unpack_from("<HH" if little else ">HH", data, 16)
+    return ElfIdent(elf_class, little, _machine_name(e_machine), _type_name(e_type))
+
+
+def _machine_name(e_machine: int) -> str:
+    return _MACHINE_BY_NUMBER.get(e_machine, f"EM_{e_machine}")
+
+
+def _type_name(e_type: int) -> str:
+    return {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}.get(
+        e_type, f"ET_{e_type}"
+    )
+
+
+def read_elf(path: str) -> ElfFacts:
+    """Read the facts of the ELF file at `path`; any unusable input is an `InputError`.
+
+    Results are remembered per file identity and modification time: a closure walk
+    meets libc.so.6 once per program, and an unchanged file never needs a second parse.
+    """
+    st = _stat_input(path)
+    return _read_elf_once(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_elf_once(
+    path: str, _dev: int, _ino: int, _size: int, _mtime: int, _ctime: int
+) -> ElfFacts:
+    st = _stat_input(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+            _reject_non_elf(path, head)
+            handle.seek(0)
+            return _parse(path, handle, st)
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except (ELFError, ConstructError, struct.error, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, AssertionError, UnicodeDecodeError, OverflowError,
+            MemoryError) as exc:
+        # pyelftools reports broken files through a zoo of exception types.
+        raise InputError(f"{path}: truncated or corrupt ELF file ({_short(exc)})") from None
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:  # pyelftools seeking to a negative offset from the file
+            raise InputError(f"{path}: truncated or corrupt ELF file (bad offset)") from None
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
+
+
+def _stat_input(path: str) -> os.stat_result:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except NotADirectoryError:
+        raise InputError(f"{path}: no such file (a parent is not a directory)") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{path}: too many levels of symbolic links") from None
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: is a directory, not a program")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: not a regular file")
+    return st
+
+
+def _reject_non_elf(path: str, head: bytes) -> None:
+    if head.startswith(b"#!"):
+        interpreter = head[2:].split(b"\n", 1)[0].strip().decode("utf-8", "replace")
+        raise InputError(
+            f"{path}: is a script ('#!{interpreter}'), not an ELF program; "
+            "bundle the interpreter it runs instead"
+        )
+    if not head.startswith(ELF_MAGIC):
+        raise InputError(f"{path}: not an ELF file")
+    if read_ident(head) is None or len(head) < 52:
+        raise InputError(f"{path}: truncated or corrupt ELF file (bad ELF header)")
+
+
+def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
+    elf = ELFFile(handle)
+    ident = ElfIdent(elf.elfclass, elf.little_endian, elf["e_machine"], elf["e_type"])
+    interpreter = None
+    dynamic_tags: list[tuple[str, object]] = []
+    has_dynamic = False
+    abi_tag = None
+    for segment in elf.iter_segments():
+        kind = segment["p_type"]
+        if kind == "PT_INTERP":
+            interpreter = segment.get_interp_name()
+        elif kind == "PT_DYNAMIC":
+            has_dynamic = True
+            dynamic_tags = _dynamic_tags(segment)
+        elif kind == "PT_NOTE":
+            abi_tag = abi_tag or _abi_tag(segment)
+    values: dict[str, list[object]] = {}
+    for tag, value in dynamic_tags:
+        values.setdefault(tag, []).append(value)
+    flags_1 = int(values.get("DT_FLAGS_1", [0])[0])  # type: ignore[call-overload]
+    needs, definitions, imported = _versions(elf)
+    return ElfFacts(
+        path=path,
+        size=st.st_size,
+        ident=ident,
+        pie=_is_pie(ident, interpreter, flags_1, values),
+        interpreter=interpreter,
+        needed=tuple(str(v) for v in values.get("DT_NEEDED", [])),
+        rpath=_joined(values.get("DT_RPATH")),
+        runpath=_joined(values.get("DT_RUNPATH")),
+        flags_1=flags_1,
+        soname=_first(values.get("DT_SONAME")),
+        version_needs=needs,
+        version_definitions=definitions,
+        abi_tag=abi_tag,
+        has_dynamic=has_dynamic,
+        imported_symbols=imported,
+        section_names=tuple(s.name for s in elf.iter_sections()),
+        setuid=bool(st.st_mode & stat.S_ISUID),
+        setgid=bool(st.st_mode & stat.S_ISGID),
+        capabilities=_capabilities(path),
+    )
+
+
+def _is_pie(ident: ElfIdent, interpreter: str | None, flags_1: int,
+            values: dict[str, list[object]]) -> bool:
+    """DF_1_PIE where the linker set it (binutils >= 2.30); before that, an ET_DYN with an
+    interpreter and no SONAME. libc.so.6 has an interpreter too, but also a SONAME."""
+    if ident.file_type != "ET_DYN":
+        return False
+    if flags_1 & DF_1_PIE:
+        return True
+    return interpreter is not None and "DT_SONAME" not in values
+
+
+def _dynamic_tags(segment) -> list[tuple[str, object]]:
+    tags: list[tuple[str, object]] = []
+    for tag in segment.iter_tags():
+        name = tag.entry.d_tag
+        if name == "DT_NEEDED":
+            tags.append((name, tag.needed))
+        elif name == "DT_RPATH":
+            tags.append((name, tag.rpath))
+        elif name == "DT_RUNPATH":
+            tags.append((name, tag.runpath))
+        elif name == "DT_SONAME":
+            tags.append((name, tag.soname))
+        elif name == "DT_FLAGS_1":
+            tags.append((name, tag.entry.d_val))
+        elif name == "DT_NULL":
+            break
+    return tags
+
+
+def _joined(values: list[object] | None) -> str | None:
+    # Several DT_RPATH entries are legal; the loader uses only the first one.
+    return None if not values else str(values[0])
+
+
+def _first(values: list[object] | None) -> str | None:
+    return None if not values else str(values[0])
+
+
+def _abi_tag(segment) -> AbiTag | None:
+    for note in segment.iter_notes():
+        if note["n_name"] == "GNU" and note["n_type"] == "NT_GNU_ABI_TAG":
+            desc = note["n_desc"]
+            os_name = {"ELF_NOTE_OS_LINUX": "Linux", "ELF_NOTE_OS_GNU": "Hurd"}.get(
+                str(desc["abi_os"]), str(desc["abi_os"])
+            )
+            return AbiTag(os_name, (desc["abi_major"], desc["abi_minor"], desc["abi_tiny"]))
+    return None
+
+
+def _versions(elf: ELFFile) -> tuple[tuple[VersionNeed, ...], tuple[str, ...], tuple[str, ...]]:
+    """Version needs (with the symbols bound to each), version definitions, imports."""
+    verneed = verdef = versym = dynsym = None
+    for section in elf.iter_sections():
+        kind = section["sh_type"]
+        if kind == "SHT_GNU_verneed":
+            verneed = section
+        elif kind == "SHT_GNU_verdef":
+            verdef = section
+        elif kind == "SHT_GNU_versym":
+            versym = section
+        elif kind == "SHT_DYNSYM":
+            dynsym = section
+    imports = _undefined_symbols(elf, dynsym) if dynsym is not None else []
+    versions = _version_indexes(elf, versym) if versym is not None else []
+    symbols_by_index: dict[int, list[str]] = {}
+    for number, name in imports:
+        if number < len(versions):
+            symbols_by_index.setdefault(versions[number] & VERSYM_INDEX_MASK, []).append(name)
+    needs: list[VersionNeed] = []
+    if verneed is not None:
+        for need, auxiliaries in _chained(verneed.iter_versions(), verneed,
+                                          lambda item: item[0].entry["vn_next"]):
+            for aux in _chained(auxiliaries, verneed, lambda a: a.entry["vna_next"]):
+                needs.append(
+                    VersionNeed(
+                        file=need.name,
+                        version=aux.name,
+                        weak=bool(aux.entry["vna_flags"] & 0x2),
+                        symbols=tuple(sorted(symbols_by_index.get(aux.entry["vna_other"], ()))),
+                    )
+                )
+    definitions: list[str] = []
+    if verdef is not None:
+        for definition, auxiliaries in _chained(verdef.iter_versions(), verdef,
+                                                lambda item: item[0].entry["vd_next"]):
+            names = [aux.name for aux in _chained(auxiliaries, verdef,
+                                                  lambda a: a.entry["vda_next"])]
+            if definition.entry["vd_flags"] & 0x1:  # VER_FLG_BASE names the file itself
+                continue
+            if names:
+                definitions.append(names[0])
+    return tuple(needs), tuple(definitions), tuple(sorted({name for _, name in imports}))
+
+
+def _chained(items: Iterable[T], section, next_of: Callable[[T], int]) -> Iterator[T]:
+    """Version records as ld.so and readelf walk them: up to the one whose `*_next` is 0.
+
+    pyelftools trusts the counts (sh_info, vn_cnt, vd_cnt) alone, so a corrupt count with
+    a zero `next` repeats one record until memory runs out. No valid section holds more
+    records than its size over 8 (the smallest record, Elf_Verdaux).
+    """
+    limit = max(1, section["sh_size"] // 8)
+    for number, item in enumerate(items):
+        if number >= limit:
+            raise ValueError(f"{section.name}: more version records than fit in the section")
+        yield item
+        if next_of(item) == 0:
+            return
+
+
+def _undefined_symbols(elf: ELFFile, dynsym) -> list[tuple[int, str]]:
+    """(index, name) of every undefined named dynamic symbol.
+
+    Decoded with `struct` straight from the section bytes: pyelftools' per-symbol
+    parsing costs ~50 ms for libc.so.6, and a closure has dozens of libraries.
+    """
+    strtab = elf.get_section(dynsym["sh_link"]).data()
+    data = dynsym.data()
+    order = "<" if elf.little_endian else ">"
+    if elf.elfclass == 64:
+        layout, size, name_at, shndx_at = struct.Struct(order + "IBBHQQ"), 24, 0, 3
+    else:
+        layout, size, name_at, shndx_at = struct.Struct(order + "IIIBBH"), 16, 0, 5
+    result = []
+    for number, fields in enumerate(layout.iter_unpack(data[: len(data) - len(data) % size])):
+        offset = fields[name_at]
+        if fields[shndx_at] != 0 or offset == 0 or offset >= len(strtab):
+            continue
+        end = strtab.find(b"\0", offset)
+        name = strtab[offset: end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+        if name:
+            result.append((number, name))
+    return result
+
+
+def _version_indexes(elf: ELFFile, versym) -> list[int]:
+    data = versym.data()
+    order = "<" if elf.little_endian else ">"
+    usable = data[: len(data) - len(data) % 2]
+    return [value for (value,) in struct.iter_unpack(order + "H", usable)]
+
+
+def _capabilities(path: str) -> bytes | None:
+    try:
+        return os.getxattr(path, CAPABILITY_XATTR)
+    except (OSError, AttributeError):
+        return None

@@ -1,0 +1,38 @@
+"""One exception family for everything a user can get wrong or an environment can lack.
+
+The CLI turns a `BundleError` into a single line on stderr and its exit code, so every
+module raises these for user-facing problems and lets real bugs surface as tracebacks.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 3
+EXIT_VERIFY_FAILED = 4
+
+
+class BundleError(Exception):
+    """A failure the user can act on; `message` is one line, `exit_code` is documented."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InputError(BundleError):
+    """The input (a file, an option, a sysroot) cannot be used as given."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class MissingLibraryError(InputError):
+    """A DT_NEEDED library cannot be found by the loader's search rules."""
+
+
+class EnvironmentUnfitError(BundleError):
+    """This machine cannot do what was asked (missing tool, no privilege)."""
+
+    exit_code = EXIT_ENVIRONMENT

@@ -1,0 +1,548 @@
+"""The dependency closure of a program, found with ld.so's own search rules.
+
+This follows glibc's `elf/dl-load.c` (`_dl_map_object`) and `elf/dl-deps.c` as written
+in GLIBC-NOTES section 1: breadth-first loading; a name already loaded (by the name it was
+requested under, its path or its SONAME) is reused; DT_RPATH of the requester and of its
+loader chain up to the program (all skipped when the requester has DT_RUNPATH), then
+`--library-path` (the loader's LD_LIBRARY_PATH), then the requester's own DT_RUNPATH, then
+ld.so.cache, then the loader's compiled-in dirs; DF_1_NODEFLIB skips those dirs and the
+cache entries under them (other cache entries still count).
+Candidates of another class or machine are skipped; a file that is not ELF stops the
+loader, and so it stops us. The target is never executed.
+
+A bundle must run on every CPU of the architecture, so the baseline copy of a library is
+chosen where glibc-hwcaps (or legacy hwcap) variants exist; the variants are recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from bundler.elf import ElfFacts, read_elf, read_ident
+from bundler.errors import InputError, MissingLibraryError
+from bundler.ldcache import CacheReading, read_ld_so_cache, read_ld_so_conf
+from bundler.ldso import LoaderSearchFacts, search_facts
+from bundler.machine import ARCHITECTURES, Architecture, architecture_of, same_abi
+from bundler.sysroot import Sysroot
+
+LEGACY_HWCAP_SUBDIRS = ("tls", "haswell", "xeon_phi", "avx512_1")
+_DST = re.compile(r"\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)(?![A-Za-z0-9_]))")
+
+FOUND_VIA_TEXT = {
+    "rpath": "DT_RPATH of {via}",
+    "library_path": "--library-path",
+    "runpath": "DT_RUNPATH of {via}",
+    "cache": "ld.so.cache",
+    "default": "default dir of the loader",
+    "path": "path named in DT_NEEDED of {via}",
+    "loader": "the program's interpreter",
+}
+
+
+@dataclass(frozen=True)
+class Library:
+    """One shared object the loader would map, and how it would find it."""
+
+    name: str  # the DT_NEEDED name that first brought it in
+    soname: str | None
+    path: str  # the path the loader would open (search dir + name), in target space
+    realpath: str  # its canonical path in target space (or on the host, see `on_host`)
+    host_path: str  # the file on this machine
+    found_via: str  # a key of FOUND_VIA_TEXT
+    via_object: str | None  # whose DT_RPATH/DT_RUNPATH/DT_NEEDED gave it
+    search_dir: str | None
+    loaded_by: str  # the first object that needed it: the loader's `l_loader`
+    requested_by: tuple[str, ...]
+    depth: int
+    hwcap_variants: tuple[str, ...]  # CPU-specific copies a bundle must not take
+    facts: ElfFacts
+
+    @property
+    def reason(self) -> str:
+        return FOUND_VIA_TEXT[self.found_via].format(via=self.via_object)
+
+
+@dataclass(frozen=True)
+class Loader:
+    """The program's interpreter (PT_INTERP), i.e. glibc's ld.so."""
+
+    path: str  # as named by PT_INTERP (or the sysroot's loader for a library)
+    realpath: str
+    host_path: str
+    facts: ElfFacts
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A DT_NEEDED that the loader would fail on, with the chain that asked for it."""
+
+    name: str
+    chain: tuple[str, ...]
+    searched: tuple[str, ...]
+    problem: str  # "not found" or why the file that was found is refused
+
+    def describe(self) -> str:
+        chain = " -> ".join((*self.chain, self.name))
+        text = f"{chain}: {self.problem}"
+        if self.searched:
+            text += "; searched: " + ", ".join(self.searched)
+        return text
+
+
+@dataclass(frozen=True)
+class Closure:
+    """Everything the loader would load for `program`, in its loading order."""
+
+    program: ElfFacts
+    program_label: str
+    arch: Architecture
+    sysroot: str
+    loader: Loader | None
+    libraries: tuple[Library, ...]
+    unresolved: tuple[Unresolved, ...]
+    search: LoaderSearchFacts | None
+    notes: tuple[str, ...]
+
+    def chain_of(self, library: Library) -> tuple[str, ...]:
+        by_name = {lib.name: lib for lib in self.libraries}
+        chain = [library.name]
+        current = library
+        while current.loaded_by in by_name and len(chain) <= len(self.libraries):
+            current = by_name[current.loaded_by]
+            chain.append(current.name)
+        chain.append(self.program_label)
+        return tuple(reversed(chain))
+
+
+@dataclass(frozen=True)
+class ResolveOptions:
+    library_path: tuple[str, ...] = ()  # target dirs searched like LD_LIBRARY_PATH
+    allow_missing: bool = False
+
+
+@dataclass(frozen=True)
+class _SearchDir:
+    path: str
+    space: Sysroot
+    source: str
+    via: str | None
+
+
+@dataclass
+class _Node:
+    """A loaded object while the closure is being built (the loader's link_map)."""
+
+    label: str
+    facts: ElfFacts
+    space: Sysroot
+    path: str  # l_name
+    realpath: str
+    origin: str | None  # the value of $ORIGIN
+    loader: _Node | None
+    depth: int
+    names: set[str] = field(default_factory=set)
+    requested_by: list[str] = field(default_factory=list)
+    found_via: str = "main"
+    via_object: str | None = None
+    search_dir: str | None = None
+    variants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Found:
+    path: str
+    realpath: str
+    space: Sysroot
+    found_via: str
+    via: str | None
+    search_dir: str | None
+    variants: tuple[str, ...]
+
+
+class _Refused(Exception):
+    """The loader found a file but cannot load it, and stops."""
+
+
+def resolve_closure(
+    program_path: str, sysroot: Sysroot, options: ResolveOptions = ResolveOptions()
+) -> Closure:
+    """Resolve the closure of the ELF file at `program_path` (a path on this machine)."""
+    program = read_elf(program_path)
+    return _Resolver(program, sysroot, options).run()
+
+
+def sysroot_architectures(sysroot: Sysroot) -> tuple[tuple[Architecture, str], ...]:
+    """The architectures whose glibc loader the sysroot holds, with the loader's path."""
+    found = []
+    for arch in ARCHITECTURES:
+        for loader in arch.loader_names:
+            for directory in ("/lib64", "/lib", f"/lib/{arch.multiarch}", "/lib32", "/libx32"):
+                path = f"{directory}/{loader}"
+                head = sysroot.read_bytes(path, 64) if sysroot.is_file(path) else None
+                ident = read_ident(head) if head else None
+                if ident and architecture_of_or_none(ident) == arch:
+                    found.append((arch, path))
+                    break
+            else:
+                continue
+            break
+    return tuple(found)
+
+
+def architecture_of_or_none(ident) -> Architecture | None:
+    try:
+        return architecture_of(ident)
+    except InputError:
+        return None
+
+
+class _Resolver:
+    def __init__(self, program: ElfFacts, sysroot: Sysroot, options: ResolveOptions) -> None:
+        self.program = program
+        self.target = sysroot
+        self.host = Sysroot("/") if not sysroot.is_host else sysroot
+        self.options = options
+        self.arch = architecture_of(program.ident)
+        self.label = os.path.basename(program.path)
+        self.notes: list[str] = []
+        self.unresolved: list[Unresolved] = []
+        self.loaded: list[_Node] = []
+        self.by_identity: dict[tuple[int, int], _Node] = {}
+        self.listing: dict[tuple[int, str], list[str]] = {}
+
+    # -- entry -------------------------------------------------------------------------
+    def run(self) -> Closure:
+        if self.program.is_static:
+            return self._closure(None, None)
+        main = self._main_node()
+        loader = self._loader()
+        search = search_facts(
+            self.target.read_bytes(loader.realpath) if loader else None, self.arch
+        )
+        self.search = search
+        self.cache = self._cache()
+        self._register(main)
+        if loader is not None:
+            rtld = _Node(
+                label=loader.facts.soname or posixpath.basename(loader.path),
+                facts=loader.facts, space=self.target, path=loader.path,
+                realpath=loader.realpath, origin=posixpath.dirname(loader.path),
+                loader=None, depth=0, found_via="loader",
+            )
+            rtld.names.add(loader.path)
+            if loader.facts.soname:
+                rtld.names.add(loader.facts.soname)
+            self._register(rtld)
+        queue = [main]
+        while queue:
+            requester = queue.pop(0)
+            for name in requester.facts.needed:
+                node = self._already_loaded(name)
+                if node is None:
+                    count = len(self.loaded)
+                    node = self._load(name, requester)
+                    if node is None:
+                        continue
+                    if len(self.loaded) > count:
+                        queue.append(node)
+                node.names.add(name)
+                if requester.label not in node.requested_by:
+                    node.requested_by.append(requester.label)
+        if self.unresolved and not self.options.allow_missing:
+            first = self.unresolved[0]
+            raise MissingLibraryError(first.describe())
+        return self._closure(loader, search)
+
+    def _closure(self, loader: Loader | None, search: LoaderSearchFacts | None) -> Closure:
+        libraries = tuple(
+            Library(
+                name=node.label, soname=node.facts.soname, path=node.path,
+                realpath=node.realpath, host_path=node.space.host_path(node.realpath),
+                found_via=node.found_via, via_object=node.via_object,
+                search_dir=node.search_dir,
+                loaded_by=node.loader.label if node.loader else self.label,
+                requested_by=tuple(node.requested_by), depth=node.depth,
+                hwcap_variants=node.variants, facts=node.facts,
+            )
+            for node in self.loaded
+            if node.found_via not in ("main", "loader")
+        )
+        return Closure(
+            program=self.program, program_label=self.label, arch=self.arch,
+            sysroot=self.target.root, loader=loader, libraries=libraries,
+            unresolved=tuple(self.unresolved), search=search, notes=tuple(self.notes),
+        )
+
+    # -- the program and its loader -----------------------------------------------------
+    def _main_node(self) -> _Node:
+        inside = self.target.target_path(self.program.path)
+        space = self.target if inside is not None else self.host
+        real = inside if inside is not None else os.path.realpath(self.program.path)
+        # Started by the kernel, $ORIGIN comes from /proc/self/exe: symlinks resolved.
+        node = _Node(label=self.label, facts=self.program, space=space, path=real,
+                     realpath=real, origin=posixpath.dirname(real), loader=None, depth=0)
+        if self.program.soname:
+            node.names.add(self.program.soname)
+        return node
+
+    def _loader(self) -> Loader | None:
+        held = sysroot_architectures(self.target)
+        where = f"the sysroot {self.target.root}"
+        interp = self.program.interpreter
+        if interp is None:  # a shared object given directly: the sysroot's loader
+            interp = next((path for arch, path in held if arch == self.arch), None)
+        if interp is None or not self.target.is_file(interp):
+            if held and self.arch not in [arch for arch, _ in held]:
+                raise InputError(
+                    f"{self.program.path}: {self.arch.name} object, but {where} holds "
+                    + ", ".join(arch.name for arch, _ in held)
+                    + f"; pass --sysroot DIR with the {self.arch.name} libraries"
+                )
+            problem = f"interpreter {interp or '(none)'} not found in {where}"
+            if not self.options.allow_missing:
+                raise MissingLibraryError(f"{self.label}: {problem}")
+            self.notes.append(problem)
+            return None
+        real = self.target.resolve(interp) or interp
+        facts = read_elf(self.target.host_path(real))
+        if not same_abi(facts.ident, self.program.ident):
+            raise InputError(
+                f"{self.program.path}: {self.program.ident.describe()}, but its interpreter "
+                f"{interp} in {where} is {facts.ident.describe()}; pass --sysroot DIR with "
+                f"the {self.arch.name} libraries"
+            )
+        return Loader(path=interp, realpath=real, host_path=self.target.host_path(real),
+                      facts=facts)
+
+    def _cache(self) -> CacheReading:
+        reading = read_ld_so_cache(self.target)
+        if reading.problem:
+            self.notes.append(reading.problem)
+        elif reading.cache is None:
+            conf_dirs = read_ld_so_conf(self.target)
+            note = (f"no /etc/ld.so.cache in {self.target.root}: ld.so searches only its "
+                    "default dirs")
+            if conf_dirs:
+                note += " (ld.so.conf lists " + ", ".join(conf_dirs) + "; run ldconfig -r)"
+            self.notes.append(note)
+        return reading
+
+    # -- the loaded list ---------------------------------------------------------------
+    def _register(self, node: _Node) -> None:
+        self.loaded.append(node)
+        identity = self._identity(node.space, node.realpath)
+        if identity is not None:
+            self.by_identity.setdefault(identity, node)
+
+    @staticmethod
+    def _identity(space: Sysroot, realpath: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(space.host_path(realpath))
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _already_loaded(self, name: str) -> _Node | None:
+        for node in self.loaded:
+            if name in node.names or (node.found_via != "main" and name == node.path):
+                return node
+            if node.facts.soname == name:
+                return node
+        return None
+
+    # -- one DT_NEEDED -----------------------------------------------------------------
+    def _load(self, name: str, requester: _Node) -> _Node | None:
+        try:
+            found, searched = self._search(name, requester)
+        except _Refused as refusal:
+            self._unresolved(name, requester, (), str(refusal))
+            return None
+        if found is None:
+            self._unresolved(name, requester, searched, "not found")
+            return None
+        identity = self._identity(found.space, found.realpath)
+        if identity in self.by_identity:
+            return self.by_identity[identity]
+        facts = read_elf(found.space.host_path(found.realpath))
+        node = _Node(
+            label=name, facts=facts, space=found.space, path=found.path,
+            realpath=found.realpath, origin=posixpath.dirname(found.path),
+            loader=requester, depth=requester.depth + 1, found_via=found.found_via,
+            via_object=found.via, search_dir=found.search_dir, variants=found.variants,
+        )
+        self._register(node)
+        return node
+
+    def _unresolved(self, name: str, requester: _Node, searched, problem: str) -> None:
+        chain = []
+        node: _Node | None = requester
+        while node is not None:
+            chain.append(node.label)
+            node = node.loader
+        self.unresolved.append(Unresolved(name, tuple(reversed(chain)), tuple(searched), problem))
+
+    def _search(self, name: str, requester: _Node) -> tuple[_Found | None, list[str]]:
+        if "/" in name:
+            return self._named_path(name, requester), []
+        searched: list[str] = []
+        variants: list[str] = []
+        for directory in self._search_dirs(requester):
+            searched.append(directory.path)
+            found = self._try(directory, name, variants)
+            if found:
+                return found, searched
+        # DF_1_NODEFLIB drops only the cache entries under a default dir, not the cache.
+        found = self._from_cache(name, variants, requester.facts.nodeflib)
+        if found:
+            return found, searched
+        if self.cache.cache is not None:
+            searched.append("ld.so.cache")
+        if not requester.facts.nodeflib:
+            for path in self.search.system_dirs:
+                searched.append(path)
+                found = self._try(_SearchDir(path, self.target, "default", None), name, variants)
+                if found:
+                    return found, searched
+        return None, searched
+
+    def _named_path(self, name: str, requester: _Node) -> _Found | None:
+        expanded = self._expand(name, requester)
+        if expanded is None or not expanded.startswith("/"):
+            raise _Refused(f"path {name!r} is relative to the working directory at run time")
+        space = requester.space if "ORIGIN" in name else self.target
+        real = space.resolve(expanded)
+        if real is None or not self._acceptable(space, real, expanded):
+            return None
+        return _Found(expanded, real, space, "path", requester.label, None, ())
+
+    def _search_dirs(self, requester: _Node) -> list[_SearchDir]:
+        dirs: list[_SearchDir] = []
+        if requester.facts.runpath is None:
+            node: _Node | None = requester
+            did_main = False
+            while node is not None:
+                if node.facts.effective_rpath is not None:
+                    dirs += self._split(node.facts.effective_rpath, node, "rpath")
+                    did_main = did_main or node.loader is None
+                node = node.loader
+            main = self.loaded[0]
+            if not did_main and main.facts.effective_rpath is not None:
+                dirs += self._split(main.facts.effective_rpath, main, "rpath")
+        for entry in self.options.library_path:
+            dirs += self._split(entry, self.loaded[0], "library_path", via=None)
+        if requester.facts.runpath is not None:
+            dirs += self._split(requester.facts.runpath, requester, "runpath")
+        return dirs
+
+    def _split(
+        self, value: str, owner: _Node, source: str, via: str | None = ""
+    ) -> list[_SearchDir]:
+        dirs = []
+        for entry in value.split(":"):
+            expanded = self._expand(entry, owner) if entry else None
+            if expanded is None:
+                self._note(f"{owner.label}: {source} entry {entry!r} ignored "
+                           "(empty or $ORIGIN unknown: it would mean the working directory)")
+                continue
+            if not expanded.startswith("/"):
+                self._note(f"{owner.label}: {source} entry {entry!r} is relative to the working "
+                           "directory at run time; ignored")
+                continue
+            if len(expanded) > 1:
+                expanded = expanded.rstrip("/")
+            space = owner.space if _DST.search(entry) and "ORIGIN" in entry else self.target
+            dirs.append(_SearchDir(expanded, space, source, owner.label if via == "" else via))
+        return dirs
+
+    def _expand(self, text: str, owner: _Node) -> str | None:
+        values = {"ORIGIN": owner.origin, "LIB": self.search.lib_token,
+                  "PLATFORM": self.arch.platform}
+        missing = False
+
+        def substitute(match: re.Match[str]) -> str:
+            nonlocal missing
+            value = values[match.group(1) or match.group(2)]
+            if value is None:
+                missing = True
+                return ""
+            return value
+
+        expanded = _DST.sub(substitute, text)
+        return None if missing else expanded
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def _try(self, directory: _SearchDir, name: str, variants: list[str]) -> _Found | None:
+        variants.extend(self._variants(directory, name))
+        path = f"{directory.path.rstrip('/')}/{name}"
+        real = directory.space.resolve(path)
+        if real is None or not self._acceptable(directory.space, real, path):
+            return None
+        return _Found(path, real, directory.space, directory.source, directory.via,
+                      directory.path, tuple(variants))
+
+    def _from_cache(self, name: str, variants: list[str], nodeflib: bool) -> _Found | None:
+        cache = self.cache.cache
+        if cache is None:
+            return None
+        variants.extend(cache.variants(name, self.arch.cache_flags))
+        entry = cache.lookup(name, self.arch.cache_flags)
+        if entry is None:
+            return None
+        if nodeflib and any(entry.path.startswith(d.rstrip("/") + "/")
+                            for d in self.search.system_dirs):
+            return None  # glibc's prefix test in _dl_map_object: a default dir's entry
+        real = self.target.resolve(entry.path)
+        if real is None or not self._acceptable(self.target, real, entry.path):
+            return None
+        return _Found(entry.path, real, self.target, "cache", None,
+                      posixpath.dirname(entry.path), tuple(variants))
+
+    def _variants(self, directory: _SearchDir, name: str) -> list[str]:
+        """CPU-specific copies of `name` under `directory` that this CPU's ld.so may prefer."""
+        subdirs = [f"glibc-hwcaps/{level}" for level in self._list(directory, "glibc-hwcaps")]
+        subdirs += [s for s in (*LEGACY_HWCAP_SUBDIRS, self.arch.platform)
+                    if s in self._list(directory, "")]
+        found = []
+        for subdir in subdirs:
+            path = f"{directory.path.rstrip('/')}/{subdir}/{name}"
+            if directory.space.is_file(path):
+                found.append(path)
+        return found
+
+    def _list(self, directory: _SearchDir, sub: str) -> list[str]:
+        path = posixpath.join(directory.path, sub) if sub else directory.path
+        key = (id(directory.space), path)
+        if key not in self.listing:
+            self.listing[key] = directory.space.list_dir(path)
+        return self.listing[key]
+
+    def _acceptable(self, space: Sysroot, real: str, shown: str) -> bool:
+        """The loader's `open_verify`: skip other classes/machines, stop on non-ELF files."""
+        host = space.host_path(real)
+        if os.path.isdir(host):  # open() works on a dir, read() fails (EISDIR): fatal
+            raise _Refused(f"{shown}: cannot read file data: Is a directory (ld.so stops here)")
+        try:
+            with open(host, "rb") as handle:
+                head = handle.read(64)
+        except OSError:
+            return False
+        if len(head) < (64 if self.program.ident.elf_class == 64 else 52):  # sizeof(Ehdr)
+            raise _Refused(f"{shown}: file too short (ld.so stops here)")
+        ident = read_ident(head)
+        if ident is None:
+            raise _Refused(f"{shown}: invalid ELF header (ld.so stops here)")
+        expected = self.program.ident
+        if ident.elf_class != expected.elf_class or ident.machine != expected.machine:
+            self._note(f"skipped {shown}: {ident.describe()}, not {expected.describe()}")
+            return False
+        if ident.little_endian != expected.little_endian:
+            raise _Refused(f"{shown}: wrong byte order (ld.so stops here)")
+        if ident.file_type != "ET_DYN":
+            raise _Refused(f"{shown}: not a shared object ({ident.file_type})")
+        return True

@@ -1,0 +1,110 @@
+"""Shared test helpers: real gcc builds, the host loader as an oracle, and skip rules.
+
+A test that needs a tool skips with a reason on a developer's machine, but fails in CI
+(`CI=true`): CI installs everything, so a skip there would hide a broken set-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+HOST_LOADER = "/lib64/ld-linux-x86-64.so.2"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip (or, in CI, fail) when a precondition of a test is not met."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+def need_tool(name: str) -> str:
+    path = shutil.which(name)
+    need(path is not None, f"{name} is not installed")
+    assert path is not None
+    return path
+
+
+def gcc(
+    out: Path, sources: dict[str, str] | str, *flags: str, shared: bool = False,
+    cwd: Path | None = None,
+) -> Path:
+    """Compile C source text with gcc into `out`; `flags` go last (e.g. -L, -l, -Wl,...)."""
+    compiler = need_tool("gcc")
+    work = cwd or out.parent
+    work.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(sources, str):
+        sources = {f"{out.name}.c": sources}
+    files = []
+    for name, text in sources.items():
+        source = work / name
+        source.write_text(text)
+        files.append(str(source))
+    command = [compiler, "-o", str(out), *files]
+    if shared:
+        command[1:1] = ["-shared", "-fPIC"]
+    command += list(flags)
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    return out
+
+
+def ld_so_list(program: Path | str, *, library_path: Sequence[str] = (), loader: str = HOST_LOADER,
+               ) -> set[str]:
+    """Real paths of everything the host loader maps for `program` (vdso aside)."""
+    command = [loader]
+    if library_path:
+        command += ["--library-path", ":".join(library_path)]
+    command += ["--list", str(program)]
+    result = subprocess.run(command, capture_output=True, text=True, env={})
+    if result.returncode != 0:
+        raise AssertionError(f"ld.so --list failed: {result.stdout}{result.stderr}")
+    paths = set()
+    for line in result.stdout.splitlines():
+        match = re.search(r"(?:=> )?(/\S+) \(0x", line)
+        if match:
+            paths.add(os.path.realpath(match.group(1)))
+    return paths
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m bundler ARGS` as a user would, capturing output."""
+    full_env = dict(os.environ)
+    full_env.pop("LD_LIBRARY_PATH", None)
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    return subprocess.run([sys.executable, "-m", "bundler", *args], capture_output=True,
+                          text=True, env=full_env)
+
+
+@pytest.fixture
+def c_lib():
+    """Build a shared library: c_lib(path, source, *flags)."""
+
+    def build(out: Path, source: str, *flags: str) -> Path:
+        return gcc(out, source, *flags, shared=True)
+
+    return build
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print what the agreement test measured (count checked, disagreements)."""
+    try:
+        from test_agreement import SUMMARY
+    except ImportError:
+        return
+    if SUMMARY:
+        terminalreporter.section("agreement with the real loader")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
