@@ -12,18 +12,38 @@ import sys
 import click
 
 from bundler import __version__
-from bundler.errors import EXIT_BAD_INPUT, BundleError, InputError
+from bundler.errors import EXIT_BAD_INPUT, BundleError, InputError, Terminated
 from bundler.inspection import inspect_program, inspection_json, inspection_text
+from bundler.plan import PlanOptions
 from bundler.resolve import ResolveOptions
 from bundler.sysroot import Sysroot
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+DEFAULT_COMMAND = "build"
+
+
+class DefaultCommandGroup(click.Group):
+    """`bundle BINARY...` runs the default command; `bundle inspect ...` a subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help",
+                                                                      "--version"):
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bundle")
 def cli() -> None:
-    """Bundle a dynamically linked Linux program with its glibc so it runs anywhere."""
+    """Bundle a dynamically linked Linux program with its glibc so it runs anywhere.
+
+    \b
+      bundle myagent -o myagent.tar.zst      the artifact (same as `bundle build ...`)
+      bundle inspect myagent                 what it needs, and why
+    """
 
 
 def library_path_option(value: str | None) -> tuple[str, ...]:
@@ -59,6 +79,36 @@ def inspect(binary: str, sysroot: str, library_path: str | None, allow_missing: 
         click.echo(inspection_text(result), nl=False)
 
 
+@cli.command(DEFAULT_COMMAND)
+@click.argument("binaries", metavar="BINARY...", nargs=-1, required=True)
+@click.option("-o", "--output", "out", metavar="OUT",
+              help="OUT.tar.zst (default ./NAME.tar.zst), .tar.gz, .tar.xz, .tar, or DIR/.")
+@click.option("--name", metavar="NAME", help="Artifact name (default: the first BINARY's).")
+@click.option("--prefix", metavar="DIR", help="Install prefix (default /opt/NAME).")
+@click.option("--launcher", type=click.Choice(["loader", "env"]), default="loader",
+              show_default=True, help="How bin/ starts the program (env leaks to children).")
+@click.option("--sysroot", default="/", show_default=True, metavar="DIR",
+              help="Root of the system whose libraries are bundled.")
+@click.option("--library-path", "library_path", metavar="DIRS",
+              help="Colon-separated dirs searched like LD_LIBRARY_PATH.")
+@click.option("--allow-missing", is_flag=True, help="Leave out libraries that cannot be found.")
+def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
+                  prefix: str | None, launcher: str, sysroot: str, library_path: str | None,
+                  allow_missing: bool) -> None:
+    """Write the fallback artifact for BINARY... (several share one lib/)."""
+    from bundler.build import BuildRequest, build  # keeps `inspect` start-up light
+    from bundler.summary import summary_text
+
+    request = BuildRequest(
+        binaries=binaries, out=out, sysroot=sysroot,
+        resolve=ResolveOptions(library_path=library_path_option(library_path),
+                               allow_missing=allow_missing),
+        plan=PlanOptions(name=name, prefix=prefix, launcher=launcher),
+    )
+    result = build(request)
+    click.echo(summary_text(result), nl=False, err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn user-facing failures into one line each."""
     try:
@@ -66,11 +116,12 @@ def main(argv: list[str] | None = None) -> None:
     except BundleError as exc:
         click.echo(f"bundle: error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("bundle: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        click.echo("bundle: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # click turns KeyboardInterrupt (and so our Terminated) into Abort; look beneath.
+        if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):
+            click.echo("bundle: terminated; nothing was written", err=True)
+            sys.exit(EXIT_TERMINATED)
+        click.echo("bundle: interrupted; nothing was written", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()

@@ -36,3 +36,7 @@ class EnvironmentUnfitError(BundleError):
     """This machine cannot do what was asked (missing tool, no privilege)."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: cleaned up like Ctrl-C, reported with its own exit code (143)."""

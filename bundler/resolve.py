@@ -59,6 +59,7 @@ class Library:
     depth: int
     hwcap_variants: tuple[str, ...]  # CPU-specific copies a bundle must not take
     facts: ElfFacts
+    aliases: tuple[str, ...] = ()  # every DT_NEEDED name it was requested under
 
     @property
     def reason(self) -> str:
@@ -266,6 +267,7 @@ class _Resolver:
                 loaded_by=node.loader.label if node.loader else self.label,
                 requested_by=tuple(node.requested_by), depth=node.depth,
                 hwcap_variants=node.variants, facts=node.facts,
+                aliases=tuple(sorted(n for n in node.names if "/" not in n)),
             )
             for node in self.loaded
             if node.found_via not in ("main", "loader")

@@ -78,14 +78,15 @@ def ld_so_list(program: Path | str, *, library_path: Sequence[str] = (), loader:
     return paths
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m bundler ARGS` as a user would, capturing output."""
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | str | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    """Run `python -m bundler ARGS` as a user would (in `cwd`, if given), capturing output."""
     full_env = dict(os.environ)
     full_env.pop("LD_LIBRARY_PATH", None)
     full_env.update(env or {})
     full_env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     return subprocess.run([sys.executable, "-m", "bundler", *args], capture_output=True,
-                          text=True, env=full_env)
+                          text=True, env=full_env, cwd=cwd)
 
 
 @pytest.fixture

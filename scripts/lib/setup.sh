@@ -56,3 +56,25 @@ ensure_venv() {
     PY="$venv/bin/python"
     export PY
 }
+
+# ensure_debian_root SUITE: a debootstrap minbase root, cached outside the clone and keyed
+# by suite, variant and mirror; exports BUNDLE_ROOT_<SUITE> with its path.
+ensure_debian_root() {
+    local suite="$1" mirror="${BUNDLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}" key root
+    key="$(printf '%s minbase %s' "$suite" "$mirror" | sha256sum | cut -c1-12)"
+    root="$BUNDLE_CACHE_DIR/roots/$suite-minbase-$key"
+    if [ ! -f "$root/.complete" ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "setup: not root: no $suite root; tests that need it will skip" >&2
+            return 0
+        fi
+        echo "setup: debootstrap $suite into $root (once; a few minutes)" >&2
+        rm -rf "$root" "$root.part"
+        mkdir -p "$BUNDLE_CACHE_DIR/roots"
+        quietly "$BUNDLE_CACHE_DIR/debootstrap-$suite.log" \
+            debootstrap --variant=minbase "$suite" "$root.part" "$mirror"
+        mv "$root.part" "$root"
+        touch "$root/.complete"
+    fi
+    export "BUNDLE_ROOT_$(printf '%s' "$suite" | tr '[:lower:]' '[:upper:]')=$root"
+}

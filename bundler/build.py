@@ -1,0 +1,167 @@
+"""`bundle BINARY... -o OUT`: resolve, plan, patch, render, write. The I/O edge.
+
+The staging directory sits beside OUT (same file system, so nothing large crosses
+devices) and is removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+from bundler import __version__
+from bundler.archive import (
+    Entry,
+    output_format,
+    sha256_of,
+    source_date_epoch,
+    terminate_as_interrupt,
+    write_checksum_file,
+    write_output,
+)
+from bundler.errors import EnvironmentUnfitError, InputError
+from bundler.glibc import release_of_libc
+from bundler.inspection import find_libc
+from bundler.launcher import render_launcher
+from bundler.patch import patch_copy
+from bundler.plan import BundlePlan, PlanOptions, StagedFile, make_plan
+from bundler.resolve import Closure, ResolveOptions, resolve_closure
+from bundler.sysroot import Sysroot
+
+MANIFEST_FORMAT = 1
+MANIFEST_PATH = ".bundle/manifest.json"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    binaries: tuple[str, ...]
+    out: str | None
+    sysroot: str = "/"
+    resolve: ResolveOptions = field(default_factory=ResolveOptions)
+    plan: PlanOptions = field(default_factory=PlanOptions)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    plan: BundlePlan
+    out: str
+    format: str
+    files: tuple[dict, ...]  # the manifest's file records
+    raw_size: int
+    output_size: int
+    sha256: str | None
+    closures: tuple[Closure, ...]
+
+
+def default_out(name: str) -> str:
+    return f"./{name}.tar.zst"
+
+
+def build(request: BuildRequest) -> BuildResult:
+    if not request.binaries:
+        raise InputError("no BINARY given")
+    sysroot = Sysroot(request.sysroot)
+    closures = [resolve_closure(path, sysroot, request.resolve) for path in request.binaries]
+    libc = find_libc(closures[0])
+    release = None
+    if libc is not None:
+        with open(libc.host_path, "rb") as handle:
+            release = release_of_libc(handle.read(), libc.facts.version_definitions)
+    tag = libc.facts.abi_tag if libc else None
+    plan = make_plan(closures, release, tag.describe() if tag else None, request.plan)
+    out = request.out or default_out(plan.name)
+    fmt = output_format(out)
+    parent = os.path.dirname(os.path.abspath(out.rstrip("/") or out))
+    if not os.path.isdir(parent):
+        raise InputError(f"-o {out}: directory {parent} does not exist")
+    epoch = source_date_epoch()
+    with terminate_as_interrupt():  # SIGTERM while patching must clean up too
+        try:
+            staging = tempfile.mkdtemp(dir=parent, prefix=f".{plan.name}.staging.")
+        except OSError as exc:  # e.g. a read-only or immutable directory
+            raise EnvironmentUnfitError(
+                f"-o {out}: cannot write in {parent}: {exc.strerror or exc}") from None
+        try:
+            entries, records = _stage(plan, staging)
+            write_output(entries, out, epoch)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    digest = write_checksum_file(out) if fmt != "dir" else None
+    raw = sum(r["size"] for r in records)
+    size = os.path.getsize(out) if fmt != "dir" else raw
+    return BuildResult(plan, out, fmt, tuple(records), raw, size, digest, tuple(closures))
+
+
+def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:
+    """Patch and render into `staging`; return archive entries and manifest records."""
+    top = plan.name
+    entries = [Entry(top, "dir", 0o755), Entry(f"{top}/.bundle", "dir", 0o755)]
+    for directory in ("bin", "libexec", "lib"):
+        entries.append(Entry(f"{top}/{directory}", "dir", 0o755))
+    records = []
+    for item in plan.files:
+        content = _materialise(plan, item, staging)
+        if item.kind == "alias":
+            entries.append(Entry(f"{top}/{item.dest}", "symlink", 0o777,
+                                 link_target=item.link_target))
+            records.append({"path": item.dest, "type": "symlink", "target": item.link_target,
+                            "kind": item.kind})
+            continue
+        assert content is not None
+        entries.append(Entry(f"{top}/{item.dest}", "file", item.mode, source=content))
+        records.append({
+            "path": item.dest,
+            "type": "file",
+            "kind": item.kind,
+            "sha256": sha256_of(content),
+            "size": os.path.getsize(content),
+            "mode": f"{item.mode:04o}",
+            "source": os.path.abspath(item.source) if item.source else None,
+            "patched": None if item.patch is None else {
+                "interpreter": item.patch.interpreter, "rpath": item.patch.rpath},
+        })
+    manifest = os.path.join(staging, "manifest.json")
+    with open(manifest, "w") as handle:
+        json.dump(_manifest(plan, records), handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    entries.append(Entry(f"{top}/{MANIFEST_PATH}", "file", 0o644, source=manifest))
+    return entries, records
+
+
+def _materialise(plan: BundlePlan, item: StagedFile, staging: str) -> str | None:
+    """The host file holding `item`'s bytes: the original, a patched copy, or a launcher."""
+    if item.kind == "alias":
+        return None
+    if item.kind == "launcher":
+        assert item.program is not None
+        path = os.path.join(staging, "launcher-" + item.program)
+        with open(path, "w") as handle:
+            handle.write(render_launcher(plan, item.program))
+        return path
+    assert item.source is not None
+    if item.patch is None:
+        return item.source
+    path = os.path.join(staging, item.dest.replace("/", "__"))
+    patch_copy(item.source, path, item.patch)
+    return path
+
+
+def _manifest(plan: BundlePlan, records: list[dict]) -> dict:
+    return {
+        "format_version": MANIFEST_FORMAT,
+        "tool": "bundle",
+        "tool_version": __version__,
+        "name": plan.name,
+        "arch": plan.arch,
+        "prefix": plan.prefix,
+        "launcher": plan.launcher,
+        "loader": f"lib/{plan.loader_name}",
+        "glibc": plan.glibc_release,
+        "min_kernel": plan.min_kernel,
+        "programs": list(plan.programs),
+        "missing": list(plan.missing),
+        "files": sorted(records, key=lambda r: r["path"]),
+    }

@@ -1,0 +1,82 @@
+"""The only LIEF user: rewrite PT_INTERP and DT_RPATH of a copy, patchelf-style.
+
+Each original is patched exactly once, straight from the source file (a second LIEF pass
+over LIEF output can corrupt non-PIE binaries, GLIBC-NOTES section 5). The result is
+re-read with pyelftools and checked before it is accepted, so a patch that went wrong is
+an error, never a broken file in an artifact. `import lief` costs ~0.25 s, so it happens
+here, on first use, and never in `inspect`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from bundler.elf import read_elf
+from bundler.errors import BundleError
+from bundler.plan import Patch
+
+
+class PatchError(BundleError):
+    """A file could not be patched safely."""
+
+
+def patch_copy(source: str, dest: str, patch: Patch) -> None:
+    """Write `source` with `patch` applied to `dest`, then verify `dest`."""
+    lief = _import_lief()
+    lief.logging.disable()
+    original = read_elf(source)
+    binary = lief.ELF.parse(source)
+    if binary is None:
+        raise PatchError(f"{source}: LIEF cannot parse this file")
+    if patch.interpreter is not None:
+        if not binary.has_interpreter:
+            raise PatchError(f"{source}: has no PT_INTERP to rewrite")
+        binary.interpreter = patch.interpreter
+    tags = lief.ELF.DynamicEntry.TAG
+    binary.remove(tags.RUNPATH)
+    binary.remove(tags.RPATH)
+    binary.add(lief.ELF.DynamicEntryRpath(patch.rpath))
+    try:
+        binary.write(dest)
+    except Exception as exc:  # LIEF raises assorted types from its C++ core
+        raise PatchError(f"{source}: LIEF could not write the patched copy ({exc})") from None
+    os.chmod(dest, 0o755)
+    _verify(source, dest, original, patch, lief)
+
+
+def _import_lief():
+    """`import lief`, expensive (~0.25 s): only where patching happens.
+
+    A KeyboardInterrupt raised while LIEF's nanobind module initialises ends in
+    std::terminate (SIGABRT, no cleanup, the staging directory left behind), so SIGINT
+    and SIGTERM are held until the import is done and delivered right after it.
+    """
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        import lief
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return lief
+
+
+def _verify(source: str, dest: str, original, patch: Patch, lief) -> None:
+    written = read_elf(dest)
+    problems = []
+    if patch.interpreter is not None and written.interpreter != patch.interpreter:
+        problems.append(f"interpreter is {written.interpreter!r}")
+    if written.rpath != patch.rpath:
+        problems.append(f"DT_RPATH is {written.rpath!r}")
+    if written.runpath is not None:
+        problems.append("DT_RUNPATH is still there")
+    if written.needed != original.needed:
+        problems.append(f"DT_NEEDED changed to {list(written.needed)}")
+    if written.ident != original.ident:
+        problems.append("ELF header changed")
+    reparsed = lief.ELF.parse(dest)
+    ok, reason = lief.ELF.check_layout(reparsed) if reparsed is not None else (False, "unparsable")
+    if not ok:
+        problems.append(f"layout check failed: {reason.strip()}")
+    if problems:
+        raise PatchError(f"{source}: the patched copy is wrong: " + "; ".join(problems))

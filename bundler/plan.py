@@ -1,0 +1,192 @@
+"""The bundle plan: which file goes where in the artifact, and what is done to it.
+
+Pure decisions over resolved closures (no I/O), so they can be tested and reported
+before anything is written. The layout is DESIGN.md's: `bin/` launchers, `libexec/`
+programs patched to the bundled loader, `lib/` the loader, glibc and the rest.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from bundler.errors import InputError
+from bundler.glibc import is_glibc
+from bundler.resolve import Closure, Library
+
+LAUNCHER_MODES = ("loader", "env")
+PROGRAM_RPATH = "$ORIGIN/../lib"
+LIBRARY_RPATH = "$ORIGIN"
+EXECUTABLE_MODE = 0o755
+DATA_MODE = 0o644
+ARGV0_SINCE = (2, 33)  # ld.so --argv0 appeared in glibc 2.33
+
+
+@dataclass(frozen=True)
+class Patch:
+    """What patch.py does to a copy: a new PT_INTERP and/or DT_RPATH (RUNPATH removed)."""
+
+    interpreter: str | None
+    rpath: str
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """One entry of the artifact, relative to its top directory."""
+
+    dest: str
+    kind: str  # "program", "library", "loader", "launcher", "alias"
+    mode: int
+    source: str | None = None  # host path of the original (None for generated files)
+    patch: Patch | None = None
+    link_target: str | None = None  # for "alias": a relative symlink
+    program: str | None = None  # for "launcher": the program it starts
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    name: str
+    prefix: str
+    launcher: str
+    arch: str
+    loader_name: str
+    loader_supports_argv0: bool
+    glibc_release: str | None
+    min_kernel: str | None
+    programs: tuple[str, ...]
+    files: tuple[StagedFile, ...]
+    missing: tuple[str, ...]  # unresolved libraries left out (--allow-missing)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    name: str | None = None
+    prefix: str | None = None
+    launcher: str = "loader"
+
+
+def validate_name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\0" in name or "\n" in name:
+        raise InputError(f"--name {name!r}: must be a plain file name")
+    return name
+
+
+def validate_prefix(prefix: str) -> str:
+    if not prefix.startswith("/") or "\0" in prefix:
+        raise InputError(f"--prefix {prefix!r}: must be an absolute path")
+    normal = "/" + posixpath.normpath(prefix).lstrip("/")  # normpath keeps a leading "//"
+    if normal == "/":
+        raise InputError("--prefix /: the bundle needs a directory of its own")
+    return normal
+
+
+def release_key(release: str | None) -> tuple[int, ...]:
+    if not release:
+        return ()
+    return tuple(int(p) for p in release.split(".") if p.isdigit())
+
+
+def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: str | None,
+              options: PlanOptions) -> BundlePlan:
+    """Decide the artifact's content; refuses what could not run from the bundle."""
+    if options.launcher not in LAUNCHER_MODES:
+        choices = ", ".join(LAUNCHER_MODES)
+        raise InputError(f"--launcher {options.launcher}: choose one of {choices}")
+    first = closures[0]
+    name = validate_name(options.name or first.program_label)
+    prefix = validate_prefix(options.prefix or f"/opt/{name}")
+    for closure in closures:
+        _check_bundleable(closure, first)
+    loader = first.loader
+    assert loader is not None  # _check_bundleable refuses closures without one
+    loader_name = loader.facts.soname or posixpath.basename(loader.path)
+    files: dict[str, StagedFile] = {}
+    sources: dict[str, str] = {}
+
+    def add(entry: StagedFile, who: str) -> None:
+        if entry.dest in files:
+            if sources.get(entry.dest) == (entry.source or entry.link_target):
+                return
+            raise InputError(
+                f"{entry.dest}: two different files want this name "
+                f"({sources[entry.dest]} and {entry.source or entry.link_target}, "
+                f"the second for {who}); bundle these programs separately"
+            )
+        files[entry.dest] = entry
+        sources[entry.dest] = entry.source or entry.link_target or entry.dest
+
+    add(StagedFile(f"lib/{loader_name}", "loader", EXECUTABLE_MODE, source=loader.host_path),
+        first.program_label)
+    interpreter = f"{prefix}/lib/{loader_name}"
+    programs = []
+    for closure in closures:
+        label = closure.program_label
+        if label in programs:
+            raise InputError(f"{label}: given twice (two programs with the same file name)")
+        programs.append(label)
+        add(StagedFile(f"libexec/{label}", "program", EXECUTABLE_MODE,
+                       source=closure.program.path, patch=Patch(interpreter, PROGRAM_RPATH)),
+            label)
+        add(StagedFile(f"bin/{label}", "launcher", EXECUTABLE_MODE, program=label), label)
+    for library, names, who in _libraries_by_file(closures):
+        for entry in _library_entries(library, names):
+            add(entry, who)
+    missing = sorted({u.describe() for c in closures for u in c.unresolved})
+    return BundlePlan(
+        name=name, prefix=prefix, launcher=options.launcher, arch=first.arch.name,
+        loader_name=loader_name,
+        loader_supports_argv0=release_key(glibc_release) >= ARGV0_SINCE,
+        glibc_release=glibc_release, min_kernel=min_kernel, programs=tuple(programs),
+        files=tuple(sorted(files.values(), key=lambda f: f.dest)), missing=tuple(missing),
+    )
+
+
+def _check_bundleable(closure: Closure, first: Closure) -> None:
+    program = closure.program
+    if program.is_static:
+        raise InputError(f"{program.path}: statically linked; it needs no bundle, ship it as is")
+    if program.interpreter is None:
+        raise InputError(f"{program.path}: a shared library, not a program (no PT_INTERP)")
+    if closure.loader is None:
+        raise InputError(f"{program.path}: its interpreter {program.interpreter} was not found")
+    if closure.arch != first.arch or (
+        first.loader and closure.loader.realpath != first.loader.realpath
+    ):
+        raise InputError(f"{program.path}: uses another architecture or loader than "
+                         f"{first.program.path}; bundle them separately")
+    for library in closure.libraries:
+        if "/" in library.name:
+            raise InputError(f"{program.path}: needs {library.name} by path; such a DT_NEEDED "
+                             "entry would still point at the build host's file")
+
+
+def _libraries_by_file(closures: list[Closure]) -> list[tuple[Library, list[str], str]]:
+    """Each library file once, with every name any program needs it under."""
+    by_file: dict[str, tuple[Library, list[str], str]] = {}
+    for closure in closures:
+        for library in closure.libraries:
+            _, names, _ = by_file.setdefault(
+                library.host_path, (library, [], closure.program_label))
+            for name in library.aliases or (library.name,):
+                if name not in names:
+                    names.append(name)
+    return list(by_file.values())
+
+
+def _library_entries(library: Library, names: list[str]) -> list[StagedFile]:
+    """The file under its SONAME (or first name), relative symlinks for its other names."""
+    primary = library.soname if library.soname in names else sorted(names)[0]
+    soname = library.soname or library.name
+    patch = None
+    if library.facts.needed and not is_glibc(soname):
+        patch = Patch(None, LIBRARY_RPATH)  # glibc's own objects are never rewritten
+    entries = [StagedFile(f"lib/{primary}", "library", _library_mode(library),
+                          source=library.host_path, patch=patch)]
+    entries += [StagedFile(f"lib/{alias}", "alias", 0o777, link_target=primary)
+                for alias in sorted(names) if alias != primary]
+    return entries
+
+
+def _library_mode(library: Library) -> int:
+    # libc.so.6 is executable (it prints its version); keep the x bit where it was meant.
+    return EXECUTABLE_MODE if library.facts.interpreter else DATA_MODE

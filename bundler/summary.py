@@ -1,0 +1,61 @@
+"""The one-screen summary printed when an artifact has been written."""
+
+from __future__ import annotations
+
+import shlex
+
+from bundler.build import BuildResult
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def summary_text(result: BuildResult) -> str:
+    plan = result.plan
+    files = [r for r in result.files if r["type"] == "file"]
+    libraries = [r for r in files if r["kind"] in ("library", "loader")]
+    ratio = f" ({result.output_size / result.raw_size:.0%})" if result.raw_size else ""
+    lines = [
+        f"bundle: wrote {result.out}",
+        f"  programs       {', '.join(plan.programs)} ({plan.arch})",
+        f"  files          {len(files)} ({len(libraries)} in lib/, loader {plan.loader_name})",
+        f"  size           {human_size(result.raw_size)} raw, "
+        f"{human_size(result.output_size)} {result.format}{ratio}",
+        f"  glibc bundled  {plan.glibc_release or 'unknown'}; needs kernel "
+        f"{plan.min_kernel or 'unknown'} or newer",
+        f"  launcher       {plan.launcher}"
+        + ("  (exports LD_LIBRARY_PATH: child processes inherit it)"
+           if plan.launcher == "env" else ""),
+    ]
+    if result.sha256:
+        lines.append(f"  sha256         {result.sha256}  ({result.out}.sha256)")
+    for missing in plan.missing:
+        lines.append(f"  LEFT OUT       {missing}")
+    program = plan.programs[0]
+    out, prefix = shlex.quote(result.out), shlex.quote(plan.prefix)
+    unpack = {
+        "zst": f"tar --zstd -xf {out}",
+        "gz": f"tar -xzf {out}",
+        "xz": f"tar -xJf {out}",
+        "tar": f"tar -xf {out}",
+    }.get(result.format)
+    tree = shlex.quote(f"{result.out.rstrip('/')}/{plan.name}")
+    install = (f"mkdir -p {prefix} && {unpack} -C {prefix} --strip-components=1"
+               if unpack else f"mkdir -p {prefix} && cp -a {tree}/. {prefix}/")
+    launcher = shlex.quote(f"{plan.prefix}/bin/{program}")
+    direct = shlex.quote(f"{plan.prefix}/libexec/{program}")
+    lines += [
+        "",
+        f"  install:  {install}",
+        f"  run:      {launcher} ARGS   (or from wherever it is unpacked)",
+        f"  systemd:  ExecStart={direct} (direct start at the prefix)",
+    ]
+    if result.format == "zst":
+        lines.append("  old hosts without a zstd-aware tar: use -o NAME.tar.gz")
+    return "\n".join(lines) + "\n"

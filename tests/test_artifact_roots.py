@@ -1,0 +1,138 @@
+"""The artifact where it matters: an empty root and a Debian 11 (glibc 2.31) root.
+
+Programs are built here with gcc on Debian 12 (glibc 2.36), so unbundled they need
+GLIBC_2.34 and cannot start on Debian 11. Bundled, they must run there, and the host
+programs they start (`/bin/sh` of that root) must keep working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import gcc, run_cli
+from roots import chroot_run, debian11_root, empty_root, need_root, unpack
+
+SPAWNER = r"""
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) { execl("/bin/sh", "sh", "-c", "echo child-ok", (char *)0); _exit(99); }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    printf("parent-ok child-exit=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return 0;
+}
+"""
+SELF_EXE = r"""
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    char buf[4096]; ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n < 0) { perror("readlink"); return 1; }
+    buf[n] = 0; printf("%s\n", buf); return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("programs")
+    return {
+        "spawner": gcc(work / "spawner", SPAWNER),
+        "selfexe": gcc(work / "selfexe", SELF_EXE),
+    }
+
+
+def bundle(program: Path, out: Path, *extra: str) -> Path:
+    result = run_cli(str(program), "-o", str(out), *extra)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_runs_in_an_empty_root(tmp_path: Path, programs: dict[str, Path]) -> None:
+    need_root()
+    spawner = bundle(programs["spawner"], tmp_path / "spawner.tar.zst")
+    sqlite = bundle(Path("/usr/bin/sqlite3"), tmp_path / "sqlite3.tar.zst")
+    with empty_root(tmp_path) as root:
+        unpack(spawner, root / "tmp")
+        unpack(sqlite, root / "tmp")
+        ran = chroot_run(root, ["/tmp/spawner/bin/spawner"])
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.splitlines() == ["child-ok", "parent-ok child-exit=0"]
+        query = chroot_run(root, ["/tmp/sqlite3/bin/sqlite3"], stdin="select 40+2;\n")
+        assert (query.returncode, query.stdout.strip()) == (0, "42"), query.stderr
+
+
+def test_debian11_runs_the_bundle_and_its_host_children(tmp_path: Path,
+                                                         programs: dict[str, Path]) -> None:
+    need_root()
+    artifact = bundle(programs["spawner"], tmp_path / "spawner.tar.zst")
+    with debian11_root(tmp_path) as root:
+        (root / "tmp" / "plain").mkdir()
+        (root / "tmp" / "plain" / "spawner").write_bytes(programs["spawner"].read_bytes())
+        (root / "tmp" / "plain" / "spawner").chmod(0o755)
+        unbundled = chroot_run(root, ["/tmp/plain/spawner"])
+        assert unbundled.returncode != 0
+        assert "GLIBC_2.34' not found" in unbundled.stderr
+        unpack(artifact, root / "tmp")
+        ran = chroot_run(root, ["/tmp/spawner/bin/spawner"])
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.splitlines() == ["child-ok", "parent-ok child-exit=0"]
+
+
+def test_debian11_env_launcher_breaks_host_children(tmp_path: Path,
+                                                    programs: dict[str, Path]) -> None:
+    """What the `env` launcher does to the child: the documented reason it is not default.
+
+    The child /bin/sh is dynamically linked against Debian 11's glibc 2.31; started by
+    the kernel it gets the host's ld.so, which then loads the bundle's libc.so.6 (2.36)
+    through the inherited LD_LIBRARY_PATH. The pair does not fit, and the child dies.
+    """
+    need_root()
+    artifact = bundle(programs["spawner"], tmp_path / "spawner.tar.zst", "--launcher", "env")
+    with debian11_root(tmp_path) as root:
+        unpack(artifact, root / "tmp")
+        ran = chroot_run(root, ["/tmp/spawner/bin/spawner"])
+        assert ran.returncode == 0, ran.stderr  # the bundled program itself runs
+        assert "child-ok" not in ran.stdout
+        assert "parent-ok child-exit=0" not in ran.stdout
+        assert "GLIBC_PRIVATE" in ran.stderr or "not found" in ran.stderr, ran.stderr
+
+
+def test_debian11_sqlite3_from_debian12(tmp_path: Path) -> None:
+    need_root()
+    artifact = bundle(Path("/usr/bin/sqlite3"), tmp_path / "sqlite3.tar.gz")
+    with debian11_root(tmp_path) as root:
+        assert not (root / "usr/lib/x86_64-linux-gnu/libsqlite3.so.0").exists()
+        unpack(artifact, root / "opt" / "elsewhere")
+        query = chroot_run(root, ["/opt/elsewhere/sqlite3/bin/sqlite3", ":memory:"],
+                           stdin="create table t(x); insert into t values (6*7);\n"
+                                 "select x from t;\n")
+        assert (query.returncode, query.stdout.strip()) == (0, "42"), query.stderr
+
+
+def test_at_prefix_proc_self_exe_is_the_program(tmp_path: Path,
+                                                programs: dict[str, Path]) -> None:
+    """Installed at PREFIX the launcher execs the program itself; elsewhere the loader."""
+    need_root()
+    artifact = bundle(programs["selfexe"], tmp_path / "selfexe.tar.zst")
+    with debian11_root(tmp_path) as root:
+        unpack(artifact, root / "opt" / "selfexe", strip=True)
+        via_launcher = chroot_run(root, ["/opt/selfexe/bin/selfexe"])
+        assert via_launcher.returncode == 0, via_launcher.stderr
+        assert via_launcher.stdout.strip() == "/opt/selfexe/libexec/selfexe"
+        direct = chroot_run(root, ["/opt/selfexe/libexec/selfexe"])  # systemd ExecStart
+        assert direct.stdout.strip() == "/opt/selfexe/libexec/selfexe", direct.stderr
+        (root / "usr/local/bin/selfexe").symlink_to("/opt/selfexe/bin/selfexe")
+        linked = chroot_run(root, ["selfexe"])
+        assert linked.stdout.strip() == "/opt/selfexe/libexec/selfexe", linked.stderr
+
+        unpack(artifact, root / "srv" / "other place")
+        moved = chroot_run(root, ["/srv/other place/selfexe/bin/selfexe"])
+        assert moved.returncode == 0, moved.stderr
+        # Started through the bundled loader, /proc/self/exe names the loader.
+        assert moved.stdout.strip() == "/srv/other place/selfexe/lib/ld-linux-x86-64.so.2"
