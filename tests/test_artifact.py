@@ -589,13 +589,19 @@ def immutable(directory: Path) -> Iterator[None]:
         subprocess.run([chattr, "-i", str(directory)], check=True)
 
 
-@pytest.mark.parametrize("out_name", ["a.tar.zst", "tree/"])
-def test_unwritable_output_directory(tmp_path: Path, progs, out_name: str) -> None:
+def earlier_outputs(tmp_path: Path, archive_name: str) -> Path:
+    """An output dir holding an earlier archive and an earlier directory artifact."""
     outdir = tmp_path / "out"
     outdir.mkdir()
-    (outdir / "a.tar.zst").write_bytes(KNOWN)
-    (outdir / "tree" / "big" / ".bundle").mkdir(parents=True)  # an earlier artifact
+    (outdir / archive_name).write_bytes(KNOWN)
+    (outdir / "tree" / "big" / ".bundle").mkdir(parents=True)
     (outdir / "tree" / "big" / ".bundle" / "manifest.json").write_bytes(KNOWN)
+    return outdir
+
+
+@pytest.mark.parametrize("out_name", ["a.tar.zst", "tree/"])
+def test_unwritable_output_directory(tmp_path: Path, progs, out_name: str) -> None:
+    outdir = earlier_outputs(tmp_path, "a.tar.zst")
     before = tree_listing(outdir)
     with immutable(outdir):
         result = run_cli(str(progs["hello"]), "-o", f"{outdir}/{out_name}")
@@ -670,11 +676,7 @@ def staging(names: list[str]) -> bool:
         "SIGTERM-staging"])
 def test_interrupted_leaves_nothing_behind(tmp_path: Path, big_program: Path, sig: int,
                                            moment, out_name: str) -> None:
-    outdir = tmp_path / "out"
-    outdir.mkdir()
-    (outdir / "big.tar.zst").write_bytes(KNOWN)
-    (outdir / "tree" / "big" / ".bundle").mkdir(parents=True)  # an earlier artifact
-    (outdir / "tree" / "big" / ".bundle" / "manifest.json").write_bytes(KNOWN)
+    outdir = earlier_outputs(tmp_path, "big.tar.zst")
     before = tree_listing(outdir)
     command = [sys.executable, "-m", "bundler", str(big_program), "--library-path",
                str(big_program.parent / "lib"), "-o", f"{outdir}/{out_name}"]
