@@ -7,11 +7,13 @@ programs they start (`/bin/sh` of that root) must keep working.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import gcc, run_cli
-from roots import chroot_run, debian11_root, empty_root, need_root, unpack
+from roots import chroot_run, debian11_root, debian11_tree, empty_root, need_root, unpack
 
 SPAWNER = r"""
 #include <stdio.h>
@@ -136,3 +138,19 @@ def test_at_prefix_proc_self_exe_is_the_program(tmp_path: Path,
         assert moved.returncode == 0, moved.stderr
         # Started through the bundled loader, /proc/self/exe names the loader.
         assert moved.stdout.strip() == "/srv/other place/selfexe/lib/ld-linux-x86-64.so.2"
+
+
+def test_bundle_from_an_old_sysroot_runs_on_this_host(tmp_path: Path) -> None:
+    """--sysroot with Debian 11: glibc 2.31 is bundled, and its loader has no --argv0."""
+    tree = debian11_tree()
+    artifact = bundle(tree / "usr/bin/ls", tmp_path / "ls.tar.gz", "--sysroot", str(tree))
+    top = unpack(artifact, tmp_path / "u") / "ls"
+    manifest = json.loads((top / ".bundle" / "manifest.json").read_text())
+    assert manifest["glibc"] == "2.31"
+    assert all(str(tree) in f["source"] for f in manifest["files"] if f.get("source"))
+    launcher = (top / "bin" / "ls").read_text()
+    assert "--argv0" not in launcher
+    ran = subprocess.run([str(top / "bin" / "ls"), "--version"], capture_output=True,
+                         text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("ls (GNU coreutils) 8.32")  # Debian 11's, not this host's
