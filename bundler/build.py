@@ -22,17 +22,23 @@ from bundler.archive import (
     write_checksum_file,
     write_output,
 )
+from bundler.compare import run_both, static_side, unpacked
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.glibc import release_of_libc
+from bundler.hazards import closure_objects
 from bundler.inspection import find_libc
 from bundler.launcher import render_launcher
 from bundler.patch import patch_copy
 from bundler.plan import BundlePlan, PlanOptions, StagedFile, make_plan
+from bundler.render import report_markdown
+from bundler.report import Report
+from bundler.reporting import artifact_summary, build_report, uses_threads
 from bundler.resolve import Closure, ResolveOptions, resolve_closure
 from bundler.sysroot import Sysroot
 
 MANIFEST_FORMAT = 1
 MANIFEST_PATH = ".bundle/manifest.json"
+REPORT_PATH = ".bundle/report.md"
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class BuildRequest:
     sysroot: str = "/"
     resolve: ResolveOptions = field(default_factory=ResolveOptions)
     plan: PlanOptions = field(default_factory=PlanOptions)
+    static: str | None = None  # compare mode: the fully static build
+    run_args: tuple[str, ...] | None = None  # compare mode: run both with these
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class BuildResult:
     output_size: int
     sha256: str | None
     closures: tuple[Closure, ...]
+    report: Report
 
 
 def default_out(name: str) -> str:
@@ -72,6 +81,11 @@ def build(request: BuildRequest) -> BuildResult:
             release = release_of_libc(handle.read(), libc.facts.version_definitions)
     tag = libc.facts.abi_tag if libc else None
     plan = make_plan(closures, release, tag.describe() if tag else None, request.plan)
+    if request.run_args is not None and request.static is None:
+        raise InputError("--run compares two programs: give the static build with --static")
+    static = (static_side(request.static, closures[0].program, plan.programs[0])
+              if request.static else None)
+    threads = uses_threads(closure_objects(closures[0]))
     out = request.out or default_out(plan.name)
     fmt = output_format(out)
     parent = os.path.dirname(os.path.abspath(out.rstrip("/") or out))
@@ -86,13 +100,35 @@ def build(request: BuildRequest) -> BuildResult:
                 f"-o {out}: cannot write in {parent}: {exc.strerror or exc}") from None
         try:
             entries, records = _stage(plan, staging)
+            inside = build_report(closures[0], libc, release, plan,
+                                  artifact_summary(plan, records, None, None, None, threads),
+                                  static, None)
+            entries.append(_stage_report(plan, staging, inside))
             write_output(entries, out, epoch)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     digest = write_checksum_file(out) if fmt != "dir" else None
     raw = sum(r["size"] for r in records)
     size = os.path.getsize(out) if fmt != "dir" else raw
-    return BuildResult(plan, out, fmt, tuple(records), raw, size, digest, tuple(closures))
+    runs = None
+    if request.run_args is not None and static is not None:
+        with unpacked(out) as top:
+            launcher = os.path.join(top, "bin", plan.programs[0])
+            runs = run_both(static.path, launcher, request.run_args)
+    report = build_report(closures[0], libc, release, plan,
+                          artifact_summary(plan, records, out, fmt,
+                                           size if fmt != "dir" else None, threads),
+                          static, runs)
+    return BuildResult(plan, out, fmt, tuple(records), raw, size, digest, tuple(closures),
+                       report)
+
+
+def _stage_report(plan: BundlePlan, staging: str, report: Report) -> Entry:
+    """`.bundle/report.md`: the report as it stands before compression and runs."""
+    path = os.path.join(staging, "report.md")
+    with open(path, "w") as handle:
+        handle.write(report_markdown(report))
+    return Entry(f"{plan.name}/{REPORT_PATH}", "file", 0o644, source=path)
 
 
 def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:

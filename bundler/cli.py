@@ -7,6 +7,7 @@ Every `BundleError` becomes one line on stderr and its documented exit code (see
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 
 import click
@@ -79,6 +80,49 @@ def inspect(binary: str, sysroot: str, library_path: str | None, allow_missing: 
         click.echo(inspection_text(result), nl=False)
 
 
+def report_options(command):
+    """--report FILE and --json, shared by the build and compare commands."""
+    command = click.option("--json", "as_json", is_flag=True,
+                           help="Print the JSON report on stdout.")(command)
+    return click.option("--report", "report_file", metavar="FILE",
+                        help="Write the report: FILE.md, FILE.json or FILE.txt.")(command)
+
+
+def run_option(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(shlex.split(value))
+    except ValueError as exc:
+        raise InputError(f"--run {value!r}: {exc}") from None
+
+
+def emit_report(report, report_file: str | None, as_json: bool, text_on_stdout: bool) -> None:
+    """Write the report where it was asked for; the text goes to stdout in compare mode."""
+    from bundler.render import report_json, report_text, use_color
+
+    if report_file:
+        write_report_file(report, report_file)
+    if as_json:
+        click.echo(report_json(report), nl=False)
+    elif text_on_stdout:
+        click.echo(report_text(report, color=use_color(sys.stdout.isatty())), nl=False)
+
+
+def write_report_file(report, path: str) -> None:
+    from bundler.render import report_json, report_markdown, report_text
+
+    renderers = {".md": report_markdown, ".json": report_json, ".txt": report_text}
+    renderer = next((r for ending, r in renderers.items() if path.endswith(ending)), None)
+    if renderer is None:
+        raise InputError(f"--report {path}: end it with .md, .json or .txt")
+    try:
+        with open(path, "w") as handle:
+            handle.write(renderer(report))
+    except OSError as exc:
+        raise InputError(f"--report {path}: cannot write: {exc.strerror or exc}") from None
+
+
 @cli.command(DEFAULT_COMMAND)
 @click.argument("binaries", metavar="BINARY...", nargs=-1, required=True)
 @click.option("-o", "--output", "out", metavar="OUT",
@@ -92,9 +136,15 @@ def inspect(binary: str, sysroot: str, library_path: str | None, allow_missing: 
 @click.option("--library-path", "library_path", metavar="DIRS",
               help="Colon-separated dirs searched like LD_LIBRARY_PATH.")
 @click.option("--allow-missing", is_flag=True, help="Leave out libraries that cannot be found.")
+@click.option("--static", "static", metavar="STATIC_BINARY",
+              help="Compare mode: the fully static build of the same program.")
+@click.option("--run", "run_args", metavar="ARGS",
+              help="Compare mode: run both with ARGS (shell-style words) and compare.")
+@report_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   prefix: str | None, launcher: str, sysroot: str, library_path: str | None,
-                  allow_missing: bool) -> None:
+                  allow_missing: bool, static: str | None, run_args: str | None,
+                  report_file: str | None, as_json: bool) -> None:
     """Write the fallback artifact for BINARY... (several share one lib/)."""
     from bundler.build import BuildRequest, build  # keeps `inspect` start-up light
     from bundler.summary import summary_text
@@ -104,9 +154,26 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
         resolve=ResolveOptions(library_path=library_path_option(library_path),
                                allow_missing=allow_missing),
         plan=PlanOptions(name=name, prefix=prefix, launcher=launcher),
+        static=static, run_args=run_option(run_args),
     )
     result = build(request)
     click.echo(summary_text(result), nl=False, err=True)
+    emit_report(result.report, report_file, as_json, text_on_stdout=static is not None)
+
+
+@cli.command()
+@click.argument("artifact", metavar="ARTIFACT")
+@click.argument("static", metavar="STATIC_BINARY")
+@click.option("--run", "run_args", metavar="ARGS",
+              help="Run both with ARGS (shell-style words) and compare.")
+@report_options
+def compare(artifact: str, static: str, run_args: str | None, report_file: str | None,
+            as_json: bool) -> None:
+    """Compare an artifact (OUT.tar.zst or its directory) with the static build."""
+    from bundler.reporting import compare_report
+
+    report = compare_report(artifact, static, run_option(run_args))
+    emit_report(report, report_file, as_json, text_on_stdout=True)
 
 
 def main(argv: list[str] | None = None) -> None:

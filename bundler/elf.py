@@ -389,13 +389,18 @@ def _chained(items: Iterable[T], section, next_of: Callable[[T], int]) -> Iterat
 
 
 def _undefined_symbols(elf: ELFFile, dynsym) -> list[tuple[int, str]]:
-    """(index, name) of every undefined named dynamic symbol.
+    """(index, name) of every undefined named dynamic symbol."""
+    return _symbols(elf, dynsym, defined=False)
+
+
+def _symbols(elf: ELFFile, table, *, defined: bool) -> list[tuple[int, str]]:
+    """(index, name) of the named symbols of `table`, defined or undefined ones.
 
     Decoded with `struct` straight from the section bytes: pyelftools' per-symbol
     parsing costs ~50 ms for libc.so.6, and a closure has dozens of libraries.
     """
-    strtab = elf.get_section(dynsym["sh_link"]).data()
-    data = dynsym.data()
+    strtab = elf.get_section(table["sh_link"]).data()
+    data = table.data()
     order = "<" if elf.little_endian else ">"
     if elf.elfclass == 64:
         layout, size, name_at, shndx_at = struct.Struct(order + "IBBHQQ"), 24, 0, 3
@@ -404,13 +409,29 @@ def _undefined_symbols(elf: ELFFile, dynsym) -> list[tuple[int, str]]:
     result = []
     for number, fields in enumerate(layout.iter_unpack(data[: len(data) - len(data) % size])):
         offset = fields[name_at]
-        if fields[shndx_at] != 0 or offset == 0 or offset >= len(strtab):
+        if (fields[shndx_at] != 0) != defined or offset == 0 or offset >= len(strtab):
             continue
         end = strtab.find(b"\0", offset)
         name = strtab[offset: end if end >= 0 else len(strtab)].decode("utf-8", "replace")
         if name:
             result.append((number, name))
     return result
+
+
+def defined_symbol_names(path: str) -> frozenset[str] | None:
+    """Names defined in `.symtab`, or None when the file is stripped (no `.symtab`).
+
+    For static programs, where the callers of NSS and dlopen are the evidence.
+    """
+    try:
+        with open(path, "rb") as handle:
+            elf = ELFFile(handle)
+            for section in elf.iter_sections():
+                if section["sh_type"] == "SHT_SYMTAB":
+                    return frozenset(name for _, name in _symbols(elf, section, defined=True))
+    except (ELFError, ConstructError, struct.error, ValueError, OSError) as exc:
+        raise InputError(f"{path}: cannot read its symbol table ({_short(exc)})") from None
+    return None
 
 
 def _version_indexes(elf: ELFFile, versym) -> list[int]:

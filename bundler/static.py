@@ -21,7 +21,12 @@ _NSS_MARKERS = (b"libnss_%s.so", b"nsswitch.conf")
 class StaticContents:
     libc: str | None  # "glibc", "musl" or None (e.g. a pure Go program)
     go_runtime: bool
-    nss: bool  # glibc's NSS loader is inside: lookups load the host's libnss_*.so.2
+    nss_markers: tuple[str, ...] = ()  # strings of glibc's NSS loader found inside
+
+    @property
+    def nss(self) -> bool:
+        """glibc's NSS loader is inside: lookups load the host's libnss_*.so.2."""
+        return bool(self.nss_markers)
 
     def describe(self) -> list[str]:
         parts = []
@@ -42,7 +47,7 @@ def static_contents(path: str) -> StaticContents:
         try:
             data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # empty file
-            return StaticContents(None, False, False)
+            return StaticContents(None, False)
         with data:
             libc = None
             if any(data.find(m) >= 0 for m in _GLIBC_MARKERS):
@@ -50,5 +55,5 @@ def static_contents(path: str) -> StaticContents:
             elif any(data.find(m) >= 0 for m in _MUSL_MARKERS):
                 libc = "musl"
             go = data.find(_GO_MARKER) >= 0
-            nss = libc == "glibc" and any(data.find(m) >= 0 for m in _NSS_MARKERS)
-            return StaticContents(libc, go, nss)
+            markers = tuple(m.decode() for m in _NSS_MARKERS if data.find(m) >= 0)
+            return StaticContents(libc, go, markers if libc == "glibc" else ())

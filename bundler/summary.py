@@ -5,15 +5,7 @@ from __future__ import annotations
 import shlex
 
 from bundler.build import BuildResult
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+from bundler.units import human_size
 
 
 def summary_text(result: BuildResult) -> str:

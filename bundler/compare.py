@@ -1,0 +1,190 @@
+"""Compare mode: the static build against the artifact, and the verdict.
+
+`static_side` and `run_both` do I/O (read the static file, run programs); `decide` is
+a pure function of what they found, so the verdict's reasoning can be tested directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+
+import zstandard
+
+from bundler.archive import ZSTD_LEVEL, sha256_of
+from bundler.elf import ElfFacts, defined_symbol_names, read_elf
+from bundler.errors import InputError
+from bundler.hazards import static_hazards
+from bundler.report import ArtifactSummary, RunComparison, RunResult, StaticSide, Verdict
+from bundler.static import static_contents
+
+RUN_TIMEOUT = 60
+DEFAULT_RUNS = 5
+SHOWN_OUTPUT = 2000
+
+
+def static_side(path: str, program: ElfFacts | None, program_name: str) -> StaticSide:
+    """Read the static build and judge it: really static? the same program? hazards?"""
+    facts = read_elf(path)
+    not_static = []
+    if facts.interpreter is not None:
+        not_static.append(f"it has an interpreter ({facts.interpreter})")
+    if facts.needed:
+        not_static.append("it needs shared libraries: " + ", ".join(facts.needed))
+    if not facts.is_static and not not_static:
+        not_static.append(f"it is a {facts.kind}, not an executable")
+    contents = static_contents(path) if facts.is_static else None
+    hazards = static_hazards(contents, defined_symbol_names(path)) if contents else ()
+    same, identity = _same_program(path, facts, program, program_name)
+    return StaticSide(
+        path=path, sha256=sha256_of(path), size=facts.size,
+        compressed_size=_compressed_size(path), really_static=not not_static,
+        not_static_because=tuple(not_static), same_program=same, identity=identity,
+        min_kernel=facts.abi_tag.describe() if facts.abi_tag else None,
+        contents=contents, hazards=hazards,
+    )
+
+
+def _same_program(path: str, facts: ElfFacts, program: ElfFacts | None,
+                  program_name: str) -> tuple[bool, str]:
+    if program is not None and facts.ident.machine != program.ident.machine:
+        return False, (f"warning: the static build is {facts.ident.machine_name}, the program "
+                       f"{program.ident.machine_name}")
+    static_name = os.path.basename(path)
+    stem = static_name.removesuffix("-static").removesuffix(".static")
+    if stem == program_name or static_name == program_name:
+        return True, f"same file name ({static_name} for {program_name})"
+    return False, (f"warning: {static_name} does not look like {program_name} (file names "
+                   "differ); is it the same program?")
+
+
+def _compressed_size(path: str) -> int:
+    with open(path, "rb") as handle:
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
+        return len(compressor.compress(handle.read()))
+
+
+@contextlib.contextmanager
+def unpacked(artifact: str) -> Iterator[str]:
+    """The artifact's top directory, unpacked into a temporary directory (or as it is)."""
+    if os.path.isdir(artifact):
+        tops = [n for n in sorted(os.listdir(artifact))
+                if os.path.isfile(os.path.join(artifact, n, ".bundle", "manifest.json"))]
+        if not tops:
+            raise InputError(f"{artifact}: not an artifact (no */.bundle/manifest.json)")
+        yield os.path.join(artifact, tops[0])
+        return
+    with tempfile.TemporaryDirectory(prefix="bundle-compare.") as work:
+        try:
+            _extract(artifact, work)
+        except (tarfile.TarError, OSError, zstandard.ZstdError, EOFError) as exc:
+            raise InputError(f"{artifact}: cannot unpack: {exc}") from None
+        tops = [n for n in sorted(os.listdir(work))
+                if os.path.isfile(os.path.join(work, n, ".bundle", "manifest.json"))]
+        if not tops:
+            raise InputError(f"{artifact}: not an artifact (no */.bundle/manifest.json)")
+        yield os.path.join(work, tops[0])
+
+
+def _extract(artifact: str, into: str) -> None:
+    if not os.path.isfile(artifact):
+        raise InputError(f"{artifact}: no such file")
+    with open(artifact, "rb") as raw:
+        if artifact.endswith((".zst", ".zstd", ".tzst")):
+            stream = zstandard.ZstdDecompressor().stream_reader(raw)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                tar.extractall(into, filter="data")
+        else:
+            with tarfile.open(fileobj=raw, mode="r:*") as tar:
+                tar.extractall(into, filter="data")
+
+
+def run_both(static_path: str, launcher: str, args: Sequence[str],
+             runs: int = DEFAULT_RUNS) -> RunComparison:
+    """Run the static build and the artifact's launcher `runs` times each."""
+    static = _run_many([os.path.abspath(static_path), *args], runs)
+    artifact = _run_many([launcher, *args], runs)
+    return RunComparison(
+        args=tuple(args), runs=runs, static=static, artifact=artifact,
+        outputs_match=static.output == artifact.output,
+        exit_codes_match=static.exit_codes == artifact.exit_codes,
+    )
+
+
+def _run_many(argv: list[str], runs: int) -> RunResult:
+    codes, seconds = [], []
+    first_out = first_err = ""
+    for number in range(runs):
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                                  stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT)
+            code, out, err = done.returncode, done.stdout, done.stderr
+        except subprocess.TimeoutExpired:
+            code, out, err = -1, "", f"timed out after {RUN_TIMEOUT} s"
+        except OSError as exc:
+            code, out, err = 127, "", f"cannot run: {exc.strerror or exc}"
+        seconds.append(time.perf_counter() - start)
+        codes.append(code)
+        if number == 0:
+            first_out, first_err = out[:SHOWN_OUTPUT], err[:SHOWN_OUTPUT]
+    return RunResult(tuple(codes), first_out, first_err, statistics.median(seconds))
+
+
+def decide(artifact: ArtifactSummary | None, static: StaticSide | None,
+           runs: RunComparison | None, glibc_needed: str | None) -> Verdict:
+    """Which artifact to ship, and why."""
+    needs = f"the program needs glibc >= {glibc_needed} on the host" if glibc_needed else ""
+    bundled = artifact.glibc if artifact else None
+    if static is None:
+        reasons = [r for r in (
+            needs and f"unbundled, {needs}; older hosts fail with \"version `GLIBC_"
+                      f"{glibc_needed}' not found\"",
+            f"the artifact brings glibc {bundled} and its loader, so the host's glibc does not "
+            "matter" if bundled else "",
+            "no static build was given to compare (--static); a clean static build, where "
+            "possible, is simpler to ship",
+        ) if r]
+        return Verdict("artifact", "ship the artifact", tuple(reasons), ())
+    if not static.really_static:
+        reasons = [f"{static.path} is not static: " + "; ".join(static.not_static_because)]
+        return Verdict("artifact", "ship the artifact", tuple(reasons), ())
+    high = [h for h in static.hazards if h.severity == "high"]
+    reasons: list[str] = []
+    if runs is not None and not (runs.exit_codes_match and runs.outputs_match):
+        reasons.append(
+            f"run with {' '.join(runs.args) or 'no arguments'}: exit codes static "
+            f"{list(runs.static.exit_codes)} vs artifact {list(runs.artifact.exit_codes)}, "
+            f"outputs {'match' if runs.outputs_match else 'differ'}")
+    if high:
+        reasons += [f"in the static build, {h.effect} (evidence: {', '.join(h.evidence)})"
+                    for h in high]
+        reasons.append("until then the artifact is the safe choice: it carries its own glibc")
+        return Verdict("static-after-fixes",
+                       "ship the static build only after these fixes; until then the artifact",
+                       tuple(reasons), tuple(h.action for h in high))
+    if reasons:
+        return Verdict("artifact", "ship the artifact", tuple(reasons), ())
+    reasons.append("the static build is really static and needs nothing from the host's glibc "
+                   "at run time (no NSS or dlopen callers found)")
+    if artifact is not None:
+        smaller = static.compressed_size <= (artifact.compressed_size or artifact.raw_size)
+        reasons.append(
+            f"it is {'smaller' if smaller else 'larger'} compressed "
+            f"({static.compressed_size} vs {artifact.compressed_size or artifact.raw_size} "
+            "bytes) and needs no launcher, loader or prefix")
+    if runs is not None:
+        reasons.append(f"both runs agree (exit codes {list(runs.static.exit_codes)[:1]}, "
+                       "same output)")
+    if static.min_kernel and artifact and artifact.min_kernel:
+        reasons.append(f"minimum kernel: static {static.min_kernel}, "
+                       f"artifact {artifact.min_kernel}")
+    if not static.same_program:
+        reasons.append(static.identity)
+    return Verdict("static", "ship the static build", tuple(reasons), ())

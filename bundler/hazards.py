@@ -1,0 +1,155 @@
+"""What can still go wrong at run time, in a static build and in the artifact.
+
+Pure functions over facts already read. The evidence rules are GLIBC-NOTES section 3:
+in a static glibc program the callers of NSS lookups and of dlopen need the build host's
+glibc at run time; `dlopen`/`_dl_open` themselves prove nothing (glibc links them into
+every static program), and a stripped binary is judged by the strings glibc's NSS loader
+always carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bundler.elf import ElfFacts
+from bundler.glibc import is_glibc
+from bundler.resolve import Closure
+from bundler.static import StaticContents
+
+NSS_CALLERS = frozenset({
+    "getaddrinfo", "getnameinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r",
+    "gethostbyname2_r", "gethostbyaddr", "gethostbyaddr_r", "getpwnam", "getpwnam_r",
+    "getpwuid", "getpwuid_r", "getpwent", "getgrnam", "getgrnam_r", "getgrgid", "getgrgid_r",
+    "getgrent", "getgrouplist", "initgroups", "getspnam", "getspnam_r", "getservbyname",
+    "getservbyname_r", "getservbyport", "getprotobyname", "getnetbyname", "getnetgrent",
+    "innetgr", "ether_hostton", "ether_ntohost",
+})
+DLOPEN_IMPORTS = frozenset({"dlopen", "dlmopen"})
+# Callers of dlopen in static programs: SQLite's loader of extensions, Go's plugin package.
+DLOPEN_CALLERS = frozenset({"unixDlOpen", "pluginOpen", "plugin.open"})
+DLOPEN_CALLER_SUFFIXES = ("_Cfunc_sqlite3_load_extension", "_Cfunc_pluginOpen")
+ICONV_CALLERS = frozenset({"iconv_open"})
+SHOWN = 8
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """One run-time risk: where it is, the evidence, what it does, what to do."""
+
+    code: str  # stable key, e.g. "static-nss"
+    subject: str  # "static build", "program", "artifact"
+    severity: str  # "high", "medium", "low"
+    evidence: tuple[str, ...]
+    effect: str
+    action: str
+
+
+def static_hazards(contents: StaticContents, symbols: frozenset[str] | None) -> tuple[Hazard, ...]:
+    """Hazards inside a static program; `symbols` is None when it is stripped."""
+    hazards = []
+    if contents.libc == "glibc":
+        nss = sorted(NSS_CALLERS & symbols) if symbols is not None else []
+        if nss or (symbols is None and contents.nss):
+            evidence = nss[:SHOWN] if nss else [f"string {m!r}" for m in contents.nss_markers]
+            hazards.append(Hazard(
+                "static-nss", "static build", "high", tuple(evidence),
+                "user, group and host lookups load the target's libnss_*.so.2 and libc.so.6 "
+                "into the program; with another glibc there they fail silently or abort",
+                "build without the cgo resolver and user lookups (Go: -tags netgo,osusergo), "
+                "or ship the artifact, which brings its own glibc",
+            ))
+        dl = sorted(_dlopen_callers(symbols)) if symbols is not None else []
+        if dl:
+            hazards.append(Hazard(
+                "static-dlopen", "static build", "high", tuple(dl[:SHOWN]),
+                "dlopen in a static glibc program loads shared objects that need the build "
+                "host's glibc; on other hosts they fail to load or crash",
+                "disable run-time loading (go-sqlite3: -tags sqlite_omit_load_extension with "
+                "the amalgamation; containerd: -tags no_dynamic_plugins), or ship the artifact",
+            ))
+        elif symbols is None:
+            hazards.append(Hazard(
+                "static-dlopen-unknown", "static build", "low", ("stripped: no .symtab",),
+                "whether the program calls dlopen cannot be told from a stripped static binary",
+                "inspect the unstripped build to be sure",
+            ))
+        iconv = sorted(ICONV_CALLERS & symbols) if symbols is not None else []
+        if iconv:
+            hazards.append(Hazard(
+                "static-iconv", "static build", "medium", tuple(iconv),
+                "iconv_open loads the target's gconv modules for most charsets; with another "
+                "glibc they fail to load",
+                "convert without iconv, or ship the artifact",
+            ))
+    return tuple(hazards)
+
+
+def _dlopen_callers(symbols: frozenset[str]) -> set[str]:
+    found = set(DLOPEN_CALLERS & symbols)
+    found.update(s for s in symbols if s.endswith(DLOPEN_CALLER_SUFFIXES))
+    return found
+
+
+def closure_objects(closure: Closure) -> list[tuple[str, ElfFacts]]:
+    """The program and its non-glibc libraries, labelled: what the hazards look at."""
+    objects: list[tuple[str, ElfFacts]] = [(closure.program_label, closure.program)]
+    objects += [(lib.name, lib.facts) for lib in closure.libraries
+                if not is_glibc(lib.soname or lib.name)]
+    return objects
+
+
+def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
+                    ) -> tuple[Hazard, ...]:
+    """Hazards of a dynamic program and its non-glibc libraries, and what the artifact does."""
+    hazards = []
+    if program.setuid or program.setgid or program.capabilities is not None:
+        bits = [b for b, on in (("setuid", program.setuid), ("setgid", program.setgid),
+                                ("file capabilities", program.capabilities is not None)) if on]
+        hazards.append(Hazard(
+            "privileged", "program", "high", tuple(bits),
+            "started through the bundled loader the privilege is lost (the kernel grants it "
+            "only to the file it executes); started directly, glibc's secure mode ignores "
+            "$ORIGIN in DT_RPATH, so the bundled libraries are not found",
+            "the artifact does not keep the privilege: grant it with a wrapper that is "
+            "installed setuid at the prefix, or drop the need for it",
+        ))
+    for code, names, severity, effect, action in (
+        ("dynamic-dlopen", DLOPEN_IMPORTS, "medium",
+         "libraries loaded at run time are not DT_NEEDED, so they are not in the closure",
+         "the artifact holds only the closure; a dlopen of a library outside it loads the "
+         "host's copy (or fails); add such plugins to the bundle"),
+        ("dynamic-nss", NSS_CALLERS, "medium",
+         "lookups go through /etc/nsswitch.conf of the host; glibc >= 2.34 has files and "
+         "dns built in, other modules (systemd, sss, ldap) are loaded at run time",
+         "with the bundled glibc, files and dns work; modules the host names beyond those "
+         "are not in the artifact and their lookups fail quietly"),
+        ("dynamic-iconv", ICONV_CALLERS, "low",
+         "iconv_open loads gconv modules at run time for most charsets",
+         "the artifact does not carry gconv modules: conversions other than the built-in "
+         "ones (UTF-8, ASCII, ISO-8859-1) fail"),
+    ):
+        evidence = sorted({f"{label}: {symbol}" for label, facts in objects
+                           for symbol in names.intersection(facts.imported_symbols)})
+        if evidence:
+            hazards.append(Hazard(code, "program", severity, tuple(evidence[:SHOWN]),
+                                  effect, action))
+    return tuple(hazards)
+
+
+def artifact_hazards(launcher: str) -> tuple[Hazard, ...]:
+    """What the chosen launcher itself means for the program and its children."""
+    hazards = [Hazard(
+        "loader-start-proc-self-exe", "artifact", "low",
+        ("launcher starts lib/ld-linux*.so.* PROGRAM when not at its prefix",),
+        "/proc/self/exe names the loader: os.Executable, self re-exec and pidof see ld.so",
+        "install at the prefix (then the launcher execs the program itself), or run "
+        "libexec/PROGRAM directly there",
+    )]
+    if launcher == "env":
+        hazards.append(Hazard(
+            "env-launcher-leak", "artifact", "high", ("LD_LIBRARY_PATH exported",),
+            "every dynamically linked program it starts (sh -c, iptables, mount) loads the "
+            "bundled glibc with the host's loader and fails",
+            "use the default loader launcher",
+        ))
+    return tuple(hazards)

@@ -1,0 +1,172 @@
+"""The report's three renderings: terminal text, Markdown and JSON.
+
+Pure functions of the `Report` model. JSON keys are the dataclass field names (stable);
+Markdown is what goes into release notes and `.bundle/report.md`; terminal text is
+aligned and coloured only on a terminal, and never when NO_COLOR is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from bundler.hazards import Hazard
+from bundler.report import Report
+from bundler.units import human_size
+
+SECTIONS = ("The input", "What it needs unbundled", "The artifact", "Hazards",
+            "Against the static build", "Verdict")
+
+
+def report_json(report: Report) -> str:
+    data = dataclasses.asdict(report)
+    if report.static and report.static.contents is not None:
+        data["static"]["contents"]["nss"] = report.static.contents.nss
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def use_color(stream_is_tty: bool) -> bool:
+    return stream_is_tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def report_text(report: Report, color: bool = False) -> str:
+    def heading(number: int) -> str:
+        text = f"{number}. {SECTIONS[number - 1]}"
+        return f"\033[1m{text}\033[0m" if color else text
+
+    lines: list[str] = []
+    for number, body in enumerate(_sections(report), start=1):
+        lines.append(heading(number))
+        lines += [f"  {line}" if line else "" for line in body]
+        lines.append("")
+    verdict = report.verdict.headline.upper()
+    if color:
+        tint = "32" if report.verdict.ship == "static" else "33"
+        verdict = f"\033[1;{tint}m{verdict}\033[0m"
+    lines.append(f"=> {verdict}")
+    return "\n".join(lines) + "\n"
+
+
+def _pairs(rows: list[tuple[str, str]]) -> list[str]:
+    width = max((len(k) for k, _ in rows), default=0)
+    return [f"{key:<{width}}  {value}" for key, value in rows]
+
+
+def _sections(report: Report) -> list[list[str]]:
+    return [_input(report), _needs(report), _artifact(report), _hazards(report.hazards),
+            _static(report), _verdict(report)]
+
+
+def _input(report: Report) -> list[str]:
+    i = report.input
+    return _pairs([("path", i.path), ("sha256", i.sha256), ("arch", i.arch),
+                   ("size", f"{i.size} bytes ({human_size(i.size)})"),
+                   ("linkage", f"{i.linkage}, {i.kind}"),
+                   ("interpreter", i.interpreter or "none")])
+
+
+def _needs(report: Report) -> list[str]:
+    n = report.needs
+    lines = []
+    for label, need in (("program", n.glibc_program), ("with its libraries", n.glibc_closure)):
+        if need is None:
+            lines.append(f"glibc ({label}): no versioned glibc symbols")
+            continue
+        lines.append(f"glibc ({label}): >= {need.release}, forced by")
+        for forced in need.forced_by:
+            lines.append(f"    {forced.object}: {forced.version} "
+                         f"{', '.join(forced.symbols[:8])}"
+                         + (f" (+{len(forced.symbols) - 8} more)" if len(forced.symbols) > 8
+                            else ""))
+    for other in n.other:
+        lines.append(f"needs {other.highest} from {other.library} "
+                     f"(by {', '.join(other.needed_by)})")
+    if n.libraries:
+        lines.append(f"libraries ({len(n.libraries)}):")
+        lines += _pairs([(f"    {lib.name}", f"{lib.realpath}  [{lib.reason}]"
+                          + ("  (glibc)" if lib.glibc else "")) for lib in n.libraries])
+    lines += [f"MISSING {u}" for u in n.unresolved]
+    return lines
+
+
+def _artifact(report: Report) -> list[str]:
+    a = report.artifact
+    if a is None:
+        return ["no artifact (nothing to bundle)"]
+    size = f"{human_size(a.raw_size)} raw"
+    if a.compressed_size is not None:
+        size += f", {human_size(a.compressed_size)} as {a.format}"
+    rows = [("output", a.out or "(this artifact)"), ("files", str(a.files)), ("size", size),
+            ("launcher", a.launcher), ("interpreter", a.interpreter), ("prefix", a.prefix),
+            ("glibc bundled", a.glibc or "unknown"), ("minimum kernel", a.min_kernel or "?")]
+    if a.format == "zst":
+        rows.append(("note", ".tar.zst needs a zstd-aware tar; old hosts: -o NAME.tar.gz"))
+    lines = _pairs(rows)
+    lines.append("loaded at run time:")
+    lines += [f"    {'included' if p.included else 'left out'}: {p.name} ({p.note})"
+              for p in a.runtime_parts]
+    return lines
+
+
+def _hazards(hazards: tuple[Hazard, ...]) -> list[str]:
+    if not hazards:
+        return ["none found"]
+    lines = []
+    for hazard in hazards:
+        lines.append(f"[{hazard.severity}] {hazard.subject}: {hazard.code}")
+        lines.append(f"    evidence: {', '.join(hazard.evidence)}")
+        lines.append(f"    effect:   {hazard.effect}")
+        lines.append(f"    action:   {hazard.action}")
+    return lines
+
+
+def _static(report: Report) -> list[str]:
+    s = report.static
+    if s is None:
+        return ["no static build given (--static STATIC_BINARY compares one)"]
+    rows = [("path", s.path), ("really static", "yes" if s.really_static else
+                                "NO: " + "; ".join(s.not_static_because)),
+            ("same program", s.identity),
+            ("size", f"{human_size(s.size)} raw, {human_size(s.compressed_size)} zst"),
+            ("minimum kernel", s.min_kernel or "?")]
+    if s.contents is not None:
+        rows.append(("contains", "; ".join(s.contents.describe()[:2])))
+    lines = _pairs(rows)
+    lines.append("hazards inside:" if s.hazards else "hazards inside: none found")
+    lines += [f"    [{h.severity}] {h.code}: {', '.join(h.evidence)}" for h in s.hazards]
+    if report.runs is not None:
+        r = report.runs
+        lines.append(f"runs ({r.runs} each, args: {' '.join(r.args) or '(none)'}):")
+        lines += _pairs([
+            ("    static", f"exit {list(r.static.exit_codes)}, median "
+                          f"{r.static.median_seconds * 1000:.1f} ms"),
+            ("    artifact", f"exit {list(r.artifact.exit_codes)}, median "
+                            f"{r.artifact.median_seconds * 1000:.1f} ms"),
+            ("    outputs", "match" if r.outputs_match else "DIFFER"),
+        ])
+    return lines
+
+
+def _verdict(report: Report) -> list[str]:
+    v = report.verdict
+    lines = [v.headline]
+    lines += [f"- {reason}" for reason in v.reasons]
+    if v.fixes:
+        lines.append("fixes:")
+        lines += [f"- {fix}" for fix in v.fixes]
+    return lines
+
+
+def report_markdown(report: Report) -> str:
+    """Markdown for release notes: the same sections, tables where they help."""
+    out = [f"# bundle report: {os.path.basename(report.input.path)}", ""]
+    for number, body in enumerate(_sections(report), start=1):
+        out.append(f"## {number}. {SECTIONS[number - 1]}")
+        out.append("")
+        out.append("```text" if number != 6 else "")
+        out += body
+        out.append("```" if number != 6 else "")
+        out.append("")
+    out.append(f"**Verdict: {report.verdict.headline}**")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,175 @@
+"""The report model: one tree of frozen dataclasses, built from facts already gathered.
+
+Sections follow DESIGN.md ("The report"): the input, what it needs unbundled, the
+artifact, hazards, the static build, and the verdict. Renderers live in `render.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bundler import __version__
+from bundler.elf import ElfFacts
+from bundler.glibc import is_glibc
+from bundler.hazards import Hazard
+from bundler.requirements import GlibcNeed, OtherNeed, Requirements
+from bundler.resolve import Closure
+from bundler.static import StaticContents
+
+REPORT_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class InputSummary:
+    path: str
+    sha256: str
+    arch: str
+    size: int
+    kind: str
+    linkage: str  # "dynamic" or "static"
+    interpreter: str | None
+
+
+@dataclass(frozen=True)
+class LibraryLine:
+    name: str
+    path: str
+    realpath: str
+    reason: str
+    glibc: bool
+    size: int
+
+
+@dataclass(frozen=True)
+class Needs:
+    glibc_program: GlibcNeed | None
+    glibc_closure: GlibcNeed | None
+    other: tuple[OtherNeed, ...]
+    libraries: tuple[LibraryLine, ...]
+    unresolved: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuntimePart:
+    """Something glibc loads at run time, and whether the artifact carries it."""
+
+    name: str
+    included: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class ArtifactSummary:
+    out: str | None
+    format: str | None
+    files: int
+    raw_size: int
+    compressed_size: int | None
+    launcher: str
+    interpreter: str
+    prefix: str
+    glibc: str | None
+    min_kernel: str | None
+    runtime_parts: tuple[RuntimePart, ...]
+
+
+@dataclass(frozen=True)
+class StaticSide:
+    """The fully static build given with --static, judged on its own."""
+
+    path: str
+    sha256: str
+    size: int
+    compressed_size: int
+    really_static: bool
+    not_static_because: tuple[str, ...]
+    same_program: bool
+    identity: str  # how sameness was judged, or the warning
+    min_kernel: str | None
+    contents: StaticContents | None
+    hazards: tuple[Hazard, ...]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_codes: tuple[int, ...]
+    output: str  # stdout of the first run (trimmed)
+    errors: str  # stderr of the first run (trimmed)
+    median_seconds: float
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    args: tuple[str, ...]
+    runs: int
+    static: RunResult
+    artifact: RunResult
+    outputs_match: bool
+    exit_codes_match: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ship: str  # "static", "artifact" or "static-after-fixes"
+    headline: str
+    reasons: tuple[str, ...]
+    fixes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    format_version: int
+    tool_version: str
+    input: InputSummary
+    needs: Needs
+    artifact: ArtifactSummary | None
+    hazards: tuple[Hazard, ...]
+    static: StaticSide | None
+    runs: RunComparison | None
+    verdict: Verdict
+
+
+def input_summary(program: ElfFacts, sha256: str) -> InputSummary:
+    return InputSummary(
+        path=program.path, sha256=sha256, arch=program.ident.machine_name, size=program.size,
+        kind=program.kind, linkage="static" if program.is_static else "dynamic",
+        interpreter=program.interpreter,
+    )
+
+
+def needs_of(closure: Closure, requirements: Requirements) -> Needs:
+    return Needs(
+        glibc_program=requirements.program_glibc,
+        glibc_closure=requirements.closure_glibc,
+        other=requirements.other,
+        libraries=tuple(
+            LibraryLine(lib.name, lib.path, lib.realpath, lib.reason,
+                        is_glibc(lib.soname or lib.name), lib.facts.size)
+            for lib in closure.libraries
+        ),
+        unresolved=tuple(u.describe() for u in closure.unresolved),
+    )
+
+
+def runtime_parts(library_names: set[str], uses_threads: bool) -> tuple[RuntimePart, ...]:
+    """The run-time-loaded pieces of glibc (GLIBC-NOTES section 2) and their state."""
+    has_gcc_s = "libgcc_s.so.1" in library_names
+    return (
+        RuntimePart("NSS modules", False,
+                    "files and dns are built into glibc >= 2.34; other modules the host's "
+                    "nsswitch.conf names (systemd, sss, ldap) are not bundled"),
+        RuntimePart("libgcc_s.so.1", has_gcc_s,
+                    "in the closure" if has_gcc_s else
+                    ("not bundled: pthread_cancel and pthread_exit abort without it"
+                     if uses_threads else "not needed unless threads are cancelled")),
+        RuntimePart("gconv modules", False,
+                    "iconv to charsets other than the built-in ones fails"),
+        RuntimePart("locales", False, "only the C and POSIX locales are available"),
+    )
+
+
+def assemble(input_: InputSummary, needs: Needs, artifact: ArtifactSummary | None,
+             hazards: tuple[Hazard, ...], static: StaticSide | None,
+             runs: RunComparison | None, verdict: Verdict) -> Report:
+    return Report(REPORT_FORMAT_VERSION, __version__, input_, needs, artifact, hazards,
+                  static, runs, verdict)

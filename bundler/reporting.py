@@ -1,0 +1,137 @@
+"""Assemble the report for a build or for `bundle compare` from what they gathered."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from bundler.archive import output_format, sha256_of
+from bundler.compare import decide, run_both, static_side, unpacked
+from bundler.elf import ElfFacts, read_elf
+from bundler.errors import InputError
+from bundler.glibc import is_glibc
+from bundler.hazards import Hazard, artifact_hazards, closure_objects, dynamic_hazards
+from bundler.inspection import requirements_of
+from bundler.plan import BundlePlan
+from bundler.report import (
+    ArtifactSummary,
+    InputSummary,
+    LibraryLine,
+    Needs,
+    Report,
+    RunComparison,
+    StaticSide,
+    assemble,
+    input_summary,
+    needs_of,
+    runtime_parts,
+)
+from bundler.requirements import glibc_need, other_needs
+from bundler.resolve import Closure, Library
+
+THREAD_SYMBOLS = frozenset({"pthread_create", "pthread_cancel", "pthread_exit"})
+
+
+def artifact_summary(plan: BundlePlan, records: list[dict] | tuple[dict, ...],
+                     out: str | None, fmt: str | None, compressed_size: int | None,
+                     threads: bool) -> ArtifactSummary:
+    """The artifact section, from the plan and the manifest's file records."""
+    files = [r for r in records if r["type"] == "file"]
+    names = {r["path"].split("/", 1)[1] for r in records if r["path"].startswith("lib/")}
+    return ArtifactSummary(
+        out=out, format=fmt, files=len(files), raw_size=sum(r["size"] for r in files),
+        compressed_size=compressed_size, launcher=plan.launcher,
+        interpreter=f"{plan.prefix}/lib/{plan.loader_name}", prefix=plan.prefix,
+        glibc=plan.glibc_release, min_kernel=plan.min_kernel,
+        runtime_parts=runtime_parts(names, threads),
+    )
+
+
+def uses_threads(objects: list[tuple[str, ElfFacts]]) -> bool:
+    return any(THREAD_SYMBOLS.intersection(f.imported_symbols) for _, f in objects)
+
+
+def build_report(closure: Closure, libc: Library | None, libc_release: str | None,
+                 plan: BundlePlan, artifact: ArtifactSummary, static: StaticSide | None,
+                 runs: RunComparison | None) -> Report:
+    """The report of one build: its first program against the optional static build."""
+    requirements = requirements_of(closure, libc, libc_release)
+    objects = closure_objects(closure)
+    hazards: tuple[Hazard, ...] = (dynamic_hazards(closure.program, objects)
+                                   + artifact_hazards(plan.launcher))
+    needs: Needs = needs_of(closure, requirements)
+    glibc = requirements.closure_glibc or requirements.program_glibc
+    verdict = decide(artifact, static, runs, glibc.release if glibc else None)
+    return assemble(input_summary(closure.program, sha256_of(closure.program.path)), needs,
+                    artifact, hazards, static, runs, verdict)
+
+
+def compare_report(artifact_path: str, static_path: str,
+                   run_args: tuple[str, ...] | None) -> Report:
+    """`bundle compare`: an existing artifact against a static build."""
+    with unpacked(artifact_path) as top:
+        manifest = _manifest(top, artifact_path)
+        program = manifest["programs"][0]
+        facts = read_elf(os.path.join(top, "libexec", program))
+        objects = [(program, facts)] + [
+            (name, read_elf(os.path.join(top, "lib", name)))
+            for name in sorted(os.listdir(os.path.join(top, "lib")))
+            if not is_glibc(name) and _is_elf_file(os.path.join(top, "lib", name))
+        ]
+        records = manifest["files"]
+        libraries = tuple(
+            LibraryLine(r["path"][4:], r["path"], r.get("source") or "", "bundled",
+                        is_glibc(r["path"][4:]), r["size"])
+            for r in records if r.get("kind") in ("library", "loader")
+        )
+        need = glibc_need(objects)
+        needs = Needs(glibc_need([(program, facts)]), need, other_needs(objects), libraries, ())
+        compressed = os.path.getsize(artifact_path) if os.path.isfile(artifact_path) else None
+        files = [r for r in records if r["type"] == "file"]
+        artifact = ArtifactSummary(
+            out=artifact_path, format=None if compressed is None else _format(artifact_path),
+            files=len(files), raw_size=sum(r["size"] for r in files),
+            compressed_size=compressed, launcher=manifest["launcher"],
+            interpreter=facts.interpreter or "", prefix=manifest["prefix"],
+            glibc=manifest.get("glibc"), min_kernel=manifest.get("min_kernel"),
+            runtime_parts=runtime_parts({r["path"][4:] for r in records
+                                         if r["path"].startswith("lib/")},
+                                        uses_threads(objects)),
+        )
+        hazards = dynamic_hazards(facts, objects) + artifact_hazards(manifest["launcher"])
+        static = static_side(static_path, facts, program)
+        runs = None
+        if run_args is not None:
+            runs = run_both(static_path, os.path.join(top, "bin", program), run_args)
+    program_record = next(r for r in records if r["path"] == f"libexec/{program}")
+    summary = InputSummary(
+        path=program_record.get("source") or program, sha256=program_record["sha256"],
+        arch=facts.ident.machine_name, size=program_record["size"], kind=facts.kind,
+        linkage="dynamic", interpreter=facts.interpreter,
+    )
+    verdict = decide(artifact, static, runs, need.release if need else None)
+    return assemble(summary, needs, artifact, hazards, static, runs, verdict)
+
+
+def _manifest(top: str, artifact_path: str) -> dict:
+    try:
+        with open(os.path.join(top, ".bundle", "manifest.json")) as handle:
+            manifest = json.load(handle)
+        manifest["programs"][0], manifest["files"], manifest["launcher"], manifest["prefix"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise InputError(f"{artifact_path}: its manifest is unreadable ({exc})") from None
+    return manifest
+
+
+def _is_elf_file(path: str) -> bool:
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+def _format(path: str) -> str | None:
+    try:
+        return output_format(path)
+    except InputError:
+        return None
