@@ -157,7 +157,8 @@ def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:
             "mode": f"{item.mode:04o}",
             "source": os.path.abspath(item.source) if item.source else None,
             "patched": None if item.patch is None else {
-                "interpreter": item.patch.interpreter, "rpath": item.patch.rpath},
+                "interpreter": item.patch.interpreter, "rpath": item.patch.rpath,
+                "source_sha256": sha256_of(item.source), "source_size": _size(item.source)},
         })
     manifest = os.path.join(staging, "manifest.json")
     with open(manifest, "w") as handle:
@@ -183,6 +184,10 @@ def _materialise(plan: BundlePlan, item: StagedFile, staging: str) -> str | None
     path = os.path.join(staging, item.dest.replace("/", "__"))
     patch_copy(item.source, path, item.patch)
     return path
+
+
+def _size(path: str | None) -> int | None:
+    return os.path.getsize(path) if path else None
 
 
 def _manifest(plan: BundlePlan, records: list[dict]) -> dict:

@@ -109,13 +109,21 @@ def emit_report(report, report_file: str | None, as_json: bool, text_on_stdout: 
         click.echo(report_text(report, color=use_color(sys.stdout.isatty())), nl=False)
 
 
+REPORT_ENDINGS = (".md", ".json", ".txt")
+
+
+def check_report_file(path: str | None) -> None:
+    """Refuse a --report ending before anything is built or written."""
+    if path is not None and not path.endswith(REPORT_ENDINGS):
+        raise InputError(f"--report {path}: end it with .md, .json or .txt")
+
+
 def write_report_file(report, path: str) -> None:
     from bundler.render import report_json, report_markdown, report_text
 
+    check_report_file(path)
     renderers = {".md": report_markdown, ".json": report_json, ".txt": report_text}
-    renderer = next((r for ending, r in renderers.items() if path.endswith(ending)), None)
-    if renderer is None:
-        raise InputError(f"--report {path}: end it with .md, .json or .txt")
+    renderer = next(r for ending, r in renderers.items() if path.endswith(ending))
     try:
         with open(path, "w") as handle:
             handle.write(renderer(report))
@@ -149,6 +157,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
     from bundler.build import BuildRequest, build  # keeps `inspect` start-up light
     from bundler.summary import summary_text
 
+    check_report_file(report_file)
     request = BuildRequest(
         binaries=binaries, out=out, sysroot=sysroot,
         resolve=ResolveOptions(library_path=library_path_option(library_path),
@@ -172,6 +181,7 @@ def compare(artifact: str, static: str, run_args: str | None, report_file: str |
     """Compare an artifact (OUT.tar.zst or its directory) with the static build."""
     from bundler.reporting import compare_report
 
+    check_report_file(report_file)
     report = compare_report(artifact, static, run_option(run_args))
     emit_report(report, report_file, as_json, text_on_stdout=True)
 

@@ -20,9 +20,10 @@ import zstandard
 from bundler.archive import ZSTD_LEVEL, sha256_of
 from bundler.elf import ElfFacts, defined_symbol_names, read_elf
 from bundler.errors import InputError
-from bundler.hazards import static_hazards
+from bundler.hazards import Hazard, static_hazards
 from bundler.report import ArtifactSummary, RunComparison, RunResult, StaticSide, Verdict
 from bundler.static import static_contents
+from bundler.units import human_size
 
 RUN_TIMEOUT = 60
 DEFAULT_RUNS = 5
@@ -83,8 +84,12 @@ def unpacked(artifact: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="bundle-compare.") as work:
         try:
             _extract(artifact, work)
+        except tarfile.ReadError:  # its message lists every method tried, over lines
+            raise InputError(f"{artifact}: not an artifact (neither a tar archive nor a "
+                             "directory holding */.bundle/manifest.json)") from None
         except (tarfile.TarError, OSError, zstandard.ZstdError, EOFError) as exc:
-            raise InputError(f"{artifact}: cannot unpack: {exc}") from None
+            raise InputError(f"{artifact}: cannot unpack: {' '.join(str(exc).split())}"
+                             ) from None
         tops = [n for n in sorted(os.listdir(work))
                 if os.path.isfile(os.path.join(work, n, ".bundle", "manifest.json"))]
         if not tops:
@@ -138,53 +143,76 @@ def _run_many(argv: list[str], runs: int) -> RunResult:
 
 
 def decide(artifact: ArtifactSummary | None, static: StaticSide | None,
-           runs: RunComparison | None, glibc_needed: str | None) -> Verdict:
-    """Which artifact to ship, and why."""
-    needs = f"the program needs glibc >= {glibc_needed} on the host" if glibc_needed else ""
-    bundled = artifact.glibc if artifact else None
-    if static is None:
-        reasons = [r for r in (
-            needs and f"unbundled, {needs}; older hosts fail with \"version `GLIBC_"
-                      f"{glibc_needed}' not found\"",
-            f"the artifact brings glibc {bundled} and its loader, so the host's glibc does not "
-            "matter" if bundled else "",
-            "no static build was given to compare (--static); a clean static build, where "
-            "possible, is simpler to ship",
-        ) if r]
-        return Verdict("artifact", "ship the artifact", tuple(reasons), ())
-    if not static.really_static:
-        reasons = [f"{static.path} is not static: " + "; ".join(static.not_static_because)]
-        return Verdict("artifact", "ship the artifact", tuple(reasons), ())
+           runs: RunComparison | None, glibc_needed: str | None,
+           hazards: tuple[Hazard, ...] = ()) -> Verdict:
+    """Which artifact to ship, and why; `hazards` are the program's and the artifact's."""
+    if static is None or not static.really_static:
+        return _artifact_verdict(artifact, static, runs, glibc_needed, hazards, [])
     high = [h for h in static.hazards if h.severity == "high"]
-    reasons: list[str] = []
-    if runs is not None and not (runs.exit_codes_match and runs.outputs_match):
-        reasons.append(
-            f"run with {' '.join(runs.args) or 'no arguments'}: exit codes static "
-            f"{list(runs.static.exit_codes)} vs artifact {list(runs.artifact.exit_codes)}, "
-            f"outputs {'match' if runs.outputs_match else 'differ'}")
+    run_problem = _run_problem(runs)
     if high:
-        reasons += [f"in the static build, {h.effect} (evidence: {', '.join(h.evidence)})"
-                    for h in high]
-        reasons.append("until then the artifact is the safe choice: it carries its own glibc")
+        reasons = [*run_problem,
+                   *(f"in the static build, {h.effect} (evidence: {', '.join(h.evidence)})"
+                     for h in high),
+                   "until then the artifact is the safe choice: it carries its own glibc"]
         return Verdict("static-after-fixes",
                        "ship the static build only after these fixes; until then the artifact",
                        tuple(reasons), tuple(h.action for h in high))
-    if reasons:
-        return Verdict("artifact", "ship the artifact", tuple(reasons), ())
-    reasons.append("the static build is really static and needs nothing from the host's glibc "
-                   "at run time (no NSS or dlopen callers found)")
+    if run_problem:
+        return _artifact_verdict(artifact, static, runs, glibc_needed, hazards, run_problem)
+    reasons = ["the static build is really static and needs nothing from the host's glibc "
+               "at run time (no NSS or dlopen callers found)"]
     if artifact is not None:
-        smaller = static.compressed_size <= (artifact.compressed_size or artifact.raw_size)
+        # Before compression (the artifact's own report.md, a directory): raw with raw.
+        how, ours, theirs = (("compressed", static.compressed_size, artifact.compressed_size)
+                             if artifact.compressed_size is not None
+                             else ("raw", static.size, artifact.raw_size))
         reasons.append(
-            f"it is {'smaller' if smaller else 'larger'} compressed "
-            f"({static.compressed_size} vs {artifact.compressed_size or artifact.raw_size} "
-            "bytes) and needs no launcher, loader or prefix")
+            f"it is {'smaller' if ours <= theirs else 'larger'} {how} ({human_size(ours)} vs "
+            f"{human_size(theirs)}) and needs no launcher, loader or prefix")
     if runs is not None:
-        reasons.append(f"both runs agree (exit codes {list(runs.static.exit_codes)[:1]}, "
-                       "same output)")
+        codes = set(runs.static.exit_codes)
+        if codes == {0}:
+            reasons.append("both runs agree: exit 0, same output")
+        else:
+            reasons.append(f"both runs agree, but both exit {sorted(codes)}: check that the "
+                           "--run arguments exercise the program")
     if static.min_kernel and artifact and artifact.min_kernel:
         reasons.append(f"minimum kernel: static {static.min_kernel}, "
                        f"artifact {artifact.min_kernel}")
+    headline = "ship the static build"
     if not static.same_program:
         reasons.append(static.identity)
-    return Verdict("static", "ship the static build", tuple(reasons), ())
+        headline += ", if it is the same program (see the warning)"
+    return Verdict("static", headline, tuple(reasons), ())
+
+
+def _run_problem(runs: RunComparison | None) -> list[str]:
+    if runs is None or (runs.exit_codes_match and runs.outputs_match):
+        return []
+    return [f"run with {' '.join(runs.args) or 'no arguments'}: exit codes static "
+            f"{list(runs.static.exit_codes)} vs artifact {list(runs.artifact.exit_codes)}, "
+            f"outputs {'match' if runs.outputs_match else 'differ'}"]
+
+
+def _artifact_verdict(artifact: ArtifactSummary | None, static: StaticSide | None,
+                      runs: RunComparison | None, glibc_needed: str | None,
+                      hazards: tuple[Hazard, ...], reasons: list[str]) -> Verdict:
+    reasons = list(reasons)
+    if static is not None and not static.really_static:
+        reasons.insert(0, f"{static.path} is not static: " + "; ".join(static.not_static_because))
+    if glibc_needed:
+        reasons.append(f"unbundled, the program needs glibc >= {glibc_needed}; older hosts fail "
+                       f"with \"version `GLIBC_{glibc_needed}' not found\"")
+    if artifact is not None and artifact.glibc:
+        reasons.append(f"the artifact brings glibc {artifact.glibc} and its loader, so the "
+                       "host's glibc does not matter")
+    if static is None:
+        reasons.append("no static build was given to compare (--static); a clean static "
+                       "build, where possible, is simpler to ship")
+    high = [h for h in hazards if h.severity == "high"]
+    if not high:
+        return Verdict("artifact", "ship the artifact", tuple(reasons), ())
+    reasons += [f"but: {h.effect} ({', '.join(h.evidence)})" for h in high]
+    return Verdict("artifact", "ship the artifact, after dealing with its high hazards "
+                   "(section 4)", tuple(reasons), tuple(h.action for h in high))

@@ -51,12 +51,17 @@ def static_hazards(contents: StaticContents, symbols: frozenset[str] | None) -> 
         nss = sorted(NSS_CALLERS & symbols) if symbols is not None else []
         if nss or (symbols is None and contents.nss):
             evidence = nss[:SHOWN] if nss else [f"string {m!r}" for m in contents.nss_markers]
+            fix = ("build with -tags netgo,osusergo (Go's own resolver and user lookups)"
+                   if contents.go_runtime else
+                   "keep getaddrinfo/getpw*/getgr* out of the static build, or link it "
+                   "dynamically and ship the artifact")
             hazards.append(Hazard(
                 "static-nss", "static build", "high", tuple(evidence),
-                "user, group and host lookups load the target's libnss_*.so.2 and libc.so.6 "
-                "into the program; with another glibc there they fail silently or abort",
-                "build without the cgo resolver and user lookups (Go: -tags netgo,osusergo), "
-                "or ship the artifact, which brings its own glibc",
+                "lookups through NSS modules other than files and dns (systemd, sss, ldap, "
+                "mdns in the target's nsswitch.conf) load the target's libnss_*.so.2 and "
+                "libc.so.6 into the program; with another glibc there they fail silently or "
+                "abort",
+                fix,
             ))
         dl = sorted(_dlopen_callers(symbols)) if symbols is not None else []
         if dl:

@@ -27,7 +27,8 @@ def report_json(report: Report) -> str:
 
 
 def use_color(stream_is_tty: bool) -> bool:
-    return stream_is_tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    # no-color.org: NO_COLOR set to a non-empty value turns colour off.
+    return stream_is_tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def report_text(report: Report, color: bool = False) -> str:
@@ -97,7 +98,9 @@ def _artifact(report: Report) -> list[str]:
     size = f"{human_size(a.raw_size)} raw"
     if a.compressed_size is not None:
         size += f", {human_size(a.compressed_size)} as {a.format}"
-    rows = [("output", a.out or "(this artifact)"), ("files", str(a.files)), ("size", size),
+    rows = [("output", a.out or "(this artifact: report written at build time, before "
+                                 "compression; run results are in the --report file)"),
+            ("files", str(a.files)), ("size", size),
             ("launcher", a.launcher), ("interpreter", a.interpreter), ("prefix", a.prefix),
             ("glibc bundled", a.glibc or "unknown"), ("minimum kernel", a.min_kernel or "?")]
     if a.format == "zst":
@@ -122,17 +125,27 @@ def _hazards(hazards: tuple[Hazard, ...]) -> list[str]:
 
 
 def _static(report: Report) -> list[str]:
-    s = report.static
+    s, a = report.static, report.artifact
     if s is None:
         return ["no static build given (--static STATIC_BINARY compares one)"]
     rows = [("path", s.path), ("really static", "yes" if s.really_static else
                                 "NO: " + "; ".join(s.not_static_because)),
-            ("same program", s.identity),
-            ("size", f"{human_size(s.size)} raw, {human_size(s.compressed_size)} zst"),
-            ("minimum kernel", s.min_kernel or "?")]
+            ("same program", s.identity)]
     if s.contents is not None:
         rows.append(("contains", "; ".join(s.contents.describe()[:2])))
     lines = _pairs(rows)
+    needed = "nothing at start-up" if s.really_static else "the host's, at start-up"
+    if s.hazards:
+        needed += "; the build host's glibc for NSS/dlopen"
+    table = [("", "static build", "artifact"),
+             ("size raw", human_size(s.size), human_size(a.raw_size) if a else "-"),
+             ("size zst", human_size(s.compressed_size),
+              human_size(a.compressed_size) if a and a.compressed_size else "-"),
+             ("glibc on the host", needed,
+              f"nothing (brings {a.glibc})" if a and a.glibc else "-"),
+             ("minimum kernel", s.min_kernel or "?", (a.min_kernel or "?") if a else "-")]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    lines += [f"{k:<{widths[0]}}  {v:<{widths[1]}}  {w}".rstrip() for k, v, w in table]
     lines.append("hazards inside:" if s.hazards else "hazards inside: none found")
     lines += [f"    [{h.severity}] {h.code}: {', '.join(h.evidence)}" for h in s.hazards]
     if report.runs is not None:
@@ -159,14 +172,14 @@ def _verdict(report: Report) -> list[str]:
 
 
 def report_markdown(report: Report) -> str:
-    """Markdown for release notes: the same sections, tables where they help."""
+    """Markdown for release notes: each section preformatted, the verdict as a list."""
     out = [f"# bundle report: {os.path.basename(report.input.path)}", ""]
-    for number, body in enumerate(_sections(report), start=1):
-        out.append(f"## {number}. {SECTIONS[number - 1]}")
-        out.append("")
-        out.append("```text" if number != 6 else "")
-        out += body
-        out.append("```" if number != 6 else "")
-        out.append("")
-    out.append(f"**Verdict: {report.verdict.headline}**")
+    sections = _sections(report)
+    for number, body in enumerate(sections[:-1], start=1):
+        out += [f"## {number}. {SECTIONS[number - 1]}", "", "```text", *body, "```", ""]
+    verdict = report.verdict
+    out += [f"## 6. {SECTIONS[5]}", "", f"**{verdict.headline}**", ""]
+    out += [f"- {reason}" for reason in verdict.reasons]
+    if verdict.fixes:
+        out += ["", "Fixes:", ""] + [f"- {fix}" for fix in verdict.fixes]
     return "\n".join(out) + "\n"

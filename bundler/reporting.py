@@ -61,7 +61,7 @@ def build_report(closure: Closure, libc: Library | None, libc_release: str | Non
                                    + artifact_hazards(plan.launcher))
     needs: Needs = needs_of(closure, requirements)
     glibc = requirements.closure_glibc or requirements.program_glibc
-    verdict = decide(artifact, static, runs, glibc.release if glibc else None)
+    verdict = decide(artifact, static, runs, glibc.release if glibc else None, hazards)
     return assemble(input_summary(closure.program, sha256_of(closure.program.path)), needs,
                     artifact, hazards, static, runs, verdict)
 
@@ -89,7 +89,8 @@ def compare_report(artifact_path: str, static_path: str,
         compressed = os.path.getsize(artifact_path) if os.path.isfile(artifact_path) else None
         files = [r for r in records if r["type"] == "file"]
         artifact = ArtifactSummary(
-            out=artifact_path, format=None if compressed is None else _format(artifact_path),
+            out=artifact_path,
+            format="dir" if os.path.isdir(artifact_path) else _format(artifact_path),
             files=len(files), raw_size=sum(r["size"] for r in files),
             compressed_size=compressed, launcher=manifest["launcher"],
             interpreter=facts.interpreter or "", prefix=manifest["prefix"],
@@ -104,12 +105,15 @@ def compare_report(artifact_path: str, static_path: str,
         if run_args is not None:
             runs = run_both(static_path, os.path.join(top, "bin", program), run_args)
     program_record = next(r for r in records if r["path"] == f"libexec/{program}")
+    original = program_record.get("patched") or {}
     summary = InputSummary(
-        path=program_record.get("source") or program, sha256=program_record["sha256"],
-        arch=facts.ident.machine_name, size=program_record["size"], kind=facts.kind,
-        linkage="dynamic", interpreter=facts.interpreter,
+        path=f"{program_record.get('source') or program} (as libexec/{program} in "
+             f"{artifact_path})",
+        sha256=original.get("source_sha256") or program_record["sha256"],
+        arch=facts.ident.machine_name, size=original.get("source_size") or program_record["size"],
+        kind=facts.kind, linkage="dynamic", interpreter=facts.interpreter,
     )
-    verdict = decide(artifact, static, runs, need.release if need else None)
+    verdict = decide(artifact, static, runs, need.release if need else None, hazards)
     return assemble(summary, needs, artifact, hazards, static, runs, verdict)
 
 

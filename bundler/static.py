@@ -37,8 +37,9 @@ class StaticContents:
         if not parts:
             parts.append("no libc that could be recognised")
         if self.nss:
-            parts.append("glibc's NSS loader: user, group and host lookups will dlopen the "
-                         "target's libnss_*.so.2 and need the build host's glibc there")
+            parts.append("glibc's NSS loader: lookups through modules other than files and "
+                         "dns dlopen the target's libnss_*.so.2, which need the build host's "
+                         "glibc")
         return parts
 
 
