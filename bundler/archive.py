@@ -15,7 +15,6 @@ import hashlib
 import lzma
 import os
 import shutil
-import signal
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +23,8 @@ from typing import BinaryIO
 
 import zstandard
 
-from bundler.errors import EnvironmentUnfitError, InputError, Terminated
+from bundler.errors import EnvironmentUnfitError, InputError
+from bundler.signals import checkpoint, deferred_signals
 
 # Measured on curl's 19.7 MB bundle, 2 cores, threads=-1 (ratio, time): level 3 41.6%
 # 64 ms; 6 39.7% 147 ms; 9 38.8% 379 ms; 12 38.6% 830 ms; 15 38.1% 3.2 s; 19 33.9%
@@ -83,24 +83,6 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt meanwhile, so cleanup code runs for both."""
-
-    def interrupt(_signum, _frame):
-        raise Terminated
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not in the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def write_output(entries: list[Entry], out: str, epoch: int, level: int = ZSTD_LEVEL) -> None:
     """Write `entries` to `out` in the format its name asks for, atomically."""
     fmt = output_format(out)
@@ -115,7 +97,7 @@ def write_output(entries: list[Entry], out: str, epoch: int, level: int = ZSTD_L
     if fmt == "dir":
         _check_replaceable(out, target)
     ordered = sorted(entries, key=lambda e: e.path)
-    with terminate_as_interrupt():
+    with deferred_signals():
         if fmt == "dir":
             _write_directory(ordered, target, parent)
         else:
@@ -184,7 +166,19 @@ def _write_tar(entries: list[Entry], stream: BinaryIO, epoch: int) -> None:
                 assert entry.source is not None
                 with open(entry.source, "rb") as source:
                     info.size = os.fstat(source.fileno()).st_size
-                    tar.addfile(info, source)
+                    tar.addfile(info, _CheckedReader(source))
+            checkpoint()
+
+
+class _CheckedReader:
+    """A file whose every read is a check point for a deferred Ctrl-C or SIGTERM."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+
+    def read(self, size: int = -1) -> bytes:
+        checkpoint()
+        return self.handle.read(size)
 
 
 def _write_directory(entries: list[Entry], out: str, parent: str) -> None:
@@ -192,6 +186,7 @@ def _write_directory(entries: list[Entry], out: str, parent: str) -> None:
     try:
         top = None
         for entry in entries:
+            checkpoint()
             dest = os.path.join(staging, entry.path)
             top = top or entry.path.split("/", 1)[0]
             if entry.kind == "dir":

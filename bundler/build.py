@@ -18,7 +18,6 @@ from bundler.archive import (
     output_format,
     sha256_of,
     source_date_epoch,
-    terminate_as_interrupt,
     write_checksum_file,
     write_output,
 )
@@ -34,6 +33,7 @@ from bundler.render import report_markdown
 from bundler.report import Report
 from bundler.reporting import artifact_summary, build_report, uses_threads
 from bundler.resolve import Closure, ResolveOptions, resolve_closure
+from bundler.signals import checkpoint, deferred_signals
 from bundler.sysroot import Sysroot
 
 MANIFEST_FORMAT = 1
@@ -92,7 +92,7 @@ def build(request: BuildRequest) -> BuildResult:
     if not os.path.isdir(parent):
         raise InputError(f"-o {out}: directory {parent} does not exist")
     epoch = source_date_epoch()
-    with terminate_as_interrupt():  # SIGTERM while patching must clean up too
+    with deferred_signals():  # Ctrl-C/SIGTERM while patching must clean up too
         try:
             staging = tempfile.mkdtemp(dir=parent, prefix=f".{plan.name}.staging.")
         except OSError as exc:  # e.g. a read-only or immutable directory
@@ -105,9 +105,9 @@ def build(request: BuildRequest) -> BuildResult:
                                   static, None)
             entries.append(_stage_report(plan, staging, inside))
             write_output(entries, out, epoch)
+            digest = write_checksum_file(out) if fmt != "dir" else None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    digest = write_checksum_file(out) if fmt != "dir" else None
     raw = sum(r["size"] for r in records)
     size = os.path.getsize(out) if fmt != "dir" else raw
     runs = None
@@ -139,6 +139,7 @@ def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:
         entries.append(Entry(f"{top}/{directory}", "dir", 0o755))
     records = []
     for item in plan.files:
+        checkpoint()
         content = _materialise(plan, item, staging)
         if item.kind == "alias":
             entries.append(Entry(f"{top}/{item.dest}", "symlink", 0o777,

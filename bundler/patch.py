@@ -10,7 +10,6 @@ here, on first use, and never in `inspect`.
 from __future__ import annotations
 
 import os
-import signal
 
 from bundler.elf import read_elf
 from bundler.errors import BundleError
@@ -48,16 +47,11 @@ def patch_copy(source: str, dest: str, patch: Patch) -> None:
 def _import_lief():
     """`import lief`, expensive (~0.25 s): only where patching happens.
 
-    A KeyboardInterrupt raised while LIEF's nanobind module initialises ends in
-    std::terminate (SIGABRT, no cleanup, the staging directory left behind), so SIGINT
-    and SIGTERM are held until the import is done and delivered right after it.
+    During a build Ctrl-C is deferred (signals.py): a KeyboardInterrupt raised while
+    LIEF's nanobind module initialises ends in std::terminate.
     """
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        import lief
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    import lief
+
     return lief
 
 
