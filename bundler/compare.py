@@ -20,6 +20,7 @@ import zstandard
 from bundler.archive import ZSTD_LEVEL, sha256_of
 from bundler.elf import ElfFacts, defined_symbol_names, read_elf
 from bundler.errors import InputError
+from bundler.golang import BuildInfo, read_build_info
 from bundler.hazards import Hazard, static_hazards
 from bundler.report import ArtifactSummary, RunComparison, RunResult, StaticSide, Verdict
 from bundler.static import static_contents
@@ -57,12 +58,24 @@ def _same_program(path: str, facts: ElfFacts, program: ElfFacts | None,
     if program is not None and facts.ident.machine != program.ident.machine:
         return False, (f"warning: the static build is {facts.ident.machine_name}, the program "
                        f"{program.ident.machine_name}")
+    ours = read_build_info(path)
+    theirs = read_build_info(program.path) if program is not None else None
+    if ours is not None and theirs is not None:
+        mine, other = _module_path(ours), _module_path(theirs)
+        if mine == other:
+            return True, f"same Go module ({mine})"
+        return False, (f"warning: the static build is Go module {mine}, the program "
+                       f"{other}; is it the same program?")
     static_name = os.path.basename(path)
     stem = static_name.removesuffix("-static").removesuffix(".static")
     if stem == program_name or static_name == program_name:
         return True, f"same file name ({static_name} for {program_name})"
     return False, (f"warning: {static_name} does not look like {program_name} (file names "
                    "differ); is it the same program?")
+
+
+def _module_path(info: BuildInfo) -> str:
+    return info.main.path if info.main is not None and info.main.path else info.path
 
 
 def _compressed_size(path: str) -> int:
