@@ -24,8 +24,9 @@ from bundler.archive import (
 from bundler.compare import run_both, static_side, unpacked
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.glibc import release_of_libc
+from bundler.golang import read_build_info
 from bundler.hazards import closure_objects
-from bundler.inspection import find_libc
+from bundler.inspection import find_libc, go_diagnosis
 from bundler.launcher import render_launcher
 from bundler.patch import patch_copy
 from bundler.plan import BundlePlan, PlanOptions, StagedFile, make_plan
@@ -86,6 +87,8 @@ def build(request: BuildRequest) -> BuildResult:
     static = (static_side(request.static, closures[0].program, plan.programs[0])
               if request.static else None)
     threads = uses_threads(closure_objects(closures[0]))
+    go = read_build_info(closures[0].program.path)
+    diagnosis = go_diagnosis(closures[0], go, sysroot) if go is not None else None
     out = request.out or default_out(plan.name)
     fmt = output_format(out)
     parent = os.path.dirname(os.path.abspath(out.rstrip("/") or out))
@@ -102,7 +105,7 @@ def build(request: BuildRequest) -> BuildResult:
             entries, records = _stage(plan, staging)
             inside = build_report(closures[0], libc, release, plan,
                                   artifact_summary(plan, records, None, None, None, threads),
-                                  static, None)
+                                  static, None, go, diagnosis)
             entries.append(_stage_report(plan, staging, inside))
             write_output(entries, out, epoch)
             digest = write_checksum_file(out) if fmt != "dir" else None
@@ -118,7 +121,7 @@ def build(request: BuildRequest) -> BuildResult:
     report = build_report(closures[0], libc, release, plan,
                           artifact_summary(plan, records, out, fmt,
                                            size if fmt != "dir" else None, threads),
-                          static, runs)
+                          static, runs, go, diagnosis)
     return BuildResult(plan, out, fmt, tuple(records), raw, size, digest, tuple(closures),
                        report)
 

@@ -157,10 +157,15 @@ def _run_many(argv: list[str], runs: int) -> RunResult:
 
 def decide(artifact: ArtifactSummary | None, static: StaticSide | None,
            runs: RunComparison | None, glibc_needed: str | None,
-           hazards: tuple[Hazard, ...] = ()) -> Verdict:
-    """Which artifact to ship, and why; `hazards` are the program's and the artifact's."""
+           hazards: tuple[Hazard, ...] = (), static_command: str | None = None) -> Verdict:
+    """Which artifact to ship, and why; `hazards` are the program's and the artifact's,
+    `static_command` the diagnosis's suggestion for a clean static build (Go)."""
     if static is None or not static.really_static:
-        return _artifact_verdict(artifact, static, runs, glibc_needed, hazards, [])
+        hint = ([f"a static build to compare: {static_command} (then --static)"]
+                if static is None and static_command else [])
+        verdict = _artifact_verdict(artifact, static, runs, glibc_needed, hazards, [])
+        return Verdict(verdict.ship, verdict.headline, verdict.reasons + tuple(hint),
+                       verdict.fixes)
     high = [h for h in static.hazards if h.severity == "high"]
     run_problem = _run_problem(runs)
     if high:

@@ -290,3 +290,26 @@ def go_version_m(info: BuildInfo) -> list[str]:
         value = go_quote(value) if _QUOTE_VALUE & set(value) else value
         lines.append(f"build\t{key}={value}")
     return lines
+
+
+def function_names(path: str) -> frozenset[str]:
+    """Function names of a Go program: `.symtab`, or `.gopclntab` when it is stripped.
+
+    The pclntab's name table holds every Go function as a NUL-terminated string, and the
+    runtime needs it, so `-s -w` keeps it.
+    """
+    from bundler.elf import defined_symbol_names
+
+    names = defined_symbol_names(path)
+    if names is not None:
+        return names
+    try:
+        with open(path, "rb") as handle:
+            section = ELFFile(handle).get_section_by_name(".gopclntab")
+            data = section.data() if section is not None else b""
+    except (ELFError, ConstructError, struct.error, ValueError) as exc:
+        raise InputError(f"{path}: unreadable .gopclntab ({exc})") from None
+    return frozenset(
+        part.decode("ascii") for part in data.split(b"\0")
+        if 2 < len(part) < 512 and part.isascii() and b"." in part
+    )

@@ -6,11 +6,14 @@ are pure renderers of the result, so that the report issue can reuse the model.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from bundler import __version__
+from bundler.diagnose import Diagnosis, diagnose, evidence_of
 from bundler.elf import ElfFacts
 from bundler.glibc import is_glibc, release_of_libc
+from bundler.golang import BuildInfo, function_names, read_build_info
 from bundler.requirements import GlibcNeed, Requirements, glibc_need, other_needs
 from bundler.resolve import Closure, Library, ResolveOptions, resolve_closure
 from bundler.static import StaticContents, static_contents
@@ -25,6 +28,8 @@ class Inspection:
     closure: Closure
     requirements: Requirements
     static: StaticContents | None
+    go: BuildInfo | None = None
+    diagnosis: Diagnosis | None = None
 
 
 def inspect_program(path: str, sysroot: Sysroot, options: ResolveOptions) -> Inspection:
@@ -35,7 +40,29 @@ def inspect_program(path: str, sysroot: Sysroot, options: ResolveOptions) -> Ins
     if libc is not None:
         with open(libc.host_path, "rb") as handle:
             release = release_of_libc(handle.read(), libc.facts.version_definitions)
-    return Inspection(closure, requirements_of(closure, libc, release), static)
+    go = read_build_info(path)
+    diagnosis = go_diagnosis(closure, go, sysroot) if go is not None else None
+    return Inspection(closure, requirements_of(closure, libc, release), static, go, diagnosis)
+
+
+def go_diagnosis(closure: Closure, info: BuildInfo, sysroot: Sysroot) -> Diagnosis:
+    """Gather the evidence for the static-readiness diagnosis of a Go program."""
+    library_needs = {lib.name: lib.facts.needed for lib in closure.libraries
+                     if not is_glibc(lib.soname or lib.name)}
+    missing = []
+    if not closure.program.is_static and closure.search is not None:
+        wanted = ["libc.a"] + [_archive_name(name) for name in closure.program.needed
+                               if not is_glibc(name)]
+        for archive in wanted:
+            if not any(sysroot.is_file(f"{d}/{archive}") for d in closure.search.system_dirs):
+                missing.append(archive)
+    evidence = evidence_of(info, closure.program, function_names(closure.program.path),
+                           library_needs, tuple(missing))
+    return diagnose(evidence)
+
+
+def _archive_name(soname: str) -> str:
+    return soname.split(".so", 1)[0] + ".a"
 
 
 def find_libc(closure: Closure) -> Library | None:
@@ -164,6 +191,9 @@ def inspection_json(result: Inspection) -> dict:
             "read_from_loader": closure.search.from_loader,
         },
         "notes": list(closure.notes),
+        "go": None if result.go is None else dataclasses.asdict(result.go),
+        "static_diagnosis": None if result.diagnosis is None
+        else dataclasses.asdict(result.diagnosis),
     }
 
 
@@ -180,6 +210,8 @@ def inspection_text(result: Inspection) -> str:
     else:
         lines += _dynamic_lines(closure)
     lines += _requirement_lines(result.requirements, program.is_static)
+    if result.go is not None:
+        lines += go_lines(result.go, result.diagnosis)
     if closure.notes:
         lines.append("")
         lines.append("Notes")
@@ -244,6 +276,28 @@ def _requirement_lines(req: Requirements, static: bool) -> list[str]:
         lines.append(f"  glibc that would be bundled: {req.bundled_glibc or 'unknown'}"
                      f" ({req.libc_path})")
     lines.append(f"  minimum kernel: {req.min_kernel or 'not recorded (no ABI tag)'}")
+    return lines
+
+
+def go_lines(info: BuildInfo, diagnosis: Diagnosis | None) -> list[str]:
+    """The Go build info and the static-readiness diagnosis, for inspect and the report."""
+    module = info.main.path if info.main else info.path
+    lines = ["", f"Go: {info.go_version}, module {module}, CGO_ENABLED="
+                 f"{info.setting('CGO_ENABLED') or '?'}, tags {','.join(info.tags) or '(none)'}"]
+    if diagnosis is None:
+        return lines
+    if not diagnosis.causes:
+        lines.append("  static build: nothing found that keeps it from a clean static link")
+    else:
+        lines.append("  what keeps a static build from being clean, and the fix:")
+        for cause in diagnosis.causes:
+            lines.append(f"    - {cause.code}: {cause.explanation}")
+            lines.append(f"      evidence: {', '.join(cause.evidence)}")
+            lines.append(f"      fix: {cause.fix}")
+    lines.append("  static build command:")
+    lines.append(f"    {diagnosis.command}")
+    lines += [f"  this warning will remain: {r}" for r in diagnosis.remaining]
+    lines += [f"  note: {n}" for n in diagnosis.notes]
     return lines
 
 

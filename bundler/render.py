@@ -12,6 +12,7 @@ import json
 import os
 
 from bundler.hazards import Hazard
+from bundler.inspection import go_lines
 from bundler.report import Report
 from bundler.units import human_size
 
@@ -126,8 +127,11 @@ def _hazards(hazards: tuple[Hazard, ...]) -> list[str]:
 
 def _static(report: Report) -> list[str]:
     s, a = report.static, report.artifact
+    go = ([line[2:] if line.startswith("  ") else line
+           for line in go_lines(report.go, report.diagnosis) if line]
+          if report.go is not None else [])
     if s is None:
-        return ["no static build given (--static STATIC_BINARY compares one)"]
+        return ["no static build given (--static STATIC_BINARY compares one)", *go]
     rows = [("path", s.path), ("really static", "yes" if s.really_static else
                                 "NO: " + "; ".join(s.not_static_because)),
             ("same program", s.identity)]
@@ -148,6 +152,7 @@ def _static(report: Report) -> list[str]:
     lines += [f"{k:<{widths[0]}}  {v:<{widths[1]}}  {w}".rstrip() for k, v, w in table]
     lines.append("hazards inside:" if s.hazards else "hazards inside: none found")
     lines += [f"    [{h.severity}] {h.code}: {', '.join(h.evidence)}" for h in s.hazards]
+    lines += go
     if report.runs is not None:
         r = report.runs
         lines.append(f"runs ({r.runs} each, args: {' '.join(r.args) or '(none)'}):")

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bundler import __version__
+from bundler.diagnose import Diagnosis
 from bundler.elf import ElfFacts
 from bundler.glibc import is_glibc
+from bundler.golang import BuildInfo
 from bundler.hazards import Hazard
 from bundler.requirements import GlibcNeed, OtherNeed, Requirements
 from bundler.resolve import Closure
@@ -127,6 +129,8 @@ class Report:
     static: StaticSide | None
     runs: RunComparison | None
     verdict: Verdict
+    go: BuildInfo | None = None
+    diagnosis: Diagnosis | None = None
 
 
 def input_summary(program: ElfFacts, sha256: str) -> InputSummary:
@@ -170,6 +174,7 @@ def runtime_parts(library_names: set[str], uses_threads: bool) -> tuple[RuntimeP
 
 def assemble(input_: InputSummary, needs: Needs, artifact: ArtifactSummary | None,
              hazards: tuple[Hazard, ...], static: StaticSide | None,
-             runs: RunComparison | None, verdict: Verdict) -> Report:
+             runs: RunComparison | None, verdict: Verdict, go: BuildInfo | None = None,
+             diagnosis: Diagnosis | None = None) -> Report:
     return Report(REPORT_FORMAT_VERSION, __version__, input_, needs, artifact, hazards,
-                  static, runs, verdict)
+                  static, runs, verdict, go, diagnosis)

@@ -7,9 +7,11 @@ import os
 
 from bundler.archive import output_format, sha256_of
 from bundler.compare import decide, run_both, static_side, unpacked
+from bundler.diagnose import Diagnosis
 from bundler.elf import ElfFacts, read_elf
 from bundler.errors import InputError
 from bundler.glibc import is_glibc
+from bundler.golang import BuildInfo
 from bundler.hazards import Hazard, artifact_hazards, closure_objects, dynamic_hazards
 from bundler.inspection import requirements_of
 from bundler.plan import BundlePlan
@@ -53,7 +55,8 @@ def uses_threads(objects: list[tuple[str, ElfFacts]]) -> bool:
 
 def build_report(closure: Closure, libc: Library | None, libc_release: str | None,
                  plan: BundlePlan, artifact: ArtifactSummary, static: StaticSide | None,
-                 runs: RunComparison | None) -> Report:
+                 runs: RunComparison | None, go: BuildInfo | None = None,
+                 diagnosis: Diagnosis | None = None) -> Report:
     """The report of one build: its first program against the optional static build."""
     requirements = requirements_of(closure, libc, libc_release)
     objects = closure_objects(closure)
@@ -61,9 +64,10 @@ def build_report(closure: Closure, libc: Library | None, libc_release: str | Non
                                    + artifact_hazards(plan.launcher))
     needs: Needs = needs_of(closure, requirements)
     glibc = requirements.closure_glibc or requirements.program_glibc
-    verdict = decide(artifact, static, runs, glibc.release if glibc else None, hazards)
+    verdict = decide(artifact, static, runs, glibc.release if glibc else None, hazards,
+                     diagnosis.command if diagnosis else None)
     return assemble(input_summary(closure.program, sha256_of(closure.program.path)), needs,
-                    artifact, hazards, static, runs, verdict)
+                    artifact, hazards, static, runs, verdict, go, diagnosis)
 
 
 def compare_report(artifact_path: str, static_path: str,
