@@ -89,6 +89,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | str | Non
                           text=True, env=full_env, cwd=cwd)
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
+                          *words: str) -> None:
+    """A user error: exit `code`, nothing on stdout, one `bundle: error:` line naming `words`."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip("\n").splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("bundle: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
 @pytest.fixture
 def c_lib():
     """Build a shared library: c_lib(path, source, *flags)."""

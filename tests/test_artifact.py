@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import HOST_LOADER, gcc, need, need_tool, run_cli
+from conftest import HOST_LOADER, assert_one_line_error, gcc, need, need_tool, run_cli
 from roots import unpack
 
 LOADER = "ld-linux-x86-64.so.2"
@@ -142,18 +142,6 @@ def tar_members(archive: Path, scratch: Path) -> list[tarfile.TarInfo]:
         members = tar.getmembers()
         assert tar.pax_headers == {}
     return members
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
-                          *words: str) -> None:
-    assert result.returncode == code, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.stdout == ""
-    lines = result.stderr.strip("\n").splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("bundle: error: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 def dir_names(directory: Path) -> list[str]:

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import gcc, need, need_tool, run_cli
+from conftest import assert_one_line_error, gcc, need, need_tool, run_cli
 
 HELLO = '#include <stdio.h>\nint main(void){puts("hello");return 0;}\n'
 USES_NEW_GLIBC = r"""
@@ -22,17 +22,6 @@ USES_NEW_GLIBC = r"""
 #include <threads.h>
 int main(void){ char b[4]; getrandom(b, sizeof b, 0); thrd_t t; (void)t; puts("ok"); return 0; }
 """
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("bundle: error: ")
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +110,7 @@ def test_missing_library_names_the_chain(tmp_path: Path) -> None:
                   str(lib))
     lib.unlink()
     result = run_cli("inspect", str(program))
-    assert_one_line_error(result, "needsgone -> libgone.so.1: not found; searched:")
+    assert_one_line_error(result, 2, "needsgone -> libgone.so.1: not found; searched:")
     allowed = run_cli("inspect", "--json", "--allow-missing", str(program))
     assert allowed.returncode == 0
     (unresolved,) = json.loads(allowed.stdout)["unresolved"]
@@ -145,7 +134,7 @@ def test_missing_library_names_the_chain(tmp_path: Path) -> None:
 def test_bad_inputs_are_one_line_errors(tmp_path: Path, make, words) -> None:
     target = make(tmp_path)
     result = run_cli("inspect", str(target))
-    assert_one_line_error(result, str(target), *words)
+    assert_one_line_error(result, 2, str(target), *words)
 
 
 def test_foreign_architecture_is_refused_clearly() -> None:
@@ -153,7 +142,7 @@ def test_foreign_architecture_is_refused_clearly() -> None:
     if not foreign.exists():
         need(False, "libc6-arm64-cross is not installed")
     result = run_cli("inspect", str(foreign))
-    assert_one_line_error(result, "aarch64", "x86-64", "--sysroot")
+    assert_one_line_error(result, 2, "aarch64", "x86-64", "--sysroot")
     ok = run_cli("inspect", "--json", "--sysroot", "/usr/aarch64-linux-gnu", str(foreign))
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)
@@ -164,9 +153,9 @@ def test_foreign_architecture_is_refused_clearly() -> None:
 
 
 def test_relative_library_path_and_bad_sysroot_are_errors(hello: Path) -> None:
-    assert_one_line_error(run_cli("inspect", "--library-path", "lib", str(hello)),
+    assert_one_line_error(run_cli("inspect", "--library-path", "lib", str(hello)), 2,
                           "--library-path")
-    assert_one_line_error(run_cli("inspect", "--sysroot", "/nonexistent-root", str(hello)),
+    assert_one_line_error(run_cli("inspect", "--sysroot", "/nonexistent-root", str(hello)), 2,
                           "--sysroot")
 
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HOST_LOADER, gcc, need, need_tool, run_cli
+from conftest import HOST_LOADER, assert_one_line_error, gcc, need, need_tool, run_cli
 
 from bundler.render import report_text, use_color
 from bundler.reporting import compare_report
@@ -96,18 +96,6 @@ def bundle_json(*args: str, cwd: Path | None = None) -> dict:
     result = bundle(*args, "--json", cwd=cwd)
     assert result.stdout.startswith("{"), result.stdout[:200]
     return json.loads(result.stdout)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
-                          *words: str) -> None:
-    assert result.returncode == code, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.stdout == ""
-    lines = result.stderr.strip("\n").splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("bundle: error: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 def sha256(path: Path | str) -> str:
