@@ -234,8 +234,19 @@ def _merged_ldflags(ldflags: str, extldflags: list[str]) -> str:
             rest.append(word)
         index += 1
     merged = existing + [f for f in extldflags if f not in existing]
-    out = ["-linkmode", "external", *rest, "-extldflags", "'" + " ".join(merged) + "'"]
-    return " ".join(out)
+    words = ["-linkmode", "external", *map(_go_quote, rest)]
+    return " ".join([*words, "-extldflags", _go_quote(_go_join(merged), always=True)])
+
+
+def _go_join(words: list[str]) -> str:
+    """Join as Go's cmd/internal/quoted.Join does, so `go build` splits it back the same."""
+    return " ".join(_go_quote(word) for word in words)
+
+
+def _go_quote(word: str, always: bool = False) -> str:
+    if word and not always and not any(ch.isspace() or ch in "'\"" for ch in word):
+        return word
+    return f'"{word}"' if "'" in word else f"'{word}'"
 
 
 def _package(info: BuildInfo) -> str:

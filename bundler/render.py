@@ -127,8 +127,10 @@ def _hazards(hazards: tuple[Hazard, ...]) -> list[str]:
 
 def _static(report: Report) -> list[str]:
     s, a = report.static, report.artifact
-    go = ([line[2:] if line.startswith("  ") else line
-           for line in go_lines(report.go, report.diagnosis) if line]
+    go = ([f"diagnosis of the program given ({os.path.basename(report.input.path)}), "
+           "not of the static build:"]
+          + [line[2:] if line.startswith("  ") else line
+             for line in go_lines(report.go, report.diagnosis) if line]
           if report.go is not None else [])
     if s is None:
         return ["no static build given (--static STATIC_BINARY compares one)", *go]

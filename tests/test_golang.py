@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import need_tool
+from elftools.elf.elffile import ELFFile
 from gobuild import STATIC_TAGS, VARIANTS, build_agent
 
 from bundler.compare import static_side
@@ -73,3 +76,53 @@ def test_static_build_is_recognised_as_the_same_go_module(tmp_path) -> None:
     other = build_agent("386-purego")
     mismatch = static_side(str(other), read_elf(str(dynamic)), "myagent")
     assert mismatch.same_program is False
+
+
+def _uvarint_string(data: bytes, position: int) -> tuple[bytes, int]:
+    length, shift = 0, 0
+    while True:
+        byte = data[position]
+        position += 1
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return data[position:position + length], position + length
+        shift += 7
+
+
+def pointer_format_copy(source: Path, dest: Path) -> None:
+    """Rewrite a Go 1.19 binary's build info into the pre-1.18 pointer format.
+
+    No older Go is at hand, so the older layout is made from a real file: the header's
+    flags say "not inline", its two pointers name Go string headers {data, len} written
+    at the start of .noptrdata (mapped from the file), followed by the strings.
+    """
+    data = bytearray(source.read_bytes())
+    with open(source, "rb") as handle:
+        elf = ELFFile(handle)
+        info = elf.get_section_by_name(".go.buildinfo")
+        spare = elf.get_section_by_name(".noptrdata")
+        at, spare_at, spare_addr = info["sh_offset"], spare["sh_offset"], spare["sh_addr"]
+        blob = bytes(data[at:at + info["sh_size"]])
+    assert blob[15] & 0x2, "expected the inline format"
+    version, after = _uvarint_string(blob, 32)
+    modinfo, _ = _uvarint_string(blob, after)
+    version_addr = spare_addr + 32
+    modinfo_addr = version_addr + len(version)
+    struct.pack_into("<QQQQ", data, spare_at, version_addr, len(version), modinfo_addr,
+                     len(modinfo))
+    data[spare_at + 32:spare_at + 32 + len(version) + len(modinfo)] = version + modinfo
+    data[at + 15] = 0  # little endian, strings through pointers
+    struct.pack_into("<QQ", data, at + 16, spare_addr, spare_addr + 16)
+    dest.write_bytes(bytes(data))
+    dest.chmod(0o755)  # `go version` skips files that are not executable
+
+
+def test_pointer_format_agrees_with_go_version_m(tmp_path: Path) -> None:
+    crafted = tmp_path / "oldformat"
+    pointer_format_copy(build_agent("dynamic"), crafted)
+    info = read_build_info(str(crafted))
+    assert info is not None
+    ours = [f"{crafted}: {info.go_version}"] + [f"\t{line}" for line in go_version_m(info)]
+    assert ours == go_version_m_output(str(crafted))
+    assert ours[1:] == [f"\t{line}" for line in go_version_m(
+        read_build_info(str(build_agent("dynamic"))))]

@@ -35,7 +35,8 @@ here=$${here%?x}
 
 # Installed at its prefix with /proc mounted: the program's own PT_INTERP and RPATH work,
 # so exec it directly (correct /proc/self/exe for self re-exec, pidof, systemd).
+# No 2>/dev/null: a root without /dev (a bare chroot) would fail the redirect itself.
 at_prefix=
 if [ -e /proc/self/exe ] && [ -x "$$prefix/libexec/$$program" ]; then
-    at_prefix=$$(cd -P -- "$$prefix" 2>/dev/null && pwd -P && printf x) && at_prefix=$${at_prefix%?x}
+    at_prefix=$$(cd -P -- "$$prefix" && pwd -P && printf x) && at_prefix=$${at_prefix%?x}
 fi
