@@ -6,6 +6,7 @@ A test that needs a tool skips with a reason on a developer's machine, but fails
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -58,6 +59,17 @@ def gcc(
     command += list(flags)
     subprocess.run(command, check=True, capture_output=True, text=True)
     return out
+
+
+def sha256(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tool(name: str, *args: str) -> str:
+    """stdout of a system tool that must succeed (readelf, patchelf, objdump ...)."""
+    result = subprocess.run([need_tool(name), *args], capture_output=True, text=True)
+    assert result.returncode == 0, (name, args, result.stderr)
+    return result.stdout
 
 
 def ld_so_list(program: Path | str, *, library_path: Sequence[str] = (), loader: str = HOST_LOADER,

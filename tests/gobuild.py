@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
@@ -187,3 +188,13 @@ def build_agent(variant: str, dest: Path | None = None) -> Path:
     shutil.copyfile(path, copy)
     copy.chmod(0o755)
     return copy
+
+
+def assert_agent_output(stdout: str, binary: Path | str) -> None:
+    """The four lines the example agent prints when everything works, run as `binary`."""
+    lines = stdout.splitlines()
+    assert len(lines) == 4, stdout
+    assert lines[0] == "sqlite: hello"
+    assert lines[1].startswith("lookup: ok ")
+    assert lines[2] == f"user: {pwd.getpwuid(os.getuid()).pw_name}"
+    assert lines[3] == f"exe: {binary}"

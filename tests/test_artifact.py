@@ -8,7 +8,6 @@ Runs in empty roots and old distributions are in test_artifact_roots.py.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -22,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import HOST_LOADER, assert_one_line_error, gcc, need, need_tool, run_cli
+from conftest import HOST_LOADER, assert_one_line_error, gcc, need, need_tool, run_cli, sha256, tool
 from roots import unpack
 
 LOADER = "ld-linux-x86-64.so.2"
@@ -96,16 +95,6 @@ def bundle(*args: str, env: dict[str, str] | None = None,
 def brackets(*words: str) -> str:
     """What HELLO prints for this argv."""
     return "".join(f"[{w}]\n" for w in words)
-
-
-def sha256(path: Path | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def tool(name: str, *args: str) -> str:
-    result = subprocess.run([need_tool(name), *args], capture_output=True, text=True)
-    assert result.returncode == 0, (name, args, result.stderr)
-    return result.stdout
 
 
 def dynamic_tags(path: Path) -> str:

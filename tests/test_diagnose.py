@@ -10,8 +10,6 @@ diagnosis predicts, and the program must work.
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import re
 import shlex
 import shutil
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from gobuild import AGENT_DIR, build_agent, go_build, go_env
+from gobuild import AGENT_DIR, assert_agent_output, build_agent, go_build, go_env
 
 from bundler.diagnose import (
     Cause,
@@ -185,12 +183,7 @@ def test_suggested_command_links_and_runs(variant: str, tmp_path: Path) -> None:
 
     ran = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    lines = ran.stdout.splitlines()
-    assert len(lines) == 4, ran.stdout
-    assert lines[0] == "sqlite: hello"
-    assert lines[1].startswith("lookup: ok ")
-    assert lines[2] == f"user: {pwd.getpwuid(os.getuid()).pw_name}"
-    assert lines[3] == f"exe: {binary}"
+    assert_agent_output(ran.stdout, binary)
 
 
 # -- go_build_command on synthetic build info ----------------------------------------------

@@ -7,13 +7,20 @@ and running the host-architecture builds here.
 from __future__ import annotations
 
 import os
-import pwd
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import need_tool
-from gobuild import AGENT_DIR, STATIC_TAGS, VARIANTS, build_agent, go_build, go_env
+from gobuild import (
+    AGENT_DIR,
+    STATIC_TAGS,
+    VARIANTS,
+    assert_agent_output,
+    build_agent,
+    go_build,
+    go_env,
+)
 
 AGENT_VARIANTS = [name for name, spec in VARIANTS.items() if spec.fixture == AGENT_DIR]
 STATIC = ["static-notags", "static-tags"]
@@ -68,12 +75,7 @@ def test_agent_runs_here(variant, tmp_path):
     assert (version.returncode, version.stdout) == (0, "myagent 1.0\n")
     result = run_agent(binary)
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert len(lines) == 4, result.stdout
-    assert lines[0] == "sqlite: hello"
-    assert lines[1].startswith("lookup: ok ")
-    assert lines[2] == f"user: {pwd.getpwuid(os.getuid()).pw_name}"
-    assert lines[3] == f"exe: {binary}"
+    assert_agent_output(result.stdout, binary)
 
 
 @pytest.mark.parametrize("variant", STATIC)

@@ -10,7 +10,6 @@ system's own tools (sha256, objdump, readelf, getconf); the Markdown against the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pty
@@ -22,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HOST_LOADER, assert_one_line_error, gcc, need, need_tool, run_cli
+from conftest import HOST_LOADER, assert_one_line_error, gcc, need, need_tool, run_cli, sha256, tool
 
 from bundler.render import report_text, use_color
 from bundler.reporting import compare_report
@@ -96,16 +95,6 @@ def bundle_json(*args: str, cwd: Path | None = None) -> dict:
     result = bundle(*args, "--json", cwd=cwd)
     assert result.stdout.startswith("{"), result.stdout[:200]
     return json.loads(result.stdout)
-
-
-def sha256(path: Path | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def tool(name: str, *args: str) -> str:
-    result = subprocess.run([need_tool(name), *args], capture_output=True, text=True)
-    assert result.returncode == 0, (name, args, result.stderr)
-    return result.stdout
 
 
 def static_gcc(out: Path, source: str) -> Path:
