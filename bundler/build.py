@@ -6,6 +6,7 @@ devices) and is removed whatever happens.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -75,6 +76,11 @@ def build(request: BuildRequest) -> BuildResult:
         raise InputError("no BINARY given")
     sysroot = Sysroot(request.sysroot)
     closures = [resolve_closure(path, sysroot, request.resolve) for path in request.binaries]
+    runtime = runtime_loaded(closures)
+    if runtime:  # again, with what glibc will dlopen (facts are cached: cheap)
+        options = dataclasses.replace(
+            request.resolve, runtime_loaded=(*request.resolve.runtime_loaded, *runtime))
+        closures = [resolve_closure(path, sysroot, options) for path in request.binaries]
     libc = find_libc(closures[0])
     release = None
     if libc is not None:
@@ -124,6 +130,16 @@ def build(request: BuildRequest) -> BuildResult:
                           static, runs, go, diagnosis)
     return BuildResult(plan, out, fmt, tuple(records), raw, size, digest, tuple(closures),
                        report)
+
+
+def runtime_loaded(closures: list[Closure]) -> tuple[str, ...]:
+    """What glibc will dlopen for these programs: libgcc_s.so.1 when they use threads.
+
+    pthread_cancel and pthread_exit unwind through libgcc_s; without it glibc aborts with
+    "libgcc_s.so.1 must be installed for pthread_cancel to work" (GLIBC-NOTES section 2).
+    """
+    threads = any(uses_threads(closure_objects(c)) for c in closures)
+    return ("libgcc_s.so.1",) if threads else ()
 
 
 def _stage_report(plan: BundlePlan, staging: str, report: Report) -> Entry:

@@ -60,10 +60,12 @@ class Library:
     hwcap_variants: tuple[str, ...]  # CPU-specific copies a bundle must not take
     facts: ElfFacts
     aliases: tuple[str, ...] = ()  # every DT_NEEDED name it was requested under
+    runtime: bool = False  # loaded by glibc at run time (e.g. libgcc_s.so.1), not DT_NEEDED
 
     @property
     def reason(self) -> str:
-        return FOUND_VIA_TEXT[self.found_via].format(via=self.via_object)
+        text = FOUND_VIA_TEXT[self.found_via].format(via=self.via_object)
+        return f"{text}; loaded at run time by glibc" if self.runtime else text
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,9 @@ class Closure:
 class ResolveOptions:
     library_path: tuple[str, ...] = ()  # target dirs searched like LD_LIBRARY_PATH
     allow_missing: bool = False
+    # Libraries glibc itself dlopens at run time (libgcc_s.so.1 for pthread_cancel):
+    # searched as libc.so.6 would, added with their own dependencies; a miss is a note.
+    runtime_loaded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,7 @@ class _Node:
     via_object: str | None = None
     search_dir: str | None = None
     variants: tuple[str, ...] = ()
+    runtime: bool = False  # dlopened by glibc at run time, not a DT_NEEDED
 
 
 @dataclass(frozen=True)
@@ -237,7 +243,16 @@ class _Resolver:
             if loader.facts.soname:
                 rtld.names.add(loader.facts.soname)
             self._register(rtld)
-        queue = [main]
+        self._walk([main])
+        for name in self.options.runtime_loaded:
+            self._load_at_run_time(name)
+        if self.unresolved and not self.options.allow_missing:
+            first = self.unresolved[0]
+            raise MissingLibraryError(first.describe())
+        return self._closure(loader, search)
+
+    def _walk(self, queue: list[_Node]) -> None:
+        """Breadth-first over DT_NEEDED, as `_dl_map_object_deps` loads them."""
         while queue:
             requester = queue.pop(0)
             for name in requester.facts.needed:
@@ -252,10 +267,24 @@ class _Resolver:
                 node.names.add(name)
                 if requester.label not in node.requested_by:
                     node.requested_by.append(requester.label)
-        if self.unresolved and not self.options.allow_missing:
-            first = self.unresolved[0]
-            raise MissingLibraryError(first.describe())
-        return self._closure(loader, search)
+
+    def _load_at_run_time(self, name: str) -> None:
+        """A dlopen by libc.so.6 itself: its search, then its dependencies."""
+        if self._already_loaded(name) is not None:
+            return
+        libc = next((n for n in self.loaded if n.facts.soname == "libc.so.6"), self.loaded[0])
+        before = len(self.unresolved)
+        node = self._load(name, libc)
+        if node is None:
+            for missing in self.unresolved[before:]:
+                self._note(f"{name} (loaded at run time by glibc) not found: "
+                           f"{missing.problem}; searched: {', '.join(missing.searched)}")
+            del self.unresolved[before:]
+            return
+        node.names.add(name)
+        node.requested_by.append(f"{libc.label} at run time")
+        node.runtime = True
+        self._walk([node])
 
     def _closure(self, loader: Loader | None, search: LoaderSearchFacts | None) -> Closure:
         libraries = tuple(
@@ -268,6 +297,7 @@ class _Resolver:
                 requested_by=tuple(node.requested_by), depth=node.depth,
                 hwcap_variants=node.variants, facts=node.facts,
                 aliases=tuple(sorted(n for n in node.names if "/" not in n)),
+                runtime=node.runtime,
             )
             for node in self.loaded
             if node.found_via not in ("main", "loader")

@@ -154,3 +154,44 @@ def test_bundle_from_an_old_sysroot_runs_on_this_host(tmp_path: Path) -> None:
                          text=True)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.startswith("ls (GNU coreutils) 8.32")  # Debian 11's, not this host's
+
+
+CANCEL = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static void *sleeper(void *arg) { (void)arg; for (;;) pause(); return 0; }
+int main(void) {
+    pthread_t t; void *result;
+    pthread_create(&t, 0, sleeper, 0);
+    usleep(10000);
+    pthread_cancel(t);
+    pthread_join(t, &result);
+    puts(result == PTHREAD_CANCELED ? "cancelled" : "not cancelled");
+    return 0;
+}
+"""
+
+
+def test_pthread_cancel_gets_libgcc_s(tmp_path: Path) -> None:
+    """glibc dlopens libgcc_s.so.1 to cancel a thread; a root without it aborts the program."""
+    need_root()
+    program = gcc(tmp_path / "cancel", CANCEL)
+    artifact = bundle(program, tmp_path / "cancel.tar.zst")
+    with empty_root(tmp_path) as root:
+        top = unpack(artifact, root / "tmp") / "cancel"
+        manifest = json.loads((top / ".bundle" / "manifest.json").read_text())
+        (record,) = [f for f in manifest["files"] if f["path"] == "lib/libgcc_s.so.1"]
+        assert record["kind"] == "library"
+        ran = chroot_run(root, ["/tmp/cancel/bin/cancel"])
+        assert (ran.returncode, ran.stdout) == (0, "cancelled\n"), ran.stderr
+        (top / "lib" / "libgcc_s.so.1").unlink()  # what the bundle would be without it
+        broken = chroot_run(root, ["/tmp/cancel/bin/cancel"])
+        assert broken.returncode != 0
+        assert "libgcc_s.so.1 must be installed for pthread_cancel to work" in broken.stderr
+
+
+def test_programs_without_threads_get_no_libgcc_s(tmp_path: Path, programs) -> None:
+    artifact = bundle(programs["selfexe"], tmp_path / "selfexe.tar")
+    top = unpack(artifact, tmp_path / "u") / "selfexe"
+    assert not (top / "lib" / "libgcc_s.so.1").exists()

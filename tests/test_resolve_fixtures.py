@@ -709,3 +709,22 @@ def test_unloadable_candidate_stops_the_search(root: Path, c_lib: Builder, kind:
     assert f"{blocker}: {problem}" in loader.stderr
     listing = list_directly(prog)
     assert listing.returncode != 0 and f"{blocker}: {problem}" in listing.stderr
+
+
+def test_runtime_loaded_library_is_searched_as_libc_would(tmp_path: Path) -> None:
+    """`runtime_loaded`: what glibc dlopens itself joins the closure; a miss is only a note."""
+    program = gcc(tmp_path / "plain", "int main(void){return 0;}\n")
+    options = ResolveOptions(runtime_loaded=("libgcc_s.so.1", "libnot-there.so.9"))
+    closure = resolve_closure(str(program), Sysroot("/"), options)
+    (gcc_s,) = [lib for lib in closure.libraries if lib.name == "libgcc_s.so.1"]
+    assert gcc_s.runtime is True
+    assert gcc_s.loaded_by == "libc.so.6"
+    assert gcc_s.found_via == "cache"
+    assert gcc_s.reason.endswith("loaded at run time by glibc")
+    assert os.path.realpath(gcc_s.host_path) == os.path.realpath(
+        "/lib/x86_64-linux-gnu/libgcc_s.so.1")
+    assert not closure.unresolved
+    assert any("libnot-there.so.9 (loaded at run time by glibc) not found" in note
+               for note in closure.notes)
+    plain = resolve_closure(str(program), Sysroot("/"))
+    assert "libgcc_s.so.1" not in {lib.name for lib in plain.libraries}
