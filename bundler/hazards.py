@@ -114,9 +114,10 @@ def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
             "privileged", "program", "high", tuple(bits),
             "started through the bundled loader the privilege is lost (the kernel grants it "
             "only to the file it executes); started directly, glibc's secure mode ignores "
-            "$ORIGIN in DT_RPATH, so the bundled libraries are not found",
-            "the artifact does not keep the privilege: grant it with a wrapper that is "
-            "installed setuid at the prefix, or drop the need for it",
+            "$ORIGIN in DT_RPATH (measured: libc.so.6 not found)",
+            "bundled only with --allow-setuid, which adds the absolute PREFIX/lib to DT_RPATH: "
+            "install at the prefix as root (tar keeps the setuid bit; capabilities need setcap "
+            "again) and start libexec/ or bin/ there",
         ))
     for code, names, severity, effect, action in (
         ("dynamic-dlopen", DLOPEN_IMPORTS, "medium",

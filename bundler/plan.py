@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
+from bundler.elf import ElfFacts
 from bundler.errors import InputError
 from bundler.glibc import is_glibc
 from bundler.resolve import Closure, Library
@@ -63,6 +64,7 @@ class PlanOptions:
     name: str | None = None
     prefix: str | None = None
     launcher: str = "loader"
+    allow_setuid: bool = False
 
 
 def validate_name(name: str) -> str:
@@ -97,6 +99,7 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
     prefix = validate_prefix(options.prefix or f"/opt/{name}")
     for closure in closures:
         _check_bundleable(closure, first)
+        _check_privilege(closure, options.allow_setuid)
     loader = first.loader
     assert loader is not None  # _check_bundleable refuses closures without one
     loader_name = loader.facts.soname or posixpath.basename(loader.path)
@@ -124,8 +127,9 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
         if label in programs:
             raise InputError(f"{label}: given twice (two programs with the same file name)")
         programs.append(label)
-        add(StagedFile(f"libexec/{label}", "program", EXECUTABLE_MODE,
-                       source=closure.program.path, patch=Patch(interpreter, PROGRAM_RPATH)),
+        add(StagedFile(f"libexec/{label}", "program", _program_mode(closure.program),
+                       source=closure.program.path,
+                       patch=Patch(interpreter, _program_rpath(closure.program, prefix))),
             label)
         add(StagedFile(f"bin/{label}", "launcher", EXECUTABLE_MODE, program=label), label)
     for library, names, who in _libraries_by_file(closures):
@@ -139,6 +143,34 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
         glibc_release=glibc_release, min_kernel=min_kernel, programs=tuple(programs),
         files=tuple(sorted(files.values(), key=lambda f: f.dest)), missing=tuple(missing),
     )
+
+
+def privileges(program: ElfFacts) -> list[str]:
+    return [name for name, present in (("setuid", program.setuid), ("setgid", program.setgid),
+                                       ("file capabilities", program.capabilities is not None))
+            if present]
+
+
+def _check_privilege(closure: Closure, allowed: bool) -> None:
+    held = privileges(closure.program)
+    if held and not allowed:
+        raise InputError(
+            f"{closure.program.path}: has {' and '.join(held)}; started through the bundled "
+            "loader it runs without them, and glibc ignores $ORIGIN for privileged programs. "
+            "--allow-setuid bundles it with DT_RPATH PREFIX/lib: it keeps the privilege only "
+            "when installed at the prefix and started directly"
+        )
+
+
+def _program_rpath(program: ElfFacts, prefix: str) -> str:
+    """$ORIGIN/../lib; privileged programs first get the absolute PREFIX/lib, because in
+    secure mode (AT_SECURE) glibc drops $ORIGIN entries outside its trusted dirs."""
+    return f"{prefix}/lib:{PROGRAM_RPATH}" if privileges(program) else PROGRAM_RPATH
+
+
+def _program_mode(program: ElfFacts) -> int:
+    """The setuid/setgid bits travel in the archive (tar run as root restores them)."""
+    return EXECUTABLE_MODE | (0o4000 if program.setuid else 0) | (0o2000 if program.setgid else 0)
 
 
 def _check_bundleable(closure: Closure, first: Closure) -> None:

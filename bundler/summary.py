@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from bundler.build import BuildResult
+from bundler.plan import privileges
 from bundler.units import human_size
 
 
@@ -27,6 +28,12 @@ def summary_text(result: BuildResult) -> str:
     ]
     if result.sha256:
         lines.append(f"  sha256         {result.sha256}  ({result.out}.sha256)")
+    for closure in result.closures:
+        held = privileges(closure.program)
+        if held:
+            lines.append(f"  PRIVILEGED     {closure.program_label} has {' and '.join(held)}: it "
+                         "keeps it only installed at the prefix (tar as root keeps the setuid "
+                         "bit; file capabilities need setcap again) and started directly")
     for missing in plan.missing:
         lines.append(f"  LEFT OUT       {missing}")
     program = plan.programs[0]

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import gcc, run_cli
+from conftest import assert_one_line_error, gcc, run_cli
 from roots import chroot_run, debian11_root, debian11_tree, empty_root, need_root, unpack
 
 SPAWNER = r"""
@@ -195,3 +195,28 @@ def test_programs_without_threads_get_no_libgcc_s(tmp_path: Path, programs) -> N
     artifact = bundle(programs["selfexe"], tmp_path / "selfexe.tar")
     top = unpack(artifact, tmp_path / "u") / "selfexe"
     assert not (top / "lib" / "libgcc_s.so.1").exists()
+
+
+EUID = r"""
+#include <stdio.h>
+#include <unistd.h>
+int main(void) { printf("uid=%d euid=%d\n", (int)getuid(), (int)geteuid()); return 0; }
+"""
+
+
+def test_setuid_is_refused_unless_allowed_and_then_kept_at_the_prefix(tmp_path: Path) -> None:
+    need_root()
+    program = gcc(tmp_path / "whoami", EUID)
+    program.chmod(0o4755)
+    refused = run_cli(str(program), "-o", str(tmp_path / "refused.tar.zst"))
+    assert_one_line_error(refused, 2, "setuid", "--allow-setuid")
+    assert not (tmp_path / "refused.tar.zst").exists()
+    artifact = bundle(program, tmp_path / "whoami.tar.zst", "--allow-setuid")
+    with empty_root(tmp_path) as root:
+        top = unpack(artifact, root / "opt" / "whoami", strip=True)
+        assert (top / "libexec" / "whoami").stat().st_mode & 0o4000
+        # Started directly at the prefix by an unprivileged user: the privilege holds,
+        # and secure mode still finds the bundled libc through the absolute DT_RPATH.
+        ran = subprocess.run(["chroot", "--userspec=65534:65534", str(root),
+                              "/opt/whoami/bin/whoami"], capture_output=True, text=True)
+        assert (ran.returncode, ran.stdout) == (0, "uid=65534 euid=0\n"), ran.stderr

@@ -408,7 +408,9 @@ def test_privileged_bits(dyn: Path, bit: int, word: str) -> None:
     shutil.copy2(dyn / "dynload", copy)
     copy.chmod(copy.stat().st_mode | bit)
     assert copy.stat().st_mode & bit
-    data = bundle_json(copy.name, "-o", f"{word}.tar.zst", cwd=dyn)
+    refused = run_cli(copy.name, "-o", f"{word}.tar.zst", cwd=dyn)
+    assert_one_line_error(refused, 2, word, "--allow-setuid")
+    data = bundle_json(copy.name, "-o", f"{word}.tar.zst", "--allow-setuid", cwd=dyn)
     privileged = hazard(data["hazards"], "privileged")
     assert privileged["evidence"] == [word]
     assert privileged["severity"] == "high"
@@ -421,7 +423,9 @@ def test_file_capabilities(dyn: Path) -> None:
     shutil.copy2(dyn / "dynload", copy)
     done = subprocess.run([setcap, "cap_net_raw+ep", str(copy)], capture_output=True, text=True)
     need(done.returncode == 0, f"setcap failed here: {done.stderr.strip()}")
-    data = bundle_json(copy.name, "-o", "cap.tar.zst", cwd=dyn)
+    refused = run_cli(copy.name, "-o", "cap.tar.zst", cwd=dyn)
+    assert_one_line_error(refused, 2, "file capabilities", "--allow-setuid")
+    data = bundle_json(copy.name, "-o", "cap.tar.zst", "--allow-setuid", cwd=dyn)
     assert hazard(data["hazards"], "privileged")["evidence"] == ["file capabilities"]
 
 
