@@ -224,5 +224,6 @@ def _manifest(plan: BundlePlan, records: list[dict]) -> dict:
         "min_kernel": plan.min_kernel,
         "programs": list(plan.programs),
         "missing": list(plan.missing),
+        "excluded": list(plan.excluded),
         "files": sorted(records, key=lambda r: r["path"]),
     }

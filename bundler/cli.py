@@ -144,6 +144,8 @@ def write_report_file(report, path: str) -> None:
 @click.option("--library-path", "library_path", metavar="DIRS",
               help="Colon-separated dirs searched like LD_LIBRARY_PATH.")
 @click.option("--allow-missing", is_flag=True, help="Leave out libraries that cannot be found.")
+@click.option("--exclude", "exclude", multiple=True, metavar="GLOB",
+              help="Leave libraries whose SONAME matches GLOB to the host (repeatable).")
 @click.option("--allow-setuid", is_flag=True,
               help="Bundle a setuid/setgid/capability program (privileged only at the prefix).")
 @click.option("--static", "static", metavar="STATIC_BINARY",
@@ -153,7 +155,8 @@ def write_report_file(report, path: str) -> None:
 @report_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   prefix: str | None, launcher: str, sysroot: str, library_path: str | None,
-                  allow_missing: bool, allow_setuid: bool, static: str | None,
+                  allow_missing: bool, exclude: tuple[str, ...], allow_setuid: bool,
+                  static: str | None,
                   run_args: str | None,
                   report_file: str | None, as_json: bool) -> None:
     """Write the fallback artifact for BINARY... (several share one lib/)."""
@@ -166,7 +169,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
         resolve=ResolveOptions(library_path=library_path_option(library_path),
                                allow_missing=allow_missing),
         plan=PlanOptions(name=name, prefix=prefix, launcher=launcher,
-                         allow_setuid=allow_setuid),
+                         allow_setuid=allow_setuid, exclude=exclude),
         static=static, run_args=run_option(run_args),
     )
     result = build(request)

@@ -142,8 +142,8 @@ def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
     return tuple(hazards)
 
 
-def artifact_hazards(launcher: str) -> tuple[Hazard, ...]:
-    """What the chosen launcher itself means for the program and its children."""
+def artifact_hazards(launcher: str, excluded: tuple[str, ...] = ()) -> tuple[Hazard, ...]:
+    """What the chosen launcher and the left-out libraries mean for the program."""
     hazards = [Hazard(
         "loader-start-proc-self-exe", "artifact", "low",
         ("launcher starts lib/ld-linux*.so.* PROGRAM when not at its prefix",),
@@ -151,6 +151,13 @@ def artifact_hazards(launcher: str) -> tuple[Hazard, ...]:
         "install at the prefix (then the launcher execs the program itself), or run "
         "libexec/PROGRAM directly there",
     )]
+    if excluded:
+        hazards.append(Hazard(
+            "excluded-libraries", "artifact", "medium", excluded,
+            "these come from each target host: a host without them fails at start, and one "
+            "built against a newer glibc than the bundled one fails with a version error",
+            "exclude only host-specific libraries (GPU drivers, site plugins)",
+        ))
     if launcher == "env":
         hazards.append(Hazard(
             "env-launcher-leak", "artifact", "high", ("LD_LIBRARY_PATH exported",),

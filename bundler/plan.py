@@ -7,6 +7,7 @@ programs patched to the bundled loader, `lib/` the loader, glibc and the rest.
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 from dataclasses import dataclass
 
@@ -57,6 +58,7 @@ class BundlePlan:
     programs: tuple[str, ...]
     files: tuple[StagedFile, ...]
     missing: tuple[str, ...]  # unresolved libraries left out (--allow-missing)
+    excluded: tuple[str, ...] = ()  # sonames left to the host (--exclude and what only they need)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class PlanOptions:
     prefix: str | None = None
     launcher: str = "loader"
     allow_setuid: bool = False
+    exclude: tuple[str, ...] = ()  # soname globs left to the host (e.g. GPU drivers)
 
 
 def validate_name(name: str) -> str:
@@ -132,7 +135,10 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
                        patch=Patch(interpreter, _program_rpath(closure.program, prefix))),
             label)
         add(StagedFile(f"bin/{label}", "launcher", EXECUTABLE_MODE, program=label), label)
+    excluded = excluded_libraries(closures, options.exclude)
     for library, names, who in _libraries_by_file(closures):
+        if (library.soname or library.name) in excluded:
+            continue
         for entry in _library_entries(library, names):
             add(entry, who)
     missing = sorted({u.describe() for c in closures for u in c.unresolved})
@@ -142,7 +148,46 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
         loader_supports_argv0=release_key(glibc_release) >= ARGV0_SINCE,
         glibc_release=glibc_release, min_kernel=min_kernel, programs=tuple(programs),
         files=tuple(sorted(files.values(), key=lambda f: f.dest)), missing=tuple(missing),
+        excluded=tuple(sorted(excluded)),
     )
+
+
+def excluded_libraries(closures: list[Closure], globs: tuple[str, ...]) -> set[str]:
+    """Sonames matching `globs`, plus those reachable only through them.
+
+    A library that only an excluded one needs would otherwise shadow the host's own
+    copy of it (found first through the program's DT_RPATH) and mix two builds. glibc's
+    objects are never left out.
+    """
+    if not globs:
+        return set()
+    chosen = set()
+    for closure in closures:
+        for library in closure.libraries:
+            soname = library.soname or library.name
+            if any(fnmatch.fnmatchcase(n, g) for g in globs for n in (soname, library.name)):
+                if is_glibc(soname):
+                    raise InputError(f"--exclude: {soname} is part of glibc, which is bundled "
+                                     "as one unit with its loader; it cannot be left out")
+                chosen.add(soname)
+    kept: set[str] = set()
+    for closure in closures:
+        by_name = {name: lib for lib in closure.libraries
+                   for name in (lib.aliases or (lib.name,))}
+        queue = [*closure.program.needed,
+                 *(lib.name for lib in closure.libraries if lib.runtime)]
+        while queue:
+            library = by_name.get(queue.pop())
+            if library is None:
+                continue
+            soname = library.soname or library.name
+            if soname in chosen or soname in kept:
+                continue
+            kept.add(soname)
+            queue += library.facts.needed
+    every = {lib.soname or lib.name for c in closures for lib in c.libraries}
+    # glibc's own objects always stay: a host libm next to the bundled libc would not fit.
+    return {soname for soname in every - kept if not is_glibc(soname)}
 
 
 def privileges(program: ElfFacts) -> list[str]:

@@ -61,7 +61,7 @@ def build_report(closure: Closure, libc: Library | None, libc_release: str | Non
     requirements = requirements_of(closure, libc, libc_release)
     objects = closure_objects(closure)
     hazards: tuple[Hazard, ...] = (dynamic_hazards(closure.program, objects)
-                                   + artifact_hazards(plan.launcher))
+                                   + artifact_hazards(plan.launcher, plan.excluded))
     needs: Needs = needs_of(closure, requirements)
     glibc = requirements.closure_glibc or requirements.program_glibc
     verdict = decide(artifact, static, runs, glibc.release if glibc else None, hazards,
@@ -103,7 +103,8 @@ def compare_report(artifact_path: str, static_path: str,
                                          if r["path"].startswith("lib/")},
                                         uses_threads(objects)),
         )
-        hazards = dynamic_hazards(facts, objects) + artifact_hazards(manifest["launcher"])
+        hazards = dynamic_hazards(facts, objects) + artifact_hazards(
+            manifest["launcher"], tuple(manifest.get("excluded", ())))
         static = static_side(static_path, facts, program)
         runs = None
         if run_args is not None:

@@ -34,6 +34,9 @@ def summary_text(result: BuildResult) -> str:
             lines.append(f"  PRIVILEGED     {closure.program_label} has {' and '.join(held)}: it "
                          "keeps it only installed at the prefix (tar as root keeps the setuid "
                          "bit; file capabilities need setcap again) and started directly")
+    if plan.excluded:
+        lines.append(f"  LEFT TO HOST   {', '.join(plan.excluded)} (--exclude): every target "
+                     "must have them, built for a glibc no newer than the bundled one")
     for missing in plan.missing:
         lines.append(f"  LEFT OUT       {missing}")
     program = plan.programs[0]

@@ -220,3 +220,23 @@ def test_setuid_is_refused_unless_allowed_and_then_kept_at_the_prefix(tmp_path: 
         ran = subprocess.run(["chroot", "--userspec=65534:65534", str(root),
                               "/opt/whoami/bin/whoami"], capture_output=True, text=True)
         assert (ran.returncode, ran.stdout) == (0, "uid=65534 euid=0\n"), ran.stderr
+
+
+def test_excluded_library_comes_from_the_host(tmp_path: Path) -> None:
+    """--exclude libz: the artifact runs where the host has libz (Debian 11), not elsewhere."""
+    need_root()
+    program = gcc(tmp_path / "zver", '#include <stdio.h>\n#include <zlib.h>\n'
+                  'int main(void){puts(zlibVersion()); return 0;}\n', "-lz")
+    artifact = bundle(program, tmp_path / "zver.tar.zst", "--exclude", "libz.so*")
+    top = unpack(artifact, tmp_path / "u") / "zver"
+    manifest = json.loads((top / ".bundle" / "manifest.json").read_text())
+    assert manifest["excluded"] == ["libz.so.1"]
+    assert not (top / "lib" / "libz.so.1").exists()
+    with debian11_root(tmp_path) as root:
+        unpack(artifact, root / "tmp")
+        ran = chroot_run(root, ["/tmp/zver/bin/zver"])
+        assert (ran.returncode, ran.stdout) == (0, "1.2.11\n"), ran.stderr  # Debian 11's zlib
+    with empty_root(tmp_path / "bare") as root:
+        unpack(artifact, root / "tmp")
+        ran = chroot_run(root, ["/tmp/zver/bin/zver"])
+        assert ran.returncode != 0 and "libz.so.1" in ran.stderr

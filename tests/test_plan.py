@@ -111,3 +111,17 @@ def test_prefix_is_normalised_and_odd_characters_kept() -> None:
 def test_bad_names(name: str) -> None:
     with pytest.raises(InputError, match="--name"):
         validate_name(name)
+
+
+def test_exclude_leaves_a_library_and_what_only_it_needs() -> None:
+    """sqlite3 -> libreadline.so.8 -> libtinfo.so.6: excluding readline takes tinfo too."""
+    closure = closure_of("/usr/bin/sqlite3")
+    plan = make_plan([closure], "2.36", None, PlanOptions(exclude=("libreadline*",)))
+    dests = {f.dest for f in plan.files}
+    assert plan.excluded == ("libreadline.so.8", "libtinfo.so.6")
+    assert "lib/libreadline.so.8" not in dests and "lib/libtinfo.so.6" not in dests
+    assert {"lib/libsqlite3.so.0", "lib/libz.so.1", "lib/libm.so.6"} <= dests
+    libm_kept = make_plan([closure], "2.36", None, PlanOptions(exclude=("libsqlite3.so.0",)))
+    assert libm_kept.excluded == ("libsqlite3.so.0",)  # libm: glibc, and needed elsewhere
+    with pytest.raises(InputError, match="part of glibc"):
+        make_plan([closure], "2.36", None, PlanOptions(exclude=("libm.so.*",)))
