@@ -50,6 +50,7 @@ class BuildRequest:
     sysroot: str = "/"
     resolve: ResolveOptions = field(default_factory=ResolveOptions)
     plan: PlanOptions = field(default_factory=PlanOptions)
+    add: tuple[str, ...] = ()  # extra shared objects (dlopen'd plugins) for lib/
     static: str | None = None  # compare mode: the fully static build
     run_args: tuple[str, ...] | None = None  # compare mode: run both with these
 
@@ -87,7 +88,8 @@ def build(request: BuildRequest) -> BuildResult:
         with open(libc.host_path, "rb") as handle:
             release = release_of_libc(handle.read(), libc.facts.version_definitions)
     tag = libc.facts.abi_tag if libc else None
-    plan = make_plan(closures, release, tag.describe() if tag else None, request.plan)
+    added = [resolve_closure(path, sysroot, request.resolve) for path in request.add]
+    plan = make_plan(closures, release, tag.describe() if tag else None, request.plan, added)
     if request.run_args is not None and request.static is None:
         raise InputError("--run compares two programs: give the static build with --static")
     static = (static_side(request.static, closures[0].program, plan.programs[0])

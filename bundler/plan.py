@@ -92,8 +92,12 @@ def release_key(release: str | None) -> tuple[int, ...]:
 
 
 def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: str | None,
-              options: PlanOptions) -> BundlePlan:
-    """Decide the artifact's content; refuses what could not run from the bundle."""
+              options: PlanOptions, added: list[Closure] | None = None) -> BundlePlan:
+    """Decide the artifact's content; refuses what could not run from the bundle.
+
+    `added` are the closures of --add shared objects (plugins the programs dlopen): each
+    goes into lib/ under its file name, with the libraries it needs.
+    """
     if options.launcher not in LAUNCHER_MODES:
         choices = ", ".join(LAUNCHER_MODES)
         raise InputError(f"--launcher {options.launcher}: choose one of {choices}")
@@ -135,8 +139,10 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
                        patch=Patch(interpreter, _program_rpath(closure.program, prefix))),
             label)
         add(StagedFile(f"bin/{label}", "launcher", EXECUTABLE_MODE, program=label), label)
+    for plugin in added or ():
+        add(_added_entry(plugin, first), plugin.program_label)
     excluded = excluded_libraries(closures, options.exclude)
-    for library, names, who in _libraries_by_file(closures):
+    for library, names, who in _libraries_by_file([*closures, *(added or ())]):
         if (library.soname or library.name) in excluded:
             continue
         for entry in _library_entries(library, names):
@@ -188,6 +194,19 @@ def excluded_libraries(closures: list[Closure], globs: tuple[str, ...]) -> set[s
     every = {lib.soname or lib.name for c in closures for lib in c.libraries}
     # glibc's own objects always stay: a host libm next to the bundled libc would not fit.
     return {soname for soname in every - kept if not is_glibc(soname)}
+
+
+def _added_entry(plugin: Closure, first: Closure) -> StagedFile:
+    facts = plugin.program
+    if facts.is_static or facts.ident.file_type != "ET_DYN" or facts.interpreter is not None:
+        raise InputError(f"--add {facts.path}: not a shared object (a plugin to dlopen); give "
+                         "programs as BINARY")
+    if plugin.arch != first.arch:
+        raise InputError(f"--add {facts.path}: {plugin.arch.name}, the programs are "
+                         f"{first.arch.name}")
+    patch = Patch(None, LIBRARY_RPATH) if facts.needed else None
+    return StagedFile(f"lib/{plugin.program_label}", "library", DATA_MODE,
+                      source=facts.path, patch=patch)
 
 
 def privileges(program: ElfFacts) -> list[str]:

@@ -240,3 +240,44 @@ def test_excluded_library_comes_from_the_host(tmp_path: Path) -> None:
         unpack(artifact, root / "tmp")
         ran = chroot_run(root, ["/tmp/zver/bin/zver"])
         assert ran.returncode != 0 and "libz.so.1" in ran.stderr
+
+
+LOADS_PLUGIN = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+int main(void) {
+    void *plugin = dlopen("libplug.so", RTLD_NOW);
+    if (!plugin) { printf("dlopen failed: %s\n", dlerror()); return 1; }
+    int (*answer)(void) = (int (*)(void))dlsym(plugin, "answer");
+    printf("plugin says %d\n", answer());
+    return 0;
+}
+"""
+
+
+def test_added_plugin_and_its_dependency_are_bundled(tmp_path: Path) -> None:
+    """--add: a dlopen'd plugin is not DT_NEEDED; it and what it needs go into lib/."""
+    need_root()
+    helper = gcc(tmp_path / "deps" / "libhelper.so.1", "int helper(void){return 42;}\n",
+                 "-Wl,-soname,libhelper.so.1", shared=True)
+    plugin = gcc(tmp_path / "plug" / "libplug.so", "int helper(void);\n"
+                 "int answer(void){return helper();}\n", str(helper),
+                 f"-Wl,-rpath,{helper.parent}", shared=True)
+    program = gcc(tmp_path / "host", LOADS_PLUGIN)
+    with_plugin = bundle(program, tmp_path / "with.tar.zst", "--add", str(plugin))
+    without = bundle(program, tmp_path / "without.tar.zst")
+    with empty_root(tmp_path) as root:
+        top = unpack(with_plugin, root / "tmp" / "with") / "host"
+        assert (top / "lib" / "libplug.so").is_file()
+        assert (top / "lib" / "libhelper.so.1").is_file()
+        ran = chroot_run(root, ["/tmp/with/host/bin/host"])
+        assert (ran.returncode, ran.stdout) == (0, "plugin says 42\n"), ran.stderr
+        unpack(without, root / "tmp" / "without")
+        failed = chroot_run(root, ["/tmp/without/host/bin/host"])
+        assert failed.returncode == 1 and "libplug.so" in failed.stdout
+
+
+def test_add_refuses_programs(tmp_path: Path, programs) -> None:
+    refused = run_cli(str(programs["selfexe"]), "-o", str(tmp_path / "x.tar.zst"),
+                      "--add", str(programs["spawner"]))
+    assert_one_line_error(refused, 2, "--add", "not a shared object")
