@@ -26,9 +26,10 @@ from bundler.compare import run_both, static_side, unpacked
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.glibc import release_of_libc
 from bundler.golang import read_build_info
-from bundler.hazards import closure_objects
+from bundler.hazards import NSS_CALLERS, closure_objects
 from bundler.inspection import find_libc, go_diagnosis
 from bundler.launcher import render_launcher
+from bundler.nss import module_names
 from bundler.patch import patch_copy
 from bundler.plan import BundlePlan, PlanOptions, StagedFile, make_plan
 from bundler.render import report_markdown
@@ -51,6 +52,7 @@ class BuildRequest:
     resolve: ResolveOptions = field(default_factory=ResolveOptions)
     plan: PlanOptions = field(default_factory=PlanOptions)
     add: tuple[str, ...] = ()  # extra shared objects (dlopen'd plugins) for lib/
+    nss: str = "auto"  # NSS modules: auto (from the build root's nsswitch.conf), none, LIST
     static: str | None = None  # compare mode: the fully static build
     run_args: tuple[str, ...] | None = None  # compare mode: run both with these
 
@@ -77,7 +79,7 @@ def build(request: BuildRequest) -> BuildResult:
         raise InputError("no BINARY given")
     sysroot = Sysroot(request.sysroot)
     closures = [resolve_closure(path, sysroot, request.resolve) for path in request.binaries]
-    runtime = runtime_loaded(closures)
+    runtime = runtime_loaded(closures) + nss_modules(request.nss, sysroot, closures)
     if runtime:  # again, with what glibc will dlopen (facts are cached: cheap)
         options = dataclasses.replace(
             request.resolve, runtime_loaded=(*request.resolve.runtime_loaded, *runtime))
@@ -144,6 +146,19 @@ def runtime_loaded(closures: list[Closure]) -> tuple[str, ...]:
     return ("libgcc_s.so.1",) if threads else ()
 
 
+def nss_modules(choice: str, sysroot: Sysroot, closures: list[Closure]) -> tuple[str, ...]:
+    """The libnss_*.so.2 modules to bundle for `--nss`, judged by the bundled libc."""
+    libc = find_libc(closures[0])
+    release = ()
+    if libc is not None:
+        with open(libc.host_path, "rb") as handle:
+            found = release_of_libc(handle.read(), libc.facts.version_definitions)
+        release = tuple(int(p) for p in (found or "").split(".") if p.isdigit())
+    uses = any(NSS_CALLERS.intersection(f.imported_symbols)
+               for c in closures for _, f in closure_objects(c))
+    return module_names(choice, sysroot, release, uses)
+
+
 def _stage_report(plan: BundlePlan, staging: str, report: Report) -> Entry:
     """`.bundle/report.md`: the report as it stands before compression and runs."""
     path = os.path.join(staging, "report.md")
@@ -178,6 +193,7 @@ def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:
             "size": os.path.getsize(content),
             "mode": f"{item.mode:04o}",
             "source": os.path.abspath(item.source) if item.source else None,
+            "loaded_at_run_time": item.runtime,
             "patched": None if item.patch is None else {
                 "interpreter": item.patch.interpreter, "rpath": item.patch.rpath,
                 "source_sha256": sha256_of(item.source), "source_size": _size(item.source)},

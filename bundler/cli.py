@@ -144,6 +144,9 @@ def write_report_file(report, path: str) -> None:
 @click.option("--library-path", "library_path", metavar="DIRS",
               help="Colon-separated dirs searched like LD_LIBRARY_PATH.")
 @click.option("--allow-missing", is_flag=True, help="Leave out libraries that cannot be found.")
+@click.option("--nss", "nss", default="auto", show_default=True, metavar="auto|none|LIST",
+              help="NSS modules to bundle: those the build root's nsswitch.conf names "
+                   "(auto, when the program looks users or hosts up), none, or a list.")
 @click.option("--add", "add", multiple=True, metavar="PATH",
               help="A shared object the program dlopens (a plugin): into lib/, with its "
                    "dependencies (repeatable).")
@@ -158,7 +161,8 @@ def write_report_file(report, path: str) -> None:
 @report_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   prefix: str | None, launcher: str, sysroot: str, library_path: str | None,
-                  allow_missing: bool, add: tuple[str, ...], exclude: tuple[str, ...],
+                  allow_missing: bool, nss: str, add: tuple[str, ...],
+                  exclude: tuple[str, ...],
                   allow_setuid: bool,
                   static: str | None,
                   run_args: str | None,
@@ -174,7 +178,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                                allow_missing=allow_missing),
         plan=PlanOptions(name=name, prefix=prefix, launcher=launcher,
                          allow_setuid=allow_setuid, exclude=exclude),
-        add=add, static=static, run_args=run_option(run_args),
+        add=add, nss=nss, static=static, run_args=run_option(run_args),
     )
     result = build(request)
     click.echo(summary_text(result), nl=False, err=True)

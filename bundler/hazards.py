@@ -96,10 +96,12 @@ def _dlopen_callers(symbols: frozenset[str]) -> set[str]:
 
 
 def closure_objects(closure: Closure) -> list[tuple[str, ElfFacts]]:
-    """The program and its non-glibc libraries, labelled: what the hazards look at."""
+    """The program and its non-glibc DT_NEEDED libraries, labelled: what the hazards (and
+    the threads test) look at. What glibc loads at run time (NSS modules, libgcc_s) is
+    glibc's business, not the program's."""
     objects: list[tuple[str, ElfFacts]] = [(closure.program_label, closure.program)]
     objects += [(lib.name, lib.facts) for lib in closure.libraries
-                if not is_glibc(lib.soname or lib.name)]
+                if not is_glibc(lib.soname or lib.name) and not lib.runtime]
     return objects
 
 

@@ -43,6 +43,7 @@ class StagedFile:
     patch: Patch | None = None
     link_target: str | None = None  # for "alias": a relative symlink
     program: str | None = None  # for "launcher": the program it starts
+    runtime: bool = False  # loaded by glibc at run time (NSS module, libgcc_s), not DT_NEEDED
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,7 @@ def _library_entries(library: Library, names: list[str]) -> list[StagedFile]:
     if library.facts.needed and not is_glibc(soname):
         patch = Patch(None, LIBRARY_RPATH)  # glibc's own objects are never rewritten
     entries = [StagedFile(f"lib/{primary}", "library", _library_mode(library),
-                          source=library.host_path, patch=patch)]
+                          source=library.host_path, patch=patch, runtime=library.runtime)]
     entries += [StagedFile(f"lib/{alias}", "alias", 0o777, link_target=primary)
                 for alias in sorted(names) if alias != primary]
     return entries

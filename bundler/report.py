@@ -158,10 +158,12 @@ def needs_of(closure: Closure, requirements: Requirements) -> Needs:
 def runtime_parts(library_names: set[str], uses_threads: bool) -> tuple[RuntimePart, ...]:
     """The run-time-loaded pieces of glibc (GLIBC-NOTES section 2) and their state."""
     has_gcc_s = "libgcc_s.so.1" in library_names
+    nss = sorted(n for n in library_names if n.startswith("libnss_"))
     return (
-        RuntimePart("NSS modules", False,
-                    "files and dns are built into glibc >= 2.34; other modules the host's "
-                    "nsswitch.conf names (systemd, sss, ldap) are not bundled"),
+        RuntimePart("NSS modules", bool(nss),
+                    (", ".join(nss) + " bundled; " if nss else "") +
+                    "files and dns are built into glibc >= 2.34; services the target's "
+                    "nsswitch.conf names beyond those and not bundled fail their lookups"),
         RuntimePart("libgcc_s.so.1", has_gcc_s,
                     "in the closure" if has_gcc_s else
                     ("not bundled: pthread_cancel and pthread_exit abort without it"

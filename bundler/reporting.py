@@ -77,12 +77,14 @@ def compare_report(artifact_path: str, static_path: str,
         manifest = _manifest(top, artifact_path)
         program = manifest["programs"][0]
         facts = read_elf(os.path.join(top, "libexec", program))
+        records = manifest["files"]
+        run_time = {r["path"][4:] for r in records if r.get("loaded_at_run_time")}
         objects = [(program, facts)] + [
             (name, read_elf(os.path.join(top, "lib", name)))
             for name in sorted(os.listdir(os.path.join(top, "lib")))
-            if not is_glibc(name) and _is_elf_file(os.path.join(top, "lib", name))
+            if not is_glibc(name) and name not in run_time
+            and _is_elf_file(os.path.join(top, "lib", name))
         ]
-        records = manifest["files"]
         libraries = tuple(
             LibraryLine(r["path"][4:], r["path"], r.get("source") or "", "bundled",
                         is_glibc(r["path"][4:]), r["size"])

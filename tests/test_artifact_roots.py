@@ -281,3 +281,32 @@ def test_add_refuses_programs(tmp_path: Path, programs) -> None:
     refused = run_cli(str(programs["selfexe"]), "-o", str(tmp_path / "x.tar.zst"),
                       "--add", str(programs["spawner"]))
     assert_one_line_error(refused, 2, "--add", "not a shared object")
+
+
+def test_nss_modules_follow_nsswitch_and_the_choice(tmp_path: Path) -> None:
+    """--nss: `passwd: compat` needs libnss_compat.so.2, which is not built into libc."""
+    need_root()
+    getent = Path("/usr/bin/getent")
+    auto = bundle(getent, tmp_path / "auto.tar.zst")
+    compat = bundle(getent, tmp_path / "compat.tar.zst", "--nss", "compat")
+    none = bundle(getent, tmp_path / "none.tar.zst", "--nss", "none")
+    listed = {p.name for p in (unpack(compat, tmp_path / "c") / "getent" / "lib").iterdir()}
+    assert "libnss_compat.so.2" in listed
+    assert not any(n.startswith("libnss_") for n in
+                   (p.name for p in (unpack(none, tmp_path / "n") / "getent" / "lib").iterdir()))
+    native = subprocess.run([str(getent), "passwd", "root"], capture_output=True, text=True)
+    with debian11_root(tmp_path) as root:
+        unpack(auto, root / "tmp")
+        ran = chroot_run(root, ["/tmp/getent/bin/getent", "passwd", "root"])
+        assert (ran.returncode, ran.stdout) == (0, native.stdout), ran.stderr
+    with empty_root(tmp_path / "bare") as root:
+        (root / "etc").mkdir()
+        (root / "etc" / "nsswitch.conf").write_text("passwd: compat\n")
+        (root / "etc" / "passwd").write_text("alice:x:1000:1000::/home/alice:/bin/sh\n")
+        for artifact, name in ((compat, "compat"), (none, "none")):
+            unpack(artifact, root / "tmp" / name)
+        found = chroot_run(root, ["/tmp/compat/getent/bin/getent", "passwd", "alice"])
+        assert (found.returncode, found.stdout) == (
+            0, "alice:x:1000:1000::/home/alice:/bin/sh\n"), found.stderr
+        missing = chroot_run(root, ["/tmp/none/getent/bin/getent", "passwd", "alice"])
+        assert missing.returncode == 2 and missing.stdout == ""  # getent: key not found

@@ -125,3 +125,29 @@ def test_exclude_leaves_a_library_and_what_only_it_needs() -> None:
     assert libm_kept.excluded == ("libsqlite3.so.0",)  # libm: glibc, and needed elsewhere
     with pytest.raises(InputError, match="part of glibc"):
         make_plan([closure], "2.36", None, PlanOptions(exclude=("libm.so.*",)))
+
+
+def test_nsswitch_services_are_read_like_glibc() -> None:
+    from bundler.nss import nsswitch_services
+
+    text = ("# comment\npasswd: files systemd\ngroup: files [NOTFOUND=return] sss\n"
+            "hosts: files mdns4_minimal [NOTFOUND=return] dns\nnetgroup: nis # trailing\n")
+    assert nsswitch_services(text) == ("files", "systemd", "sss", "mdns4_minimal", "dns", "nis")
+
+
+def test_nss_module_names_by_choice_and_glibc(tmp_path: Path) -> None:
+    from bundler.nss import module_names
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "nsswitch.conf").write_text("passwd: files systemd\nhosts: files dns\n")
+    sysroot = Sysroot(str(root))
+    assert module_names("auto", sysroot, (2, 36), True) == ("libnss_systemd.so.2",)
+    assert module_names("auto", sysroot, (2, 31), True) == (
+        "libnss_files.so.2", "libnss_systemd.so.2", "libnss_dns.so.2")
+    assert module_names("auto", sysroot, (2, 36), False) == ()
+    assert module_names("none", sysroot, (2, 36), True) == ()
+    assert module_names("compat,sss", sysroot, (2, 36), False) == (
+        "libnss_compat.so.2", "libnss_sss.so.2")
+    with pytest.raises(InputError, match="not a service name"):
+        module_names("../evil", sysroot, (2, 36), True)
