@@ -24,14 +24,13 @@ from bundler.archive import (
 )
 from bundler.compare import run_both, static_side, unpacked
 from bundler.errors import EnvironmentUnfitError, InputError
-from bundler.glibc import release_of_libc
 from bundler.golang import read_build_info
 from bundler.hazards import NSS_CALLERS, closure_objects
-from bundler.inspection import find_libc, go_diagnosis
+from bundler.inspection import go_diagnosis, libc_release
 from bundler.launcher import render_launcher
 from bundler.nss import module_names
 from bundler.patch import patch_copy
-from bundler.plan import BundlePlan, PlanOptions, StagedFile, make_plan
+from bundler.plan import BundlePlan, PlanOptions, StagedFile, make_plan, release_key
 from bundler.render import report_markdown
 from bundler.report import Report
 from bundler.reporting import artifact_summary, build_report, uses_threads
@@ -84,11 +83,7 @@ def build(request: BuildRequest) -> BuildResult:
         options = dataclasses.replace(
             request.resolve, runtime_loaded=(*request.resolve.runtime_loaded, *runtime))
         closures = [resolve_closure(path, sysroot, options) for path in request.binaries]
-    libc = find_libc(closures[0])
-    release = None
-    if libc is not None:
-        with open(libc.host_path, "rb") as handle:
-            release = release_of_libc(handle.read(), libc.facts.version_definitions)
+    libc, release = libc_release(closures[0])
     tag = libc.facts.abi_tag if libc else None
     added = [resolve_closure(path, sysroot, request.resolve) for path in request.add]
     plan = make_plan(closures, release, tag.describe() if tag else None, request.plan, added)
@@ -148,15 +143,10 @@ def runtime_loaded(closures: list[Closure]) -> tuple[str, ...]:
 
 def nss_modules(choice: str, sysroot: Sysroot, closures: list[Closure]) -> tuple[str, ...]:
     """The libnss_*.so.2 modules to bundle for `--nss`, judged by the bundled libc."""
-    libc = find_libc(closures[0])
-    release = ()
-    if libc is not None:
-        with open(libc.host_path, "rb") as handle:
-            found = release_of_libc(handle.read(), libc.facts.version_definitions)
-        release = tuple(int(p) for p in (found or "").split(".") if p.isdigit())
+    _, release = libc_release(closures[0])
     uses = any(NSS_CALLERS.intersection(f.imported_symbols)
                for c in closures for _, f in closure_objects(c))
-    return module_names(choice, sysroot, release, uses)
+    return module_names(choice, sysroot, release_key(release), uses)
 
 
 def _stage_report(plan: BundlePlan, staging: str, report: Report) -> Entry:

@@ -35,11 +35,7 @@ class Inspection:
 def inspect_program(path: str, sysroot: Sysroot, options: ResolveOptions) -> Inspection:
     closure = resolve_closure(path, sysroot, options)
     static = static_contents(path) if closure.program.is_static else None
-    libc = find_libc(closure)
-    release = None
-    if libc is not None:
-        with open(libc.host_path, "rb") as handle:
-            release = release_of_libc(handle.read(), libc.facts.version_definitions)
+    libc, release = libc_release(closure)
     go = read_build_info(path)
     diagnosis = go_diagnosis(closure, go, sysroot) if go is not None else None
     return Inspection(closure, requirements_of(closure, libc, release), static, go, diagnosis)
@@ -63,6 +59,15 @@ def go_diagnosis(closure: Closure, info: BuildInfo, sysroot: Sysroot) -> Diagnos
 
 def _archive_name(soname: str) -> str:
     return soname.split(".so", 1)[0] + ".a"
+
+
+def libc_release(closure: Closure) -> tuple[Library | None, str | None]:
+    """The libc.so.6 of the closure and its glibc release (read from its banner)."""
+    libc = find_libc(closure)
+    if libc is None:
+        return None, None
+    with open(libc.host_path, "rb") as handle:
+        return libc, release_of_libc(handle.read(), libc.facts.version_definitions)
 
 
 def find_libc(closure: Closure) -> Library | None:
