@@ -24,6 +24,7 @@ from bundler.archive import (
 )
 from bundler.compare import run_both, static_side, unpacked
 from bundler.errors import EnvironmentUnfitError, InputError
+from bundler.gconv import gconv_dir, relative_dest, select_files
 from bundler.golang import read_build_info
 from bundler.hazards import NSS_CALLERS, closure_objects
 from bundler.inspection import go_diagnosis, libc_release
@@ -52,6 +53,7 @@ class BuildRequest:
     plan: PlanOptions = field(default_factory=PlanOptions)
     add: tuple[str, ...] = ()  # extra shared objects (dlopen'd plugins) for lib/
     nss: str = "auto"  # NSS modules: auto (from the build root's nsswitch.conf), none, LIST
+    gconv: str | None = None  # gconv modules: "all" or a list of charsets
     static: str | None = None  # compare mode: the fully static build
     run_args: tuple[str, ...] | None = None  # compare mode: run both with these
 
@@ -86,7 +88,9 @@ def build(request: BuildRequest) -> BuildResult:
     libc, release = libc_release(closures[0])
     tag = libc.facts.abi_tag if libc else None
     added = [resolve_closure(path, sysroot, request.resolve) for path in request.add]
-    plan = make_plan(closures, release, tag.describe() if tag else None, request.plan, added)
+    data, env = gconv_files(request.gconv, sysroot, closures[0])
+    plan = make_plan(closures, release, tag.describe() if tag else None, request.plan, added,
+                     data, env)
     if request.run_args is not None and request.static is None:
         raise InputError("--run compares two programs: give the static build with --static")
     static = (static_side(request.static, closures[0].program, plan.programs[0])
@@ -139,6 +143,20 @@ def runtime_loaded(closures: list[Closure]) -> tuple[str, ...]:
     """
     threads = any(uses_threads(closure_objects(c)) for c in closures)
     return ("libgcc_s.so.1",) if threads else ()
+
+
+def gconv_files(choice: str | None, sysroot: Sysroot, closure: Closure,
+                ) -> tuple[tuple[StagedFile, ...], tuple[tuple[str, str], ...]]:
+    """`--gconv`: the modules for lib/gconv and the GCONV_PATH the launcher sets."""
+    if not choice:
+        return (), ()
+    directory = gconv_dir(sysroot, closure.search.system_dirs if closure.search else ())
+    if directory is None:
+        raise InputError(f"--gconv {choice}: no gconv-modules in {sysroot.root}")
+    files = select_files(choice, sysroot, directory)
+    data = tuple(StagedFile(relative_dest(f.name), "data", 0o644, source=f.source)
+                 for f in files)
+    return data, (("GCONV_PATH", "lib/gconv"),)
 
 
 def nss_modules(choice: str, sysroot: Sysroot, closures: list[Closure]) -> tuple[str, ...]:

@@ -147,6 +147,9 @@ def write_report_file(report, path: str) -> None:
 @click.option("--nss", "nss", default="auto", show_default=True, metavar="auto|none|LIST",
               help="NSS modules to bundle: those the build root's nsswitch.conf names "
                    "(auto, when the program looks users or hosts up), none, or a list.")
+@click.option("--gconv", "gconv", metavar="all|CHARSETS",
+              help="Bundle gconv modules for iconv (all, or e.g. KOI8-R,EBCDIC-US) and point "
+                   "GCONV_PATH at them.")
 @click.option("--add", "add", multiple=True, metavar="PATH",
               help="A shared object the program dlopens (a plugin): into lib/, with its "
                    "dependencies (repeatable).")
@@ -161,7 +164,7 @@ def write_report_file(report, path: str) -> None:
 @report_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   prefix: str | None, launcher: str, sysroot: str, library_path: str | None,
-                  allow_missing: bool, nss: str, add: tuple[str, ...],
+                  allow_missing: bool, nss: str, gconv: str | None, add: tuple[str, ...],
                   exclude: tuple[str, ...],
                   allow_setuid: bool,
                   static: str | None,
@@ -178,7 +181,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                                allow_missing=allow_missing),
         plan=PlanOptions(name=name, prefix=prefix, launcher=launcher,
                          allow_setuid=allow_setuid, exclude=exclude),
-        add=add, nss=nss, static=static, run_args=run_option(run_args),
+        add=add, nss=nss, gconv=gconv, static=static, run_args=run_option(run_args),
     )
     result = build(request)
     click.echo(summary_text(result), nl=False, err=True)

@@ -60,6 +60,7 @@ class BundlePlan:
     files: tuple[StagedFile, ...]
     missing: tuple[str, ...]  # unresolved libraries left out (--allow-missing)
     excluded: tuple[str, ...] = ()  # sonames left to the host (--exclude and what only they need)
+    env: tuple[tuple[str, str], ...] = ()  # variables the launcher sets: (name, path under top)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ def release_key(release: str | None) -> tuple[int, ...]:
 
 
 def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: str | None,
-              options: PlanOptions, added: list[Closure] | None = None) -> BundlePlan:
+              options: PlanOptions, added: list[Closure] | None = None,
+              data: tuple[StagedFile, ...] = (),
+              env: tuple[tuple[str, str], ...] = ()) -> BundlePlan:
     """Decide the artifact's content; refuses what could not run from the bundle.
 
     `added` are the closures of --add shared objects (plugins the programs dlopen): each
@@ -142,6 +145,8 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
         add(StagedFile(f"bin/{label}", "launcher", EXECUTABLE_MODE, program=label), label)
     for plugin in added or ():
         add(_added_entry(plugin, first), plugin.program_label)
+    for item in data:
+        add(item, "data")
     excluded = excluded_libraries(closures, options.exclude)
     for library, names, who in _libraries_by_file([*closures, *(added or ())]):
         if (library.soname or library.name) in excluded:
@@ -155,7 +160,7 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
         loader_supports_argv0=release_key(glibc_release) >= ARGV0_SINCE,
         glibc_release=glibc_release, min_kernel=min_kernel, programs=tuple(programs),
         files=tuple(sorted(files.values(), key=lambda f: f.dest)), missing=tuple(missing),
-        excluded=tuple(sorted(excluded)),
+        excluded=tuple(sorted(excluded)), env=env,
     )
 
 

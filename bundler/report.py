@@ -159,6 +159,7 @@ def runtime_parts(library_names: set[str], uses_threads: bool) -> tuple[RuntimeP
     """The run-time-loaded pieces of glibc (GLIBC-NOTES section 2) and their state."""
     has_gcc_s = "libgcc_s.so.1" in library_names
     nss = sorted(n for n in library_names if n.startswith("libnss_"))
+    gconv = any(n.startswith("gconv/") for n in library_names)
     return (
         RuntimePart("NSS modules", bool(nss),
                     (", ".join(nss) + " bundled; " if nss else "") +
@@ -168,8 +169,11 @@ def runtime_parts(library_names: set[str], uses_threads: bool) -> tuple[RuntimeP
                     "in the closure" if has_gcc_s else
                     ("not bundled: pthread_cancel and pthread_exit abort without it"
                      if uses_threads else "not needed unless threads are cancelled")),
-        RuntimePart("gconv modules", False,
-                    "iconv to charsets other than the built-in ones fails"),
+        RuntimePart("gconv modules", gconv,
+                    "bundled in lib/gconv; the launcher exports GCONV_PATH (programs it starts "
+                    "inherit it; started directly as libexec/, iconv uses the host's modules)"
+                    if gconv else "iconv to charsets other than the built-in ones (UTF-8, "
+                    "ASCII, ISO-8859-1, UCS) fails or loads the host's modules"),
         RuntimePart("locales", False, "only the C and POSIX locales are available"),
     )
 

@@ -310,3 +310,34 @@ def test_nss_modules_follow_nsswitch_and_the_choice(tmp_path: Path) -> None:
             0, "alice:x:1000:1000::/home/alice:/bin/sh\n"), found.stderr
         missing = chroot_run(root, ["/tmp/none/getent/bin/getent", "passwd", "alice"])
         assert missing.returncode == 2 and missing.stdout == ""  # getent: key not found
+
+
+def test_gconv_modules_for_iconv(tmp_path: Path) -> None:
+    """--gconv KOI8-R: Debian 12's iconv converts KOI8-R in a bare root, as natively."""
+    need_root()
+    iconv = Path("/usr/bin/iconv")
+    koi8 = b"\xf0\xd2\xc9\xd7\xc5\xd4\n"
+    native = subprocess.run([str(iconv), "-f", "KOI8-R", "-t", "UTF-8"], input=koi8,
+                            capture_output=True)
+    assert native.stdout == "Привет\n".encode()
+    with_modules = bundle(iconv, tmp_path / "with.tar.zst", "--gconv", "KOI8-R")
+    without = bundle(iconv, tmp_path / "without.tar.zst")
+    with empty_root(tmp_path) as root:
+        unpack(with_modules, root / "tmp" / "with")
+        unpack(without, root / "tmp" / "without")
+        top = root / "tmp" / "with" / "iconv"
+        assert sorted(p.name for p in (top / "lib" / "gconv").iterdir()) == [
+            "KOI8-R.so", "gconv-modules", "gconv-modules.d"]
+        env = {"PATH": "/usr/sbin:/usr/bin:/bin"}
+        ran = subprocess.run(["chroot", str(root), "/tmp/with/iconv/bin/iconv", "-f", "KOI8-R",
+                              "-t", "UTF-8"], input=koi8, capture_output=True, env=env)
+        assert (ran.returncode, ran.stdout) == (0, native.stdout), ran.stderr
+        failed = subprocess.run(["chroot", str(root), "/tmp/without/iconv/bin/iconv", "-f",
+                                 "KOI8-R", "-t", "UTF-8"], input=koi8, capture_output=True,
+                                env=env)
+        assert failed.returncode != 0 and b"failed to start conversion" in failed.stderr
+
+
+def test_gconv_refuses_unknown_charsets(tmp_path: Path) -> None:
+    refused = run_cli("/usr/bin/iconv", "-o", str(tmp_path / "x.tar.zst"), "--gconv", "NOPE-9")
+    assert_one_line_error(refused, 2, "--gconv NOPE-9", "no gconv module")

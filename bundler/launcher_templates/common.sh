@@ -32,7 +32,7 @@ here=$$(cd -P -- "$${dir:-/}/.." && pwd -P && printf x) || {
     exit 127
 }
 here=$${here%?x}
-
+${env_exports}
 # Installed at its prefix with /proc mounted: the program's own PT_INTERP and RPATH work,
 # so exec it directly (correct /proc/self/exe for self re-exec, pidof, systemd).
 # No 2>/dev/null: a root without /dev (a bare chroot) would fail the redirect itself.
