@@ -40,7 +40,7 @@ def render_launcher(plan: BundlePlan, program: str) -> str:
         loader_q=shell_quote(plan.loader_name),
         program_q=shell_quote(program),
         argv0='--argv0 "$0"' if plan.loader_supports_argv0 else "",
-        env_exports="".join(
-            f'{name}="$$here/{path}"; export {name}\n'.replace("$$", "$")
-            for name, path in plan.env),
+        # Substituted values are not template text: a plain "$here" stays as written.
+        env_exports="".join(f'{name}="$here/{path}"; export {name}\n'
+                            for name, path in plan.env),
     )
