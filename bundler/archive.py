@@ -210,6 +210,12 @@ def _write_directory(entries: list[Entry], out: str, parent: str) -> None:
         raise
 
 
+def artifact_tops(directory: str) -> list[str]:
+    """Names in `directory` that are artifacts' top dirs (they hold .bundle/manifest.json)."""
+    return [name for name in sorted(os.listdir(directory))
+            if os.path.isfile(os.path.join(directory, name, ".bundle", "manifest.json"))]
+
+
 def _check_replaceable(out: str, target: str) -> None:
     """An existing OUT/ is replaced only when it holds nothing but earlier artifacts.
 
@@ -223,8 +229,7 @@ def _check_replaceable(out: str, target: str) -> None:
         names = os.listdir(target)
     except OSError as exc:
         raise InputError(f"-o {out}: cannot read it: {exc.strerror}") from None
-    strangers = [n for n in names
-                 if not os.path.isfile(os.path.join(target, n, ".bundle", "manifest.json"))]
+    strangers = sorted(set(names) - set(artifact_tops(target)))
     if strangers:
         raise InputError(
             f"-o {out}: exists and holds other things than an artifact "

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 import zstandard
 
-from bundler.archive import ZSTD_LEVEL, sha256_of
+from bundler.archive import ZSTD_LEVEL, artifact_tops, sha256_of
 from bundler.elf import ElfFacts, defined_symbol_names, read_elf
 from bundler.errors import InputError
 from bundler.golang import BuildInfo, read_build_info
@@ -88,11 +88,7 @@ def _compressed_size(path: str) -> int:
 def unpacked(artifact: str) -> Iterator[str]:
     """The artifact's top directory, unpacked into a temporary directory (or as it is)."""
     if os.path.isdir(artifact):
-        tops = [n for n in sorted(os.listdir(artifact))
-                if os.path.isfile(os.path.join(artifact, n, ".bundle", "manifest.json"))]
-        if not tops:
-            raise InputError(f"{artifact}: not an artifact (no */.bundle/manifest.json)")
-        yield os.path.join(artifact, tops[0])
+        yield _top(artifact, artifact)
         return
     with tempfile.TemporaryDirectory(prefix="bundle-compare.") as work:
         try:
@@ -103,11 +99,14 @@ def unpacked(artifact: str) -> Iterator[str]:
         except (tarfile.TarError, OSError, zstandard.ZstdError, EOFError) as exc:
             raise InputError(f"{artifact}: cannot unpack: {' '.join(str(exc).split())}"
                              ) from None
-        tops = [n for n in sorted(os.listdir(work))
-                if os.path.isfile(os.path.join(work, n, ".bundle", "manifest.json"))]
-        if not tops:
-            raise InputError(f"{artifact}: not an artifact (no */.bundle/manifest.json)")
-        yield os.path.join(work, tops[0])
+        yield _top(work, artifact)
+
+
+def _top(directory: str, artifact: str) -> str:
+    tops = artifact_tops(directory)
+    if not tops:
+        raise InputError(f"{artifact}: not an artifact (no */.bundle/manifest.json)")
+    return os.path.join(directory, tops[0])
 
 
 def _extract(artifact: str, into: str) -> None:

@@ -128,7 +128,9 @@ def _manifest(top: str, artifact_path: str) -> dict:
     try:
         with open(os.path.join(top, ".bundle", "manifest.json")) as handle:
             manifest = json.load(handle)
-        manifest["programs"][0], manifest["files"], manifest["launcher"], manifest["prefix"]
+        missing = [k for k in ("programs", "files", "launcher", "prefix") if k not in manifest]
+        if missing or not manifest["programs"]:
+            raise KeyError(", ".join(missing) or "programs is empty")
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise InputError(f"{artifact_path}: its manifest is unreadable ({exc})") from None
     return manifest
