@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from bundler import __version__
+from bundler import __version__, gconv, locales
 from bundler.archive import (
     Entry,
     output_format,
@@ -24,18 +24,25 @@ from bundler.archive import (
 )
 from bundler.compare import run_both, static_side, unpacked
 from bundler.errors import EnvironmentUnfitError, InputError
-from bundler.gconv import gconv_dir, relative_dest, select_files
 from bundler.golang import read_build_info
 from bundler.hazards import NSS_CALLERS, closure_objects
 from bundler.inspection import go_diagnosis, libc_release
 from bundler.launcher import render_launcher
 from bundler.nss import module_names
 from bundler.patch import patch_copy
-from bundler.plan import BundlePlan, PlanOptions, StagedFile, make_plan, release_key
+from bundler.plan import (
+    BundlePlan,
+    EnvSetting,
+    PlanOptions,
+    StagedFile,
+    make_plan,
+    release_key,
+)
 from bundler.render import report_markdown
 from bundler.report import Report
 from bundler.reporting import artifact_summary, build_report, uses_threads
-from bundler.resolve import Closure, ResolveOptions, resolve_closure
+from bundler.resolve import Closure, Library, ResolveOptions, resolve_closure
+from bundler.scoping import apply_renames, scope_environment
 from bundler.signals import checkpoint, deferred_signals
 from bundler.sysroot import Sysroot
 
@@ -54,6 +61,7 @@ class BuildRequest:
     add: tuple[str, ...] = ()  # extra shared objects (dlopen'd plugins) for lib/
     nss: str = "auto"  # NSS modules: auto (from the build root's nsswitch.conf), none, LIST
     gconv: str | None = None  # gconv modules: "all" or a list of charsets
+    locales: tuple[str, ...] = ()  # compiled locales: names, or ("all",)
     static: str | None = None  # compare mode: the fully static build
     run_args: tuple[str, ...] | None = None  # compare mode: run both with these
 
@@ -88,9 +96,12 @@ def build(request: BuildRequest) -> BuildResult:
     libc, release = libc_release(closures[0])
     tag = libc.facts.abi_tag if libc else None
     added = [resolve_closure(path, sysroot, request.resolve) for path in request.add]
-    data, env = gconv_files(request.gconv, sysroot, closures[0])
+    gconv_data, gconv_env = gconv_files(request.gconv, sysroot, closures[0])
+    locale_data, locale_env = locale_files(request.locales, sysroot)
     plan = make_plan(closures, release, tag.describe() if tag else None, request.plan, added,
-                     data, env)
+                     gconv_data + locale_data, gconv_env + locale_env)
+    if plan.env and libc is not None:
+        plan = scoped_plan(plan, libc)
     if request.run_args is not None and request.static is None:
         raise InputError("--run compares two programs: give the static build with --static")
     static = (static_side(request.static, closures[0].program, plan.programs[0])
@@ -146,17 +157,43 @@ def runtime_loaded(closures: list[Closure]) -> tuple[str, ...]:
 
 
 def gconv_files(choice: str | None, sysroot: Sysroot, closure: Closure,
-                ) -> tuple[tuple[StagedFile, ...], tuple[tuple[str, str], ...]]:
+                ) -> tuple[tuple[StagedFile, ...], tuple[EnvSetting, ...]]:
     """`--gconv`: the modules for lib/gconv and the GCONV_PATH the launcher sets."""
     if not choice:
         return (), ()
-    directory = gconv_dir(sysroot, closure.search.system_dirs if closure.search else ())
+    directory = gconv.gconv_dir(sysroot, closure.search.system_dirs if closure.search else ())
     if directory is None:
         raise InputError(f"--gconv {choice}: no gconv-modules in {sysroot.root}")
-    files = select_files(choice, sysroot, directory)
-    data = tuple(StagedFile(relative_dest(f.name), "data", 0o644, source=f.source)
+    files = gconv.select_files(choice, sysroot, directory)
+    data = tuple(StagedFile(gconv.relative_dest(f.name), "data", 0o644, source=f.source)
                  for f in files)
-    return data, (("GCONV_PATH", "lib/gconv"),)
+    return data, (EnvSetting("GCONV_PATH", "GCONV_PATH", "lib/gconv"),)
+
+
+def locale_files(names: tuple[str, ...], sysroot: Sysroot,
+                 ) -> tuple[tuple[StagedFile, ...], tuple[EnvSetting, ...]]:
+    """`--locale`: compiled locales for lib/locale and the LOCPATH the launcher sets."""
+    if not names:
+        return (), ()
+    files = locales.select_files(locales.validate_names(names), sysroot)
+    data = tuple(StagedFile(locales.relative_dest(f.dest), "data", 0o644, source=f.source,
+                            offset=f.offset, length=f.length) for f in files)
+    return data, (EnvSetting("LOCPATH", "LOCPATH", "lib/locale"),)
+
+
+def scoped_plan(plan: BundlePlan, libc: Library) -> BundlePlan:
+    """Rename the launcher's variables inside the bundled glibc (scoping.py)."""
+    libc_entry = next((f for f in plan.files if f.source == libc.host_path
+                       and f.kind == "library"), None)
+    loader = next(f for f in plan.files if f.kind == "loader")
+    if libc_entry is None or loader.source is None:
+        return plan
+    with open(libc.host_path, "rb") as handle:
+        libc_bytes = handle.read()
+    with open(loader.source, "rb") as handle:
+        loader_bytes = handle.read()
+    return scope_environment(plan, libc_entry.dest, libc_bytes, loader_bytes,
+                             sha256_of(libc.host_path))
 
 
 def nss_modules(choice: str, sysroot: Sysroot, closures: list[Closure]) -> tuple[str, ...]:
@@ -202,9 +239,9 @@ def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:
             "mode": f"{item.mode:04o}",
             "source": os.path.abspath(item.source) if item.source else None,
             "loaded_at_run_time": item.runtime,
-            "patched": None if item.patch is None else {
-                "interpreter": item.patch.interpreter, "rpath": item.patch.rpath,
-                "source_sha256": sha256_of(item.source), "source_size": _size(item.source)},
+            "patched": _patched_record(item),
+            "extracted": None if item.offset is None else {
+                "offset": item.offset, "length": item.length},
         })
     manifest = os.path.join(staging, "manifest.json")
     with open(manifest, "w") as handle:
@@ -225,11 +262,41 @@ def _materialise(plan: BundlePlan, item: StagedFile, staging: str) -> str | None
             handle.write(render_launcher(plan, item.program))
         return path
     assert item.source is not None
-    if item.patch is None:
-        return item.source
     path = os.path.join(staging, item.dest.replace("/", "__"))
-    patch_copy(item.source, path, item.patch)
+    if item.offset is not None:
+        _extract(item.source, item.offset, item.length or 0, path)
+    elif item.renames:
+        with open(item.source, "rb") as source:
+            data = source.read()
+        with open(path, "wb") as copy:
+            copy.write(apply_renames(data, item.renames))
+    elif item.patch is not None:
+        patch_copy(item.source, path, item.patch)
+    else:
+        return item.source
     return path
+
+
+def _extract(source: str, offset: int, length: int, path: str) -> None:
+    """`length` bytes of `source` from `offset` (a locale category in locale-archive)."""
+    with open(source, "rb") as archive, open(path, "wb") as copy:
+        archive.seek(offset)
+        data = archive.read(length)
+        if len(data) != length:
+            raise InputError(f"{source}: ends inside a locale record ({offset}+{length})")
+        copy.write(data)
+
+
+def _patched_record(item: StagedFile) -> dict | None:
+    """The manifest's note of what was changed in a copy, with the original's identity."""
+    if item.patch is None and not item.renames:
+        return None
+    record: dict = {"source_sha256": sha256_of(item.source), "source_size": _size(item.source)}
+    if item.patch is not None:
+        record.update(interpreter=item.patch.interpreter, rpath=item.patch.rpath)
+    if item.renames:
+        record["renamed_strings"] = {r.original: r.scoped for r in item.renames}
+    return record
 
 
 def _size(path: str | None) -> int | None:
@@ -251,5 +318,6 @@ def _manifest(plan: BundlePlan, records: list[dict]) -> dict:
         "programs": list(plan.programs),
         "missing": list(plan.missing),
         "excluded": list(plan.excluded),
+        "environment": [dataclasses.asdict(e) for e in plan.env],
         "files": sorted(records, key=lambda r: r["path"]),
     }

@@ -148,8 +148,11 @@ def write_report_file(report, path: str) -> None:
               help="NSS modules to bundle: those the build root's nsswitch.conf names "
                    "(auto, when the program looks users or hosts up), none, or a list.")
 @click.option("--gconv", "gconv", metavar="all|CHARSETS",
-              help="Bundle gconv modules for iconv (all, or e.g. KOI8-R,EBCDIC-US) and point "
-                   "GCONV_PATH at them.")
+              help="Bundle gconv modules for iconv (all, or e.g. KOI8-R,EBCDIC-US) for the "
+                   "bundled glibc.")
+@click.option("--locale", "locale_names", multiple=True, metavar="NAME",
+              help="Bundle a compiled locale (e.g. C.UTF-8, en_US.UTF-8; repeatable, or "
+                   "comma-separated; all) for the bundled glibc.")
 @click.option("--add", "add", multiple=True, metavar="PATH",
               help="A shared object the program dlopens (a plugin): into lib/, with its "
                    "dependencies (repeatable).")
@@ -164,7 +167,8 @@ def write_report_file(report, path: str) -> None:
 @report_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   prefix: str | None, launcher: str, sysroot: str, library_path: str | None,
-                  allow_missing: bool, nss: str, gconv: str | None, add: tuple[str, ...],
+                  allow_missing: bool, nss: str, gconv: str | None,
+                  locale_names: tuple[str, ...], add: tuple[str, ...],
                   exclude: tuple[str, ...],
                   allow_setuid: bool,
                   static: str | None,
@@ -181,7 +185,8 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                                allow_missing=allow_missing),
         plan=PlanOptions(name=name, prefix=prefix, launcher=launcher,
                          allow_setuid=allow_setuid, exclude=exclude),
-        add=add, nss=nss, gconv=gconv, static=static, run_args=run_option(run_args),
+        add=add, nss=nss, gconv=gconv, locales=locale_names, static=static,
+        run_args=run_option(run_args),
     )
     result = build(request)
     click.echo(summary_text(result), nl=False, err=True)

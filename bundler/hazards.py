@@ -106,8 +106,11 @@ def closure_objects(closure: Closure) -> list[tuple[str, ElfFacts]]:
 
 
 def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
-                    ) -> tuple[Hazard, ...]:
-    """Hazards of a dynamic program and its non-glibc libraries, and what the artifact does."""
+                    bundled: frozenset[str] = frozenset()) -> tuple[Hazard, ...]:
+    """Hazards of a dynamic program and its non-glibc libraries, and what the artifact does.
+
+    `bundled` names the run-time parts the artifact carries ("NSS modules", "gconv modules").
+    """
     hazards = []
     if program.setuid or program.setgid or program.capabilities is not None:
         bits = [b for b, on in (("setuid", program.setuid), ("setgid", program.setgid),
@@ -121,20 +124,26 @@ def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
             "install at the prefix as root (tar keeps the setuid bit; capabilities need setcap "
             "again) and start libexec/ or bin/ there",
         ))
+    nss_action = ("the bundled NSS modules (see 'loaded at run time') and the built-in files "
+                  "and dns serve it; other modules the host names fail their lookups quietly"
+                  if "NSS modules" in bundled else
+                  "with the bundled glibc, files and dns work; modules the host names beyond "
+                  "those are not in the artifact and their lookups fail quietly (--nss)")
+    iconv_action = ("the bundled gconv modules serve the charsets chosen with --gconv; "
+                    "others fail" if "gconv modules" in bundled else
+                    "the artifact does not carry gconv modules: conversions other than the "
+                    "built-in ones (UTF-8, ASCII, ISO-8859-1) fail (--gconv bundles them)")
     for code, names, severity, effect, action in (
         ("dynamic-dlopen", DLOPEN_IMPORTS, "medium",
          "libraries loaded at run time are not DT_NEEDED, so they are not in the closure",
          "the artifact holds only the closure; a dlopen of a library outside it loads the "
-         "host's copy (or fails); add such plugins to the bundle"),
+         "host's copy (or fails); add such plugins to the bundle (--add)"),
         ("dynamic-nss", NSS_CALLERS, "medium",
          "lookups go through /etc/nsswitch.conf of the host; glibc >= 2.34 has files and "
          "dns built in, other modules (systemd, sss, ldap) are loaded at run time",
-         "with the bundled glibc, files and dns work; modules the host names beyond those "
-         "are not in the artifact and their lookups fail quietly"),
+         nss_action),
         ("dynamic-iconv", ICONV_CALLERS, "low",
-         "iconv_open loads gconv modules at run time for most charsets",
-         "the artifact does not carry gconv modules: conversions other than the built-in "
-         "ones (UTF-8, ASCII, ISO-8859-1) fail"),
+         "iconv_open loads gconv modules at run time for most charsets", iconv_action),
     ):
         evidence = sorted({f"{label}: {symbol}" for label, facts in objects
                            for symbol in names.intersection(facts.imported_symbols)})

@@ -10,10 +10,10 @@ from importlib import resources
 from string import Template
 
 from bundler import __version__
-from bundler.plan import BundlePlan
+from bundler.plan import BundlePlan, EnvSetting
 
 MODE_COMMENTS = {
-    "loader": "# Mode: loader. Nothing is exported; child processes never see the bundled glibc.",
+    "loader": "# Mode: loader. No LD_LIBRARY_PATH: child processes never see the bundled glibc.",
     "env": "# Mode: env. Exports LD_LIBRARY_PATH, which child processes inherit.",
 }
 
@@ -41,6 +41,16 @@ def render_launcher(plan: BundlePlan, program: str) -> str:
         program_q=shell_quote(program),
         argv0='--argv0 "$0"' if plan.loader_supports_argv0 else "",
         # Substituted values are not template text: a plain "$here" stays as written.
-        env_exports="".join(f'{name}="$here/{path}"; export {name}\n'
-                            for name, path in plan.env),
+        env_exports="".join(_export_line(setting) for setting in plan.env),
     )
+
+
+def _export_line(setting: EnvSetting) -> str:
+    """One export; the comment says whether programs started by this one see it."""
+    if setting.scoped:
+        comment = (f"# {setting.means} for the bundled glibc only: its libc.so.6 reads "
+                   f"{setting.variable} instead, host programs ignore it.")
+    else:
+        comment = f"# {setting.means}: inherited by every program this one starts."
+    return f'{comment}\n{setting.variable}="$here/{setting.path}"; export {setting.variable}\n'
+

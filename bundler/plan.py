@@ -33,6 +33,25 @@ class Patch:
 
 
 @dataclass(frozen=True)
+class Rename:
+    """Replace the NUL-terminated string `original` by `scoped` (same length) in a copy:
+    how the bundled glibc gets variables of its own (scoping.py)."""
+
+    original: str
+    scoped: str
+
+
+@dataclass(frozen=True)
+class EnvSetting:
+    """A variable the launcher exports for the bundled glibc."""
+
+    variable: str  # the name exported
+    means: str  # the glibc variable it stands for: GCONV_PATH, LOCPATH
+    path: str  # under the artifact's top
+    scoped: bool = False  # renamed in the bundled glibc: programs it starts ignore it
+
+
+@dataclass(frozen=True)
 class StagedFile:
     """One entry of the artifact, relative to its top directory."""
 
@@ -44,6 +63,9 @@ class StagedFile:
     link_target: str | None = None  # for "alias": a relative symlink
     program: str | None = None  # for "launcher": the program it starts
     runtime: bool = False  # loaded by glibc at run time (NSS module, libgcc_s), not DT_NEEDED
+    renames: tuple[Rename, ...] = ()  # strings renamed in the copy (glibc's variables)
+    offset: int | None = None  # the file is `length` bytes of `source` from here (a locale
+    length: int | None = None  # category inside locale-archive)
 
 
 @dataclass(frozen=True)
@@ -60,7 +82,7 @@ class BundlePlan:
     files: tuple[StagedFile, ...]
     missing: tuple[str, ...]  # unresolved libraries left out (--allow-missing)
     excluded: tuple[str, ...] = ()  # sonames left to the host (--exclude and what only they need)
-    env: tuple[tuple[str, str], ...] = ()  # variables the launcher sets: (name, path under top)
+    env: tuple[EnvSetting, ...] = ()  # variables the launcher sets
 
 
 @dataclass(frozen=True)
@@ -96,7 +118,7 @@ def release_key(release: str | None) -> tuple[int, ...]:
 def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: str | None,
               options: PlanOptions, added: list[Closure] | None = None,
               data: tuple[StagedFile, ...] = (),
-              env: tuple[tuple[str, str], ...] = ()) -> BundlePlan:
+              env: tuple[EnvSetting, ...] = ()) -> BundlePlan:
     """Decide the artifact's content; refuses what could not run from the bundle.
 
     `added` are the closures of --add shared objects (plugins the programs dlopen): each

@@ -155,11 +155,18 @@ def needs_of(closure: Closure, requirements: Requirements) -> Needs:
     )
 
 
-def runtime_parts(library_names: set[str], uses_threads: bool) -> tuple[RuntimePart, ...]:
-    """The run-time-loaded pieces of glibc (GLIBC-NOTES section 2) and their state."""
+def runtime_parts(library_names: set[str], uses_threads: bool,
+                  env: tuple[tuple[str, str, bool], ...] = ()) -> tuple[RuntimePart, ...]:
+    """The run-time-loaded pieces of glibc (GLIBC-NOTES section 2) and their state.
+
+    `env` holds (glibc variable, exported name, scoped) for what the launcher sets.
+    """
     has_gcc_s = "libgcc_s.so.1" in library_names
     nss = sorted(n for n in library_names if n.startswith("libnss_"))
     gconv = any(n.startswith("gconv/") for n in library_names)
+    locales = sorted({n.split("/")[1] for n in library_names
+                      if n.startswith("locale/") and n.count("/") >= 2})
+    exported = {means: (variable, scoped) for means, variable, scoped in env}
     return (
         RuntimePart("NSS modules", bool(nss),
                     (", ".join(nss) + " bundled; " if nss else "") +
@@ -170,12 +177,27 @@ def runtime_parts(library_names: set[str], uses_threads: bool) -> tuple[RuntimeP
                     ("not bundled: pthread_cancel and pthread_exit abort without it"
                      if uses_threads else "not needed unless threads are cancelled")),
         RuntimePart("gconv modules", gconv,
-                    "bundled in lib/gconv; the launcher exports GCONV_PATH (programs it starts "
-                    "inherit it; started directly as libexec/, iconv uses the host's modules)"
+                    "bundled in lib/gconv; " + _env_note("GCONV_PATH", exported)
                     if gconv else "iconv to charsets other than the built-in ones (UTF-8, "
-                    "ASCII, ISO-8859-1, UCS) fails or loads the host's modules"),
-        RuntimePart("locales", False, "only the C and POSIX locales are available"),
+                    "ASCII, ISO-8859-1, UCS) fails, or loads the host's modules when they sit "
+                    "at the build host's path (compiled into libc)"),
+        RuntimePart("locales", bool(locales),
+                    f"{', '.join(locales)} bundled in lib/locale, used when LANG/LC_ALL/LC_* "
+                    "name them (other names: the host's /usr/lib/locale directories, never its "
+                    "locale-archive); " + _env_note("LOCPATH", exported)
+                    if locales else "only C and POSIX are sure; other locales come from the "
+                    "host's /usr/lib/locale, and files compiled by another glibc may be refused "
+                    "(setlocale fails, the program runs in the C locale)"),
     )
+
+
+def _env_note(means: str, exported: dict[str, tuple[str, bool]]) -> str:
+    variable, scoped = exported.get(means, (means, False))
+    if scoped:
+        return (f"the launcher exports {variable}, which only the bundled libc.so.6 reads "
+                f"(renamed from {means} in its copy): programs it starts are not affected")
+    return (f"the launcher exports {variable}: programs it starts inherit it (not scoped: "
+            f"this glibc's {means} string could not be renamed safely)")
 
 
 def assemble(input_: InputSummary, needs: Needs, artifact: ArtifactSummary | None,

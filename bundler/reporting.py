@@ -45,8 +45,14 @@ def artifact_summary(plan: BundlePlan, records: list[dict] | tuple[dict, ...],
         compressed_size=compressed_size, launcher=plan.launcher,
         interpreter=f"{plan.prefix}/lib/{plan.loader_name}", prefix=plan.prefix,
         glibc=plan.glibc_release, min_kernel=plan.min_kernel,
-        runtime_parts=runtime_parts(names, threads),
+        runtime_parts=runtime_parts(names, threads,
+                                    tuple((e.means, e.variable, e.scoped) for e in plan.env)),
     )
+
+
+def carried(artifact: ArtifactSummary) -> frozenset[str]:
+    """The run-time parts of glibc the artifact carries, by name."""
+    return frozenset(p.name for p in artifact.runtime_parts if p.included)
 
 
 def uses_threads(objects: list[tuple[str, ElfFacts]]) -> bool:
@@ -60,7 +66,7 @@ def build_report(closure: Closure, libc: Library | None, libc_release: str | Non
     """The report of one build: its first program against the optional static build."""
     requirements = requirements_of(closure, libc, libc_release)
     objects = closure_objects(closure)
-    hazards: tuple[Hazard, ...] = (dynamic_hazards(closure.program, objects)
+    hazards: tuple[Hazard, ...] = (dynamic_hazards(closure.program, objects, carried(artifact))
                                    + artifact_hazards(plan.launcher, plan.excluded))
     needs: Needs = needs_of(closure, requirements)
     glibc = requirements.closure_glibc or requirements.program_glibc
@@ -103,9 +109,9 @@ def compare_report(artifact_path: str, static_path: str,
             glibc=manifest.get("glibc"), min_kernel=manifest.get("min_kernel"),
             runtime_parts=runtime_parts({r["path"][4:] for r in records
                                          if r["path"].startswith("lib/")},
-                                        uses_threads(objects)),
+                                        uses_threads(objects), _environment(manifest)),
         )
-        hazards = dynamic_hazards(facts, objects) + artifact_hazards(
+        hazards = dynamic_hazards(facts, objects, carried(artifact)) + artifact_hazards(
             manifest["launcher"], tuple(manifest.get("excluded", ())))
         static = static_side(static_path, facts, program)
         runs = None
@@ -134,6 +140,14 @@ def _manifest(top: str, artifact_path: str) -> dict:
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise InputError(f"{artifact_path}: its manifest is unreadable ({exc})") from None
     return manifest
+
+
+def _environment(manifest: dict) -> tuple[tuple[str, str, bool], ...]:
+    try:
+        return tuple((e["means"], e["variable"], bool(e["scoped"]))
+                     for e in manifest.get("environment", ()))
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"the manifest's environment is unreadable ({exc})") from None
 
 
 def _is_elf_file(path: str) -> bool:

@@ -58,6 +58,9 @@ def summary_text(result: BuildResult) -> str:
         f"  run:      {launcher} ARGS   (or from wherever it is unpacked)",
         f"  systemd:  ExecStart={direct} (direct start at the prefix)",
     ]
+    if plan.env:
+        settings = " ".join(f'"{e.variable}={plan.prefix}/{e.path}"' for e in plan.env)
+        lines.append(f"            Environment={settings}")
     if result.format == "zst":
         lines.append("  old hosts without a zstd-aware tar: use -o NAME.tar.gz")
     return "\n".join(lines) + "\n"

@@ -1,8 +1,8 @@
 if [ "$$at_prefix" = "$$here" ]; then
     exec "$$here/libexec/$$program" "$$@"
 fi
-# Anywhere else: start the bundled loader explicitly. Nothing is exported, so the host
-# programs this one starts see the environment it was given, untouched.
+# Anywhere else: start the bundled loader explicitly. Nothing a host program reads is
+# exported, so the programs this one starts see the environment it was given.
 case $$here in
     *:* | *\;*) exec "$$here/lib/$$loader" ${argv0} "$$here/libexec/$$program" "$$@" ;;
 esac
