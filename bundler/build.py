@@ -102,6 +102,9 @@ def build(request: BuildRequest) -> BuildResult:
                      gconv_data + locale_data, gconv_env + locale_env)
     if plan.env and libc is not None:
         plan = scoped_plan(plan, libc)
+    found = {name for c in closures for lib in c.libraries for name in (*lib.aliases, lib.name)}
+    plan = dataclasses.replace(plan, runtime_missing=tuple(
+        sorted(name for name in set(runtime) if name not in found)))
     if request.run_args is not None and request.static is None:
         raise InputError("--run compares two programs: give the static build with --static")
     static = (static_side(request.static, closures[0].program, plan.programs[0])
@@ -319,5 +322,6 @@ def _manifest(plan: BundlePlan, records: list[dict]) -> dict:
         "missing": list(plan.missing),
         "excluded": list(plan.excluded),
         "environment": [dataclasses.asdict(e) for e in plan.env],
+        "runtime_missing": list(plan.runtime_missing),
         "files": sorted(records, key=lambda r: r["path"]),
     }

@@ -83,6 +83,7 @@ class BundlePlan:
     missing: tuple[str, ...]  # unresolved libraries left out (--allow-missing)
     excluded: tuple[str, ...] = ()  # sonames left to the host (--exclude and what only they need)
     env: tuple[EnvSetting, ...] = ()  # variables the launcher sets
+    runtime_missing: tuple[str, ...] = ()  # what glibc would dlopen, not in the build root
 
 
 @dataclass(frozen=True)

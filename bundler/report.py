@@ -156,10 +156,13 @@ def needs_of(closure: Closure, requirements: Requirements) -> Needs:
 
 
 def runtime_parts(library_names: set[str], uses_threads: bool,
-                  env: tuple[tuple[str, str, bool], ...] = ()) -> tuple[RuntimePart, ...]:
+                  env: tuple[tuple[str, str, bool], ...] = (),
+                  missing: tuple[str, ...] = ()) -> tuple[RuntimePart, ...]:
     """The run-time-loaded pieces of glibc (GLIBC-NOTES section 2) and their state.
 
-    `env` holds (glibc variable, exported name, scoped) for what the launcher sets.
+    `env` holds (glibc variable, exported name, scoped) for what the launcher sets;
+    `missing` what glibc would load (NSS modules nsswitch.conf names) but the build root
+    does not have.
     """
     has_gcc_s = "libgcc_s.so.1" in library_names
     nss = sorted(n for n in library_names if n.startswith("libnss_"))
@@ -167,11 +170,15 @@ def runtime_parts(library_names: set[str], uses_threads: bool,
     locales = sorted({n.split("/")[1] for n in library_names
                       if n.startswith("locale/") and n.count("/") >= 2})
     exported = {means: (variable, scoped) for means, variable, scoped in env}
+    nss_missing = [n for n in missing if n.startswith("libnss_")]
+    absent = (f"; not in the build root, so not bundled: {', '.join(nss_missing)} (on a "
+              "target whose nsswitch.conf names them, those services' lookups fail and the "
+              "next source in the line answers)" if nss_missing else "")
     return (
         RuntimePart("NSS modules", bool(nss),
                     (", ".join(nss) + " bundled; " if nss else "") +
                     "files and dns are built into glibc >= 2.34; services the target's "
-                    "nsswitch.conf names beyond those and not bundled fail their lookups"),
+                    "nsswitch.conf names beyond those and not bundled fail their lookups" + absent),
         RuntimePart("libgcc_s.so.1", has_gcc_s,
                     "in the closure" if has_gcc_s else
                     ("not bundled: pthread_cancel and pthread_exit abort without it"

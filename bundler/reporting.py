@@ -46,7 +46,8 @@ def artifact_summary(plan: BundlePlan, records: list[dict] | tuple[dict, ...],
         interpreter=f"{plan.prefix}/lib/{plan.loader_name}", prefix=plan.prefix,
         glibc=plan.glibc_release, min_kernel=plan.min_kernel,
         runtime_parts=runtime_parts(names, threads,
-                                    tuple((e.means, e.variable, e.scoped) for e in plan.env)),
+                                    tuple((e.means, e.variable, e.scoped) for e in plan.env),
+                                    plan.runtime_missing),
     )
 
 
@@ -109,7 +110,8 @@ def compare_report(artifact_path: str, static_path: str,
             glibc=manifest.get("glibc"), min_kernel=manifest.get("min_kernel"),
             runtime_parts=runtime_parts({r["path"][4:] for r in records
                                          if r["path"].startswith("lib/")},
-                                        uses_threads(objects), _environment(manifest)),
+                                        uses_threads(objects), _environment(manifest),
+                                        tuple(manifest.get("runtime_missing", ()))),
         )
         hazards = dynamic_hazards(facts, objects, carried(artifact)) + artifact_hazards(
             manifest["launcher"], tuple(manifest.get("excluded", ())))

@@ -312,6 +312,16 @@ def test_nss_modules_follow_nsswitch_and_the_choice(tmp_path: Path) -> None:
         assert missing.returncode == 2 and missing.stdout == ""  # getent: key not found
 
 
+def test_nss_modules_not_in_the_build_root_are_reported(tmp_path: Path) -> None:
+    artifact = bundle(Path("/usr/bin/getent"), tmp_path / "g.tar.zst", "--nss", "compat,nosuch")
+    top = unpack(artifact, tmp_path / "u") / "getent"
+    manifest = json.loads((top / ".bundle" / "manifest.json").read_text())
+    assert manifest["runtime_missing"] == ["libnss_nosuch.so.2"]
+    report = (top / ".bundle" / "report.md").read_text()
+    assert "not in the build root, so not bundled: libnss_nosuch.so.2" in report
+    assert "libnss_compat.so.2 bundled" in report
+
+
 def test_gconv_modules_for_iconv(tmp_path: Path) -> None:
     """--gconv KOI8-R: Debian 12's iconv converts KOI8-R in a bare root, as natively."""
     need_root()
