@@ -44,6 +44,7 @@ def cli() -> None:
     \b
       bundle myagent -o myagent.tar.zst      the artifact (same as `bundle build ...`)
       bundle inspect myagent                 what it needs, and why
+      bundle verify myagent.tar.zst -- --version   run it where the host's glibc is not
     """
 
 
@@ -207,6 +208,43 @@ def compare(artifact: str, static: str, run_args: str | None, report_file: str |
     check_report_file(report_file)
     report = compare_report(artifact, static, run_option(run_args))
     emit_report(report, report_file, as_json, text_on_stdout=True)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("artifact", metavar="ARTIFACT")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
+@click.option("--root", "root", default="bare", show_default=True, metavar="bare|DIR",
+              help="Run in an empty root made here, or in DIR (an old distribution's tree; "
+                   "used through an overlay, never written).")
+@click.option("--expect-exit", "expect_exit", type=int, default=0, show_default=True,
+              metavar="N", help="The exit code a passing run has.")
+@click.option("--expect-output", "expect_output", metavar="REGEX",
+              help="A regular expression a passing run's stdout must contain.")
+@click.option("--emulator", "emulator", metavar="CMD",
+              help="Run another architecture's artifact under CMD (e.g. qemu-aarch64-static), "
+                   "through the bundled loader.")
+@click.option("--program", "program", metavar="NAME",
+              help="Which of the artifact's programs to run (default: the first).")
+@click.option("--env", "env", multiple=True, metavar="NAME=VALUE",
+              help="Set a variable for the run (repeatable; the root gets PATH, HOME, LANG=C).")
+@click.option("--timeout", "timeout", type=click.FloatRange(min=0.1), default=60.0,
+              show_default=True, metavar="SECONDS", help="A run taking longer fails.")
+def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
+           expect_output: str | None, emulator: str | None, program: str | None,
+           env: tuple[str, ...], timeout: float) -> None:
+    """Check ARTIFACT against its manifest and run it in an isolated root: exit 0 when it
+    passes, 4 when it does not."""
+    from bundler.errors import EXIT_VERIFY_FAILED
+    from bundler.verify import VerifyRequest, render
+    from bundler.verify import verify as run_verify
+
+    result = run_verify(VerifyRequest(
+        artifact=artifact, root=root, args=tuple(args), expect_exit=expect_exit,
+        expect_output=expect_output, emulator=emulator, program=program, timeout=timeout,
+        env=env))
+    click.echo(render(result), nl=False)
+    if not result.passed:
+        sys.exit(EXIT_VERIFY_FAILED)
 
 
 def main(argv: list[str] | None = None) -> None:

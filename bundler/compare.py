@@ -10,7 +10,6 @@ import contextlib
 import os
 import statistics
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ from bundler.errors import InputError
 from bundler.golang import BuildInfo, read_build_info
 from bundler.hazards import Hazard, static_hazards
 from bundler.report import ArtifactSummary, RunComparison, RunResult, StaticSide, Verdict
+from bundler.safe_unpack import unpack_artifact
 from bundler.static import static_contents
 from bundler.units import human_size
 
@@ -86,20 +86,18 @@ def _compressed_size(path: str) -> int:
 
 @contextlib.contextmanager
 def unpacked(artifact: str) -> Iterator[str]:
-    """The artifact's top directory, unpacked into a temporary directory (or as it is)."""
+    """The artifact's top directory, unpacked safely into a temporary directory (or a
+    directory artifact as it is)."""
     if os.path.isdir(artifact):
         yield _top(artifact, artifact)
         return
+    if not os.path.isfile(artifact):
+        raise InputError(f"{artifact}: no such file")
     with tempfile.TemporaryDirectory(prefix="bundle-compare.") as work:
-        try:
-            _extract(artifact, work)
-        except tarfile.ReadError:  # its message lists every method tried, over lines
-            raise InputError(f"{artifact}: not an artifact (neither a tar archive nor a "
-                             "directory holding */.bundle/manifest.json)") from None
-        except (tarfile.TarError, OSError, zstandard.ZstdError, EOFError) as exc:
-            raise InputError(f"{artifact}: cannot unpack: {' '.join(str(exc).split())}"
-                             ) from None
-        yield _top(work, artifact)
+        result = unpack_artifact(artifact, os.path.join(work, "unpacked"))
+        if not os.path.isfile(os.path.join(result.top, ".bundle", "manifest.json")):
+            raise InputError(f"{artifact}: not an artifact (no */.bundle/manifest.json)")
+        yield result.top
 
 
 def _top(directory: str, artifact: str) -> str:
@@ -107,19 +105,6 @@ def _top(directory: str, artifact: str) -> str:
     if not tops:
         raise InputError(f"{artifact}: not an artifact (no */.bundle/manifest.json)")
     return os.path.join(directory, tops[0])
-
-
-def _extract(artifact: str, into: str) -> None:
-    if not os.path.isfile(artifact):
-        raise InputError(f"{artifact}: no such file")
-    with open(artifact, "rb") as raw:
-        if artifact.endswith((".zst", ".zstd", ".tzst")):
-            stream = zstandard.ZstdDecompressor().stream_reader(raw)
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
-                tar.extractall(into, filter="data")
-        else:
-            with tarfile.open(fileobj=raw, mode="r:*") as tar:
-                tar.extractall(into, filter="data")
 
 
 def run_both(static_path: str, launcher: str, args: Sequence[str],
