@@ -220,6 +220,45 @@ def test_failing_runs_say_why(hello_artifact: Path, private_tmp: Path) -> None:
                           "--expect-output", "regular expression")
 
 
+def test_directory_artifacts_programs_and_environment(tmp_path: Path, private_tmp: Path) -> None:
+    """`-o DIR/` artifacts verify too; --program picks one of several; --env reaches it."""
+    need_root()
+    first = gcc(tmp_path / "src" / "first", HELLO)
+    second = gcc(tmp_path / "src" / "printenv", r"""
+#include <stdio.h>
+#include <stdlib.h>
+int main(void) { const char *v = getenv("GREETING"); printf("%s\n", v ? v : "(unset)"); return 0; }
+""")
+    out = tmp_path / "out"
+    assert run_cli(str(first), str(second), "--name", "pair", "-o", f"{out}/").returncode == 0
+    picked = verify_cli(f"{out}/", "--program", "printenv", "--env", "GREETING=hi there",
+                        "--expect-output", "^hi there$")
+    assert picked.returncode == 0, picked.stdout + picked.stderr
+    assert "a directory artifact" in picked.stdout
+    assert_one_line_error(verify_cli(f"{out}/", "--program", "nope"), 2, "--program nope",
+                          "first, printenv")
+    assert_one_line_error(verify_cli(f"{out}/", "--env", "=x"), 2, "--env", "NAME=VALUE")
+    assert_one_line_error(verify_cli(str(tmp_path / "missing.tar.zst")), 2, "no such file")
+
+
+def test_no_way_to_isolate_is_exit_3(hello_artifact: Path, tmp_path: Path) -> None:
+    """Without unshare; and with an unshare that is refused both ways, as in a container
+    whose seccomp profile blocks unshare(2). (Switching user namespaces off for real needs
+    writing /proc/sys/user/max_user_namespaces, which this VM refuses even to root.)"""
+    bare_path = tmp_path / "bin"
+    bare_path.mkdir()
+    result = verify_cli(str(hello_artifact), env={"PATH": str(bare_path)})
+    assert_one_line_error(result, 3, "unshare")
+    refusing = bare_path / "unshare"
+    refusing.write_text("#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\n"
+                        "exit 1\n")
+    refusing.chmod(0o755)
+    (bare_path / "chroot").symlink_to(shutil.which("chroot") or "/usr/sbin/chroot")
+    result = verify_cli(str(hello_artifact), env={"PATH": f"{bare_path}:/usr/bin:/bin"})
+    assert_one_line_error(result, 3, "cannot isolate", "user namespace",
+                          "Operation not permitted")
+
+
 def test_a_tampered_file_is_caught_by_name(hello_artifact: Path, tmp_path: Path) -> None:
     need_root()
 
