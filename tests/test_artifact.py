@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -211,18 +212,38 @@ def test_glibc_is_bundled_byte_identical(hello_tree: Path) -> None:
         assert "(RPATH)" not in tags and "(RUNPATH)" not in tags, name
 
 
-def test_libraries_with_needs_get_rpath_origin(sqlite_tree: Path) -> None:
+def test_libraries_without_a_search_path_keep_their_bytes(sqlite_tree: Path) -> None:
+    """They find their dependencies through the program's DT_RPATH: nothing to rewrite."""
     for name in ("libsqlite3.so.0", "libreadline.so.8"):
         path = sqlite_tree / "lib" / name
         assert path.is_file() and not path.is_symlink(), name
-        assert tool("patchelf", "--print-rpath", str(path)).strip() == "$ORIGIN", name
+        original = os.path.realpath(f"/lib/x86_64-linux-gnu/{name}")
+        assert sha256(path) == sha256(original), name
         tags = dynamic_tags(path)
-        assert "(RPATH)" in tags and "(RUNPATH)" not in tags, name
-        assert "(NEEDED)" in tags, name
-    # The originals keep their bytes apart from the patch: DT_NEEDED is unchanged.
-    original = dynamic_tags(Path(os.path.realpath("/lib/x86_64-linux-gnu/libsqlite3.so.0")))
-    bundled = dynamic_tags(sqlite_tree / "lib" / "libsqlite3.so.0")
-    assert re.findall(r"\(NEEDED\).*", original) == re.findall(r"\(NEEDED\).*", bundled)
+        assert "(RPATH)" not in tags and "(RUNPATH)" not in tags and "(NEEDED)" in tags
+
+
+def test_a_library_with_runpath_gets_rpath_origin(tmp_path: Path, c_lib) -> None:
+    """libouter has DT_RUNPATH (its build dir), so the program's DT_RPATH would not apply to
+    its dependency libinner: it gets DT_RPATH $ORIGIN; libinner (none) stays byte-identical,
+    and the program runs from the bundle once the build dir is gone."""
+    inner = c_lib(tmp_path / "libs" / "libinner.so", "int inner(void) { return 41; }",
+                  "-Wl,-soname,libinner.so")
+    outer = c_lib(tmp_path / "libs" / "libouter.so",
+                  "int inner(void); int outer(void) { return inner() + 1; }",
+                  "-Wl,-soname,libouter.so", f"-L{tmp_path / 'libs'}", "-linner",
+                  f"-Wl,--enable-new-dtags,-rpath,{tmp_path / 'libs'}")
+    assert "(RUNPATH)" in dynamic_tags(outer)  # the premise
+    program = gcc(tmp_path / "uses", '#include <stdio.h>\nint outer(void);\n'
+                  'int main(void) { printf("%d\\n", outer()); return 0; }',
+                  f"-L{tmp_path / 'libs'}", "-louter", f"-Wl,-rpath,{tmp_path / 'libs'}")
+    bundle(str(program), "-o", str(tmp_path / "uses.tar.zst"))
+    top = unpack(tmp_path / "uses.tar.zst", tmp_path / "u") / "uses"
+    tags = dynamic_tags(top / "lib" / "libouter.so")
+    assert re.findall(r"\((RPATH|RUNPATH)\).*\[(.*)\]", tags) == [("RPATH", "$ORIGIN")]
+    assert sha256(top / "lib" / "libinner.so") == sha256(inner)
+    shutil.rmtree(tmp_path / "libs")  # the build dirs are gone: only the bundle remains
+    assert run([str(top / "bin" / "uses")]).stdout == "42\n"
 
 
 @pytest.mark.parametrize("tree", ["hello_tree", "sqlite_tree"])

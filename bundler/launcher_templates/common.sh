@@ -27,16 +27,29 @@ case $$self in
     */*) dir=$${self%/*} ;;
     *) dir=. ;;
 esac
-here=$$(cd -P -- "$${dir:-/}/.." && pwd -P && printf x) || {
-    echo "$$program: cannot find the bundle's directory from $$0" >&2
-    exit 127
-}
-here=$${here%?x}
+# Absolute, so that --library-path and LD_LIBRARY_PATH survive the program's chdir.
+case $$dir in
+    /*) ;;
+    *)
+        if [ -z "$$PWD" ]; then
+            echo "$$program: cannot tell the current directory to find the bundle" >&2
+            exit 127
+        fi
+        dir=$$PWD/$$dir
+        ;;
+esac
+# bin/.. is the bundle's top: the kernel resolves ".." physically, so no `cd -P` (a fork;
+# this script runs at every start of the program) is needed. Spelled without "bin/.."
+# when that is the same directory.
+here=$${dir:-/}/..
+case $$dir in
+    */bin) [ "$${dir%/bin}/lib" -ef "$$here/lib" ] && here=$${dir%/bin} ;;
+esac
 ${env_exports}
 # Installed at its prefix with /proc mounted: the program's own PT_INTERP and RPATH work,
-# so exec it directly (correct /proc/self/exe for self re-exec, pidof, systemd).
-# No 2>/dev/null: a root without /dev (a bare chroot) would fail the redirect itself.
+# so exec it directly (correct /proc/self/exe for self re-exec, pidof, systemd). -ef
+# compares device and inode: the same file, however each path is spelled.
 at_prefix=
-if [ -e /proc/self/exe ] && [ -x "$$prefix/libexec/$$program" ]; then
-    at_prefix=$$(cd -P -- "$$prefix" && pwd -P && printf x) && at_prefix=$${at_prefix%?x}
+if [ -e /proc/self/exe ] && [ "$$here/libexec/$$program" -ef "$$prefix/libexec/$$program" ]; then
+    at_prefix=yes
 fi

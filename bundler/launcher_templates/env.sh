@@ -3,7 +3,7 @@
 # the host's loader and fail. Prefer the default (loader) launcher.
 LD_LIBRARY_PATH=$$here/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
-if [ "$$at_prefix" = "$$here" ]; then
+if [ -n "$$at_prefix" ]; then
     exec "$$here/libexec/$$program" "$$@"
 fi
 exec "$$here/lib/$$loader" ${argv0} "$$here/libexec/$$program" "$$@"

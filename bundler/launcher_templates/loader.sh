@@ -1,4 +1,4 @@
-if [ "$$at_prefix" = "$$here" ]; then
+if [ -n "$$at_prefix" ]; then
     exec "$$here/libexec/$$program" "$$@"
 fi
 # Anywhere else: start the bundled loader explicitly. Nothing a host program reads is
