@@ -10,6 +10,8 @@ no partial artifact and an existing OUT untouched.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import gzip
 import hashlib
 import lzma
@@ -17,7 +19,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -76,6 +78,14 @@ def source_date_epoch() -> int:
 
 
 def sha256_of(path: str) -> str:
+    """sha256 of a file, computed once per file identity (the input program's is wanted by
+    the report, the manifest and compare: a 100 MB program is read for it once)."""
+    st = os.stat(path)
+    return _sha256_once(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_once(path: str, _dev: int, _ino: int, _size: int, _mtime: int, _ctime: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
@@ -83,8 +93,22 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def write_output(entries: list[Entry], out: str, epoch: int, level: int = ZSTD_LEVEL) -> None:
-    """Write `entries` to `out` in the format its name asks for, atomically."""
+@dataclass(frozen=True)
+class Written:
+    """What writing produced: each file entry's sha256 (hashed as it was written, one read
+    per file) and the archive's own sha256 (hashed as its bytes left; None for a dir)."""
+
+    digests: dict[str, str]
+    archive_sha256: str | None
+
+
+def write_output(entries: list[Entry], out: str, epoch: int, level: int = ZSTD_LEVEL,
+                 trailer: Callable[[dict[str, str]], list[Entry]] | None = None) -> Written:
+    """Write `entries` (sorted) to `out` in the format its name asks for, atomically.
+
+    `trailer(digests)` gives the entries written last, made from the digests of the others:
+    the manifest, so no file is read a second time to hash it.
+    """
     fmt = output_format(out)
     target = out.rstrip("/") or out
     parent = os.path.dirname(os.path.abspath(target))
@@ -99,20 +123,21 @@ def write_output(entries: list[Entry], out: str, epoch: int, level: int = ZSTD_L
     ordered = sorted(entries, key=lambda e: e.path)
     with deferred_signals():
         if fmt == "dir":
-            _write_directory(ordered, target, parent)
-        else:
-            _write_file(ordered, target, parent, fmt, epoch, level)
+            return _write_directory(ordered, target, parent, trailer)
+        return _write_file(ordered, target, parent, fmt, epoch, level, trailer)
 
 
 def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: int,
-                level: int) -> None:
+                level: int, trailer: Callable[[dict[str, str]], list[Entry]] | None,
+                ) -> Written:
     # Not a `with` block: the file must outlive it, to be renamed or removed below.
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
         dir=parent, prefix=f".{os.path.basename(out)}.", suffix=".part", delete=False)
     try:
         with handle:
-            with _compressor(handle, fmt, level, epoch) as stream:
-                _write_tar(entries, stream, epoch)
+            hashed = _HashingWriter(handle)
+            with _compressor(hashed, fmt, level, epoch) as stream:  # type: ignore[arg-type]
+                digests = _write_tar(entries, stream, epoch, trailer)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(handle.name, 0o644)
@@ -123,6 +148,22 @@ def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: in
     except BaseException:
         _unlink_quietly(handle.name)
         raise
+    return Written(digests, hashed.digest.hexdigest())
+
+
+class _HashingWriter:
+    """The output file, hashing every byte written to it (OUT.sha256 without a re-read)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
 
 
 @contextlib.contextmanager
@@ -146,60 +187,65 @@ def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int) -> Iterator[Bin
         raise AssertionError(fmt)
 
 
-def _write_tar(entries: list[Entry], stream: BinaryIO, epoch: int) -> None:
+def _write_tar(entries: list[Entry], stream: BinaryIO, epoch: int,
+               trailer: Callable[[dict[str, str]], list[Entry]] | None) -> dict[str, str]:
+    digests: dict[str, str] = {}
     with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
         for entry in entries:
-            info = tarfile.TarInfo(entry.path)
-            info.mtime = epoch
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mode = entry.mode
-            if entry.kind == "dir":
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            elif entry.kind == "symlink":
-                info.type = tarfile.SYMTYPE
-                info.linkname = entry.link_target or ""
-                info.mode = 0o777
-                tar.addfile(info)
-            else:
-                assert entry.source is not None
-                with open(entry.source, "rb") as source:
-                    info.size = os.fstat(source.fileno()).st_size
-                    tar.addfile(info, _CheckedReader(source))
-            checkpoint()
+            _add_entry(tar, entry, epoch, digests)
+        for entry in trailer(dict(digests)) if trailer else ():
+            _add_entry(tar, entry, epoch, digests)
+    return digests
+
+
+def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, digests: dict[str, str]) -> None:
+    info = tarfile.TarInfo(entry.path)
+    info.mtime = epoch
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = entry.mode
+    if entry.kind == "dir":
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+    elif entry.kind == "symlink":
+        info.type = tarfile.SYMTYPE
+        info.linkname = entry.link_target or ""
+        info.mode = 0o777
+        tar.addfile(info)
+    else:
+        assert entry.source is not None
+        with open(entry.source, "rb") as source:
+            info.size = os.fstat(source.fileno()).st_size
+            reader = _CheckedReader(source)
+            tar.addfile(info, reader)
+            digests[entry.path] = reader.digest.hexdigest()
+    checkpoint()
 
 
 class _CheckedReader:
-    """A file whose every read is a check point for a deferred Ctrl-C or SIGTERM."""
+    """A file whose every read is a check point for a deferred Ctrl-C or SIGTERM, and is
+    hashed on the way into the archive."""
 
     def __init__(self, handle: BinaryIO) -> None:
         self.handle = handle
+        self.digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
         checkpoint()
-        return self.handle.read(size)
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
 
 
-def _write_directory(entries: list[Entry], out: str, parent: str) -> None:
+def _write_directory(entries: list[Entry], out: str, parent: str,
+                     trailer: Callable[[dict[str, str]], list[Entry]] | None) -> Written:
     staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out)}.", suffix=".part")
+    digests: dict[str, str] = {}
     try:
-        top = None
         for entry in entries:
-            checkpoint()
-            dest = os.path.join(staging, entry.path)
-            top = top or entry.path.split("/", 1)[0]
-            if entry.kind == "dir":
-                os.makedirs(dest, exist_ok=True)
-            elif entry.kind == "symlink":
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                os.symlink(entry.link_target or "", dest)
-                continue
-            else:
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                assert entry.source is not None
-                shutil.copyfile(entry.source, dest)
-            os.chmod(dest, entry.mode)
+            _place_entry(staging, entry, digests)
+        for entry in trailer(dict(digests)) if trailer else ():
+            _place_entry(staging, entry, digests)
         os.chmod(staging, 0o755)
         _replace_directory(staging, out)
     except OSError as exc:
@@ -208,6 +254,39 @@ def _write_directory(entries: list[Entry], out: str, parent: str) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return Written(digests, None)
+
+
+def _place_entry(staging: str, entry: Entry, digests: dict[str, str]) -> None:
+    checkpoint()
+    dest = os.path.join(staging, entry.path)
+    if entry.kind == "dir":
+        os.makedirs(dest, exist_ok=True)
+    elif entry.kind == "symlink":
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.symlink(entry.link_target or "", dest)
+        return
+    else:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        assert entry.source is not None
+        copy_file(entry.source, dest)
+        digests[entry.path] = sha256_of(entry.source)
+    os.chmod(dest, entry.mode)
+
+
+FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+
+
+def copy_file(source: str, dest: str) -> None:
+    """A copy-on-write clone where the file system offers one (btrfs, XFS, bcachefs), else
+    shutil's copy, which uses sendfile on Linux: the bytes never pass through Python."""
+    with open(source, "rb") as src, open(dest, "wb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+            return
+        except OSError:
+            pass
+    shutil.copyfile(source, dest)
 
 
 def artifact_tops(directory: str) -> list[str]:
@@ -254,9 +333,10 @@ def _replace_directory(staging: str, out: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_checksum_file(out: str) -> str:
-    """Write `OUT.sha256` in sha256sum format beside OUT (atomically); return the digest."""
-    digest = sha256_of(out)
+def write_checksum_file(out: str, digest: str | None = None) -> str:
+    """Write `OUT.sha256` in sha256sum format beside OUT (atomically); return the digest
+    (given when it was computed while writing OUT)."""
+    digest = digest or sha256_of(out)
     line = f"{digest}  {os.path.basename(out)}\n"
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed or removed below
         "w", dir=os.path.dirname(os.path.abspath(out)), prefix=".sha256.", delete=False)

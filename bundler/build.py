@@ -6,6 +6,7 @@ devices) and is removed whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -29,7 +30,7 @@ from bundler.hazards import NSS_CALLERS, closure_objects
 from bundler.inspection import go_diagnosis, libc_release
 from bundler.launcher import render_launcher
 from bundler.nss import module_names
-from bundler.patch import patch_copy
+from bundler.patch_worker import PatchWorker
 from bundler.plan import (
     BundlePlan,
     EnvSetting,
@@ -86,6 +87,11 @@ def default_out(name: str) -> str:
 def build(request: BuildRequest) -> BuildResult:
     if not request.binaries:
         raise InputError("no BINARY given")
+    with contextlib.closing(PatchWorker.take()) as patcher:  # imports LIEF meanwhile
+        return _build(request, patcher)
+
+
+def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     sysroot = Sysroot(request.sysroot)
     closures = [resolve_closure(path, sysroot, request.resolve) for path in request.binaries]
     runtime = runtime_loaded(closures) + nss_modules(request.nss, sysroot, closures)
@@ -125,13 +131,20 @@ def build(request: BuildRequest) -> BuildResult:
             raise EnvironmentUnfitError(
                 f"-o {out}: cannot write in {parent}: {exc.strerror or exc}") from None
         try:
-            entries, records = _stage(plan, staging)
+            entries, records = _stage(plan, staging, patcher)
             inside = build_report(closures[0], libc, release, plan,
                                   artifact_summary(plan, records, None, None, None, threads),
                                   static, None, go, diagnosis)
-            entries.append(_stage_report(plan, staging, inside))
-            write_output(entries, out, epoch)
-            digest = write_checksum_file(out) if fmt != "dir" else None
+            report_entry = _stage_report(plan, staging, inside)
+
+            def trailer(digests: dict[str, str]) -> list[Entry]:
+                """.bundle/ last: the manifest holds the digests taken while writing."""
+                _fill_digests(plan, records, digests)
+                return [_stage_manifest(plan, staging, records), report_entry]
+
+            written = write_output(entries, out, epoch, trailer=trailer)
+            digest = (write_checksum_file(out, written.archive_sha256) if fmt != "dir"
+                      else None)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     raw = sum(r["size"] for r in records)
@@ -215,8 +228,10 @@ def _stage_report(plan: BundlePlan, staging: str, report: Report) -> Entry:
     return Entry(f"{plan.name}/{REPORT_PATH}", "file", 0o644, source=path)
 
 
-def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:
-    """Patch and render into `staging`; return archive entries and manifest records."""
+def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
+           ) -> tuple[list[Entry], list[dict]]:
+    """Patch and render into `staging`; return archive entries and manifest records (their
+    sha256 is filled in while the archive is written: each file is read once)."""
     top = plan.name
     entries = [Entry(top, "dir", 0o755), Entry(f"{top}/.bundle", "dir", 0o755)]
     for directory in ("bin", "libexec", "lib"):
@@ -224,7 +239,7 @@ def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:
     records = []
     for item in plan.files:
         checkpoint()
-        content = _materialise(plan, item, staging)
+        content = _materialise(plan, item, staging, patcher)
         if item.kind == "alias":
             entries.append(Entry(f"{top}/{item.dest}", "symlink", 0o777,
                                  link_target=item.link_target))
@@ -237,7 +252,7 @@ def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:
             "path": item.dest,
             "type": "file",
             "kind": item.kind,
-            "sha256": sha256_of(content),
+            "sha256": None,
             "size": os.path.getsize(content),
             "mode": f"{item.mode:04o}",
             "source": os.path.abspath(item.source) if item.source else None,
@@ -246,15 +261,25 @@ def _stage(plan: BundlePlan, staging: str) -> tuple[list[Entry], list[dict]]:
             "extracted": None if item.offset is None else {
                 "offset": item.offset, "length": item.length},
         })
+    return entries, records
+
+
+def _fill_digests(plan: BundlePlan, records: list[dict], digests: dict[str, str]) -> None:
+    for record in records:
+        if record["type"] == "file":
+            record["sha256"] = digests[f"{plan.name}/{record['path']}"]
+
+
+def _stage_manifest(plan: BundlePlan, staging: str, records: list[dict]) -> Entry:
     manifest = os.path.join(staging, "manifest.json")
     with open(manifest, "w") as handle:
         json.dump(_manifest(plan, records), handle, indent=2, sort_keys=True)
         handle.write("\n")
-    entries.append(Entry(f"{top}/{MANIFEST_PATH}", "file", 0o644, source=manifest))
-    return entries, records
+    return Entry(f"{plan.name}/{MANIFEST_PATH}", "file", 0o644, source=manifest)
 
 
-def _materialise(plan: BundlePlan, item: StagedFile, staging: str) -> str | None:
+def _materialise(plan: BundlePlan, item: StagedFile, staging: str,
+                 patcher: PatchWorker) -> str | None:
     """The host file holding `item`'s bytes: the original, a patched copy, or a launcher."""
     if item.kind == "alias":
         return None
@@ -274,7 +299,7 @@ def _materialise(plan: BundlePlan, item: StagedFile, staging: str) -> str | None
         with open(path, "wb") as copy:
             copy.write(apply_renames(data, item.renames))
     elif item.patch is not None:
-        patch_copy(item.source, path, item.patch)
+        patcher.patch(item.source, path, item.patch)
     else:
         return item.source
     return path

@@ -14,10 +14,6 @@ import click
 
 from bundler import __version__
 from bundler.errors import EXIT_BAD_INPUT, BundleError, InputError, Terminated
-from bundler.inspection import inspect_program, inspection_json, inspection_text
-from bundler.plan import PlanOptions
-from bundler.resolve import ResolveOptions
-from bundler.sysroot import Sysroot
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -72,6 +68,10 @@ def library_path_option(value: str | None) -> tuple[str, ...]:
 def inspect(binary: str, sysroot: str, library_path: str | None, allow_missing: bool,
             as_json: bool) -> None:
     """Show what BINARY needs: the loader's closure, why each file, the glibc it needs."""
+    from bundler.inspection import inspect_program, inspection_json, inspection_text
+    from bundler.resolve import ResolveOptions
+    from bundler.sysroot import Sysroot
+
     options = ResolveOptions(library_path=library_path_option(library_path),
                              allow_missing=allow_missing)
     result = inspect_program(binary, Sysroot(sysroot), options)
@@ -177,6 +177,8 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   report_file: str | None, as_json: bool) -> None:
     """Write the fallback artifact for BINARY... (several share one lib/)."""
     from bundler.build import BuildRequest, build  # keeps `inspect` start-up light
+    from bundler.plan import PlanOptions
+    from bundler.resolve import ResolveOptions
     from bundler.summary import summary_text
 
     check_report_file(report_file)
@@ -249,6 +251,11 @@ def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn user-facing failures into one line each."""
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] not in cli.commands and not words[0].startswith("-"):
+        from bundler.patch_worker import PatchWorker
+
+        PatchWorker.prestart()  # `bundle BINARY...`: LIEF's import starts now, beside us
     try:
         code = cli.main(args=argv, prog_name="bundle", standalone_mode=False)
     except BundleError as exc:

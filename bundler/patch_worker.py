@@ -1,0 +1,95 @@
+"""A worker process for patch.py, forked at the start of a build.
+
+`import lief` costs ~0.37 s (LIEF >= 0.16: nanobind's module set-up) and holds the GIL
+throughout (measured: a thread does not overlap it), so a second process does it, on the
+second core, while this one resolves. This module imports nothing heavy, so that the fork
+happens early (`bundle BINARY...` forks before the build's own imports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import signal
+from typing import TYPE_CHECKING
+
+from bundler.errors import BundleError
+
+if TYPE_CHECKING:
+    from bundler.plan import Patch
+
+
+class PatchWorker:
+    """patch_copy() in a forked worker process that imports LIEF while this one resolves.
+
+    The worker ignores Ctrl-C (a KeyboardInterrupt inside LIEF's set-up ends in
+    std::terminate); the build stops it when it ends, also on error or interrupt.
+    """
+
+    _prestarted: PatchWorker | None = None
+
+    @classmethod
+    def prestart(cls) -> None:
+        """Fork the worker at the very start of `bundle BINARY...` (the build takes it)."""
+        if cls._prestarted is None:
+            cls._prestarted = cls()
+
+    @classmethod
+    def take(cls) -> PatchWorker:
+        """The prestarted worker, or a new one."""
+        worker, cls._prestarted = cls._prestarted, None
+        return worker or cls()
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child,), name="bundle-patch",
+                                        daemon=True)
+        self._process.start()
+        child.close()
+
+    def patch(self, source: str, dest: str, patch: Patch) -> None:
+        """Like patch_copy(); its errors are raised here."""
+        try:
+            self._connection.send((source, dest, patch))
+            error = self._connection.recv()
+        except (EOFError, OSError, BrokenPipeError):
+            from bundler.patch import PatchError
+
+            code = self._process.exitcode
+            raise PatchError(f"{source}: the patch worker died (exit {code})") from None
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self._connection.send(None)
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._connection.close()
+
+
+def _serve(connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from bundler.patch import PatchError, patch_copy  # the child's imports, off our clock
+
+    with contextlib.suppress(ImportError):
+        import lief  # noqa: F401 - now, while the parent resolves; patch_copy reports it
+    while True:
+        try:
+            job = connection.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            patch_copy(*job)
+            connection.send(None)
+        except BundleError as exc:
+            connection.send(exc)
+        except Exception as exc:  # a LIEF or pyelftools surprise: still one line
+            connection.send(PatchError(f"{job[0]}: patching failed ({type(exc).__name__}: "
+                                       f"{exc})"))
