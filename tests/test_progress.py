@@ -1,0 +1,54 @@
+"""The progress line: drawn on a terminal for a large artifact, never in a pipe."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import gcc, run_cli
+
+from bundler.progress import progress_line
+
+BIG = "char big[48 << 20] = {1}; int big_size(void) { return sizeof big; }\n"
+
+
+def test_progress_line() -> None:
+    assert progress_line("bundle: writing a.tar.zst", 50 << 20, 100 << 20) == (
+        "bundle: writing a.tar.zst [############............]  50%   50/100 MiB")
+    assert progress_line("x", 0, 0).startswith("x [" + "#" * 24 + "] 100%")
+
+
+def _bundle_on_a_terminal(args: list[str]) -> tuple[int, str]:
+    """Run `bundle ARGS` with stderr (and stdout) on a pseudo-terminal."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    process = subprocess.Popen([sys.executable, "-m", "bundler", *args], stdin=slave,
+                               stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return process.wait(), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    program = gcc(tmp_path / "hello", "int main(void) { return 0; }\n")
+    big = gcc(tmp_path / "libbig.so", BIG, shared=True)
+    assert big.stat().st_size > 48 << 20
+    code, shown = _bundle_on_a_terminal([str(program), "--add", str(big), "-o",
+                                         str(tmp_path / "tty.tar.zst")])
+    assert code == 0, shown
+    assert "\rbundle: writing tty.tar.zst [" in shown and "MiB" in shown
+    assert "\r\x1b[K" in shown  # the line is cleared before the summary
+    piped = run_cli(str(program), "--add", str(big), "-o", str(tmp_path / "pipe.tar.zst"))
+    assert piped.returncode == 0 and "writing" not in piped.stderr and "\r" not in piped.stderr
