@@ -284,7 +284,8 @@ def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
     elf = ELFFile(handle)
     ident, interpreter, values, has_dynamic, abi_tag = _program_headers(elf)
     flags_1 = int(values.get("DT_FLAGS_1", [0])[0])  # type: ignore[call-overload]
-    needs, definitions, imported = _versions(elf)
+    sections = list(elf.iter_sections())  # pyelftools parses the headers again per walk
+    needs, definitions, imported = _versions(elf, sections)
     return ElfFacts(
         path=path,
         size=st.st_size,
@@ -301,7 +302,7 @@ def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
         abi_tag=abi_tag,
         has_dynamic=has_dynamic,
         imported_symbols=imported,
-        section_names=tuple(s.name for s in elf.iter_sections()),
+        section_names=tuple(s.name for s in sections),
         setuid=bool(st.st_mode & stat.S_ISUID),
         setgid=bool(st.st_mode & stat.S_ISGID),
         capabilities=_capabilities(path),
@@ -358,10 +359,11 @@ def _abi_tag(segment) -> AbiTag | None:
     return None
 
 
-def _versions(elf: ELFFile) -> tuple[tuple[VersionNeed, ...], tuple[str, ...], tuple[str, ...]]:
+def _versions(elf: ELFFile, sections: list) -> tuple[tuple[VersionNeed, ...], tuple[str, ...],
+                                                     tuple[str, ...]]:
     """Version needs (with the symbols bound to each), version definitions, imports."""
     verneed = verdef = versym = dynsym = None
-    for section in elf.iter_sections():
+    for section in sections:
         kind = section["sh_type"]
         if kind == "SHT_GNU_verneed":
             verneed = section
@@ -371,7 +373,7 @@ def _versions(elf: ELFFile) -> tuple[tuple[VersionNeed, ...], tuple[str, ...], t
             versym = section
         elif kind == "SHT_DYNSYM":
             dynsym = section
-    imports = _undefined_symbols(elf, dynsym) if dynsym is not None else []
+    imports = _symbols(elf, dynsym, defined=False, sections=sections) if dynsym is not None else []
     versions = _version_indexes(elf, versym) if versym is not None else []
     symbols_by_index: dict[int, list[str]] = {}
     for number, name in imports:
@@ -419,18 +421,16 @@ def _chained(items: Iterable[T], section, next_of: Callable[[T], int]) -> Iterat
             return
 
 
-def _undefined_symbols(elf: ELFFile, dynsym) -> list[tuple[int, str]]:
-    """(index, name) of every undefined named dynamic symbol."""
-    return _symbols(elf, dynsym, defined=False)
-
-
-def _symbols(elf: ELFFile, table, *, defined: bool) -> list[tuple[int, str]]:
+def _symbols(elf: ELFFile, table, *, defined: bool, sections: list | None = None,
+             ) -> list[tuple[int, str]]:
     """(index, name) of the named symbols of `table`, defined or undefined ones.
 
     Decoded with `struct` straight from the section bytes: pyelftools' per-symbol
     parsing costs ~50 ms for libc.so.6, and a closure has dozens of libraries.
     """
-    strtab = elf.get_section(table["sh_link"]).data()
+    link = table["sh_link"]
+    strtab = (sections[link] if sections is not None and link < len(sections)
+              else elf.get_section(link)).data()
     data = table.data()
     order = "<" if elf.little_endian else ">"
     if elf.elfclass == 64:
