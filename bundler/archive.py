@@ -20,7 +20,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import zstandard
@@ -55,6 +55,18 @@ class Entry:
     mode: int
     source: str | None = None
     link_target: str | None = None
+    ready: Callable[[], None] | None = field(default=None, compare=False)  # before reading
+    size_hint: int | None = None  # for a file not written yet: about how big (its original)
+
+
+MULTITHREAD_FROM = 32 << 20  # measured: below this, zstd's workers buy nothing (one job)
+
+
+def planned_size(entries: list[Entry]) -> int:
+    """The bytes the files will hold, known before patched copies exist (deterministic:
+    it decides zstd's threading, which changes the output's bytes)."""
+    return sum(e.size_hint if e.size_hint is not None else os.path.getsize(e.source)
+               for e in entries if e.kind == "file" and e.source)
 
 
 def output_format(out: str) -> str:
@@ -137,7 +149,8 @@ def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: in
     try:
         with handle:
             hashed = _HashingWriter(handle)
-            with _compressor(hashed, fmt, level, epoch) as stream:  # type: ignore[arg-type]
+            threads = -1 if planned_size(entries) >= MULTITHREAD_FROM else 0
+            with _compressor(hashed, fmt, level, epoch, threads) as stream:  # type: ignore[arg-type]
                 digests = _write_tar(entries, stream, epoch, trailer, os.path.basename(out))
             handle.flush()
             os.fsync(handle.fileno())
@@ -168,13 +181,16 @@ class _HashingWriter:
 
 
 @contextlib.contextmanager
-def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int) -> Iterator[BinaryIO]:
+def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int, threads: int,
+                ) -> Iterator[BinaryIO]:
     if fmt == "tar":
         yield raw
     elif fmt == "zst":
         # threads=-1: one worker per core; zstd's multithreaded output does not depend on
-        # the number of workers, so the archive stays reproducible across machines.
-        compressor = zstandard.ZstdCompressor(level=level, threads=-1, write_checksum=True)
+        # the number of workers, so the archive stays reproducible across machines. Small
+        # artifacts are compressed as they are written (threads=0): the workers would
+        # start only at the end, after waiting for the patched program.
+        compressor = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
         with compressor.stream_writer(raw, closefd=False) as stream:
             yield stream
     elif fmt == "gz":
@@ -192,8 +208,7 @@ def _write_tar(entries: list[Entry], stream: BinaryIO, epoch: int,
                trailer: Callable[[dict[str, str]], list[Entry]] | None,
                label: str) -> dict[str, str]:
     digests: dict[str, str] = {}
-    total = sum(os.path.getsize(e.source) for e in entries if e.kind == "file" and e.source)
-    progress = Progress(f"bundle: writing {label}", total)
+    progress = Progress(f"bundle: writing {label}", planned_size(entries))
     try:
         with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
             for entry in entries:
@@ -222,6 +237,8 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, digests: dict[str
         tar.addfile(info)
     else:
         assert entry.source is not None
+        if entry.ready is not None:
+            entry.ready()  # a patched copy still being written by the worker
         with open(entry.source, "rb") as source:
             info.size = os.fstat(source.fileno()).st_size
             reader = _CheckedReader(source, progress)
@@ -279,6 +296,8 @@ def _place_entry(staging: str, entry: Entry, digests: dict[str, str]) -> None:
     else:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         assert entry.source is not None
+        if entry.ready is not None:
+            entry.ready()
         copy_file(entry.source, dest)
         digests[entry.path] = sha256_of(entry.source)
     os.chmod(dest, entry.mode)

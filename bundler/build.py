@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -132,15 +133,17 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
                 f"-o {out}: cannot write in {parent}: {exc.strerror or exc}") from None
         try:
             entries, records = _stage(plan, staging, patcher)
-            inside = build_report(closures[0], libc, release, plan,
-                                  artifact_summary(plan, records, None, None, None, threads),
-                                  static, None, go, diagnosis)
-            report_entry = _stage_report(plan, staging, inside)
 
             def trailer(digests: dict[str, str]) -> list[Entry]:
-                """.bundle/ last: the manifest holds the digests taken while writing."""
-                _fill_digests(plan, records, digests)
-                return [_stage_manifest(plan, staging, records), report_entry]
+                """.bundle/ last: the manifest holds the digests and sizes taken while
+                writing (patched copies were still being made when writing began)."""
+                _fill_digests(plan, records, digests, entries)
+                inside = build_report(
+                    closures[0], libc, release, plan,
+                    artifact_summary(plan, records, None, None, None, threads),
+                    static, None, go, diagnosis)
+                return [_stage_manifest(plan, staging, records),
+                        _stage_report(plan, staging, inside)]
 
             written = write_output(entries, out, epoch, trailer=trailer)
             digest = (write_checksum_file(out, written.archive_sha256) if fmt != "dir"
@@ -247,13 +250,15 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
                             "kind": item.kind})
             continue
         assert content is not None
-        entries.append(Entry(f"{top}/{item.dest}", "file", item.mode, source=content))
+        ready = functools.partial(patcher.wait, content) if item.patch is not None else None
+        entries.append(Entry(f"{top}/{item.dest}", "file", item.mode, source=content,
+                             ready=ready, size_hint=_size(item.source) if ready else None))
         records.append({
             "path": item.dest,
             "type": "file",
             "kind": item.kind,
-            "sha256": None,
-            "size": os.path.getsize(content),
+            "sha256": None,  # both taken while the archive is written
+            "size": None,
             "mode": f"{item.mode:04o}",
             "source": os.path.abspath(item.source) if item.source else None,
             "loaded_at_run_time": item.runtime,
@@ -264,10 +269,14 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
     return entries, records
 
 
-def _fill_digests(plan: BundlePlan, records: list[dict], digests: dict[str, str]) -> None:
+def _fill_digests(plan: BundlePlan, records: list[dict], digests: dict[str, str],
+                  entries: list[Entry]) -> None:
+    sources = {e.path: e.source for e in entries if e.kind == "file"}
     for record in records:
         if record["type"] == "file":
-            record["sha256"] = digests[f"{plan.name}/{record['path']}"]
+            path = f"{plan.name}/{record['path']}"
+            record["sha256"] = digests[path]
+            record["size"] = os.path.getsize(sources[path])
 
 
 def _stage_manifest(plan: BundlePlan, staging: str, records: list[dict]) -> Entry:
@@ -299,7 +308,7 @@ def _materialise(plan: BundlePlan, item: StagedFile, staging: str,
         with open(path, "wb") as copy:
             copy.write(apply_renames(data, item.renames))
     elif item.patch is not None:
-        patcher.patch(item.source, path, item.patch)
+        patcher.submit(item.source, path, item.patch)  # written meanwhile; Entry.ready waits
     else:
         return item.source
     return path

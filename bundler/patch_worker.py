@@ -8,10 +8,11 @@ happens early (`bundle BINARY...` forks before the build's own imports).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import multiprocessing
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bundler.errors import BundleError
 
@@ -47,19 +48,43 @@ class PatchWorker:
                                         daemon=True)
         self._process.start()
         child.close()
+        self._pending: collections.deque[tuple[str, str]] = collections.deque()
+        self._done: set[str] = set()
+
+    def submit(self, source: str, dest: str, patch: Patch) -> None:
+        """Queue patch_copy(source, dest, patch); wait(dest) before reading `dest`.
+
+        Jobs run in order while this process goes on (writing what needs no patch)."""
+        self._pending.append((dest, source))
+        try:
+            self._connection.send((source, dest, patch))
+        except (OSError, BrokenPipeError):
+            self._died(source)
+
+    def wait(self, dest: str) -> None:
+        """Until `dest` is written; its patch error (or an earlier one) is raised here."""
+        while dest not in self._done:
+            if not self._pending:
+                raise AssertionError(f"{dest} was never submitted")
+            done, source = self._pending.popleft()
+            try:
+                error = self._connection.recv()
+            except (EOFError, OSError):
+                self._died(source)
+            if error is not None:
+                raise error
+            self._done.add(done)
 
     def patch(self, source: str, dest: str, patch: Patch) -> None:
         """Like patch_copy(); its errors are raised here."""
-        try:
-            self._connection.send((source, dest, patch))
-            error = self._connection.recv()
-        except (EOFError, OSError, BrokenPipeError):
-            from bundler.patch import PatchError
+        self.submit(source, dest, patch)
+        self.wait(dest)
 
-            code = self._process.exitcode
-            raise PatchError(f"{source}: the patch worker died (exit {code})") from None
-        if error is not None:
-            raise error
+    def _died(self, source: str) -> NoReturn:
+        from bundler.patch import PatchError
+
+        self._process.join(timeout=1)
+        raise PatchError(f"{source}: the patch worker died (exit {self._process.exitcode})")
 
     def close(self) -> None:
         with contextlib.suppress(OSError, BrokenPipeError):
