@@ -1,6 +1,6 @@
 """`python -m bundler` is the same as the `bundle` console script."""
 
-from bundler.cli import main
+from bundler.entry import main
 
 if __name__ == "__main__":
     main()

@@ -251,11 +251,6 @@ def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn user-facing failures into one line each."""
-    words = sys.argv[1:] if argv is None else argv
-    if words and words[0] not in cli.commands and not words[0].startswith("-"):
-        from bundler.patch_worker import PatchWorker
-
-        PatchWorker.prestart()  # `bundle BINARY...`: LIEF's import starts now, beside us
     try:
         code = cli.main(args=argv, prog_name="bundle", standalone_mode=False)
     except BundleError as exc:

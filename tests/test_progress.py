@@ -52,3 +52,14 @@ def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert "\r\x1b[K" in shown  # the line is cleared before the summary
     piped = run_cli(str(program), "--add", str(big), "-o", str(tmp_path / "pipe.tar.zst"))
     assert piped.returncode == 0 and "writing" not in piped.stderr and "\r" not in piped.stderr
+
+
+def test_the_entry_point_knows_the_commands_that_never_patch() -> None:
+    """entry.py decides before importing click; it must agree with the CLI's commands."""
+    from bundler.cli import cli
+    from bundler.entry import NO_PATCHING, needs_patching
+
+    assert set(cli.commands) == NO_PATCHING | {"build"}
+    assert needs_patching(["./myagent", "-o", "x.tar.zst"]) and needs_patching(["build", "x"])
+    assert not needs_patching(["inspect", "x"]) and not needs_patching(["--help"])
+    assert not needs_patching([])

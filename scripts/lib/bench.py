@@ -126,8 +126,9 @@ class BundleRow:
 
 def bundle_times(name: str, program: Path, work: Path, runs: int) -> BundleRow:
     out = work / f"{name}.tar.zst"
-    samples = [run_measured([*BUNDLE, str(program), "-o", str(out), "--name", name])
-               for _ in range(runs)]
+    command = [*BUNDLE, str(program), "-o", str(out), "--name", name]
+    run_measured(command)  # warm-up: page cache, .pyc files
+    samples = [run_measured(command) for _ in range(runs)]
     tree = work / f"{name}-tree"
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir()
@@ -138,7 +139,9 @@ def bundle_times(name: str, program: Path, work: Path, runs: int) -> BundleRow:
     floor_out = work / f"{name}.floor.tar.zst"
     pipeline = (f"tar -cf - -C {shlex_quote(str(tree))} {shlex_quote(name)} | "
                 f"zstd -T0 -{ZSTD_LEVEL} -q -c > {shlex_quote(str(floor_out))}")
-    floors = [run_measured(["bash", "-c", f"set -o pipefail; {pipeline}"]) for _ in range(runs)]
+    floor = ["bash", "-c", f"set -o pipefail; {pipeline}"]
+    run_measured(floor)
+    floors = [run_measured(floor) for _ in range(runs)]
     return BundleRow(name, program.stat().st_size / 2**20, len(files), raw / 2**20,
                      median_of(samples), median_of(floors))
 
@@ -258,12 +261,13 @@ def inspect_times(target: str, runs: int) -> list[InspectRow]:
         "python -c 'import bundler.cli' (imports)": [PYTHON, "-c", "import bundler.cli"],
         f"bundle inspect {target}": [*BUNDLE, "inspect", target],
     }
-    rows = []
-    for what, argv in commands.items():
-        count = runs * (10 if what.startswith("ld.so") else 1)
-        rows.append(InspectRow(what, statistics.median(
-            run_measured(argv).seconds for _ in range(count)) * 1000))
-    return rows
+    timings: dict[str, list[float]] = {what: [] for what in commands}
+    for argv in commands.values():
+        spawn_seconds(argv)
+    for _ in range(runs):  # round robin, spawned directly (no GNU time in between)
+        for what, argv in commands.items():
+            timings[what].append(spawn_seconds(argv))
+    return [InspectRow(what, statistics.median(t) * 1000) for what, t in timings.items()]
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -280,12 +284,14 @@ def machine() -> list[str]:
         fields = dict(line.split("=", 1) for line in
                       Path("/etc/os-release").read_text().splitlines() if "=" in line)
         distro = fields.get("PRETTY_NAME", distro).strip('"')
+    from importlib import metadata
+
     versions = {}
-    for module in ("lief", "zstandard", "elftools", "click"):
+    for package in ("lief", "zstandard", "pyelftools", "click"):
         try:
-            versions[module] = getattr(__import__(module), "__version__", "?")
-        except ImportError:
-            versions[module] = "missing"
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "missing"
     zstd = subprocess.run(["zstd", "--version"], capture_output=True, text=True).stdout.strip()
     return [
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
@@ -353,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                        [[s.program, s.variant, f"{s.median_ms:.2f} ms",
                          f"{s.overhead_ms:+.2f} ms"] for s in starts])
         step("4. inspect")
-        inspected = inspect_times("/usr/bin/sqlite3", 5 if options.quick else 15)
+        inspected = inspect_times("/usr/bin/sqlite3", 10 if options.quick else 30)
         lines += ["", "## 4. `bundle inspect` against `ld.so --list`", ""]
         lines += table(["command", "median"], [[r.what, f"{r.median_ms:.1f} ms"]
                                                for r in inspected])
