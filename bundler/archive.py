@@ -155,14 +155,33 @@ def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: in
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(handle.name, 0o644)
-        os.replace(handle.name, out)
+        digest = hashed.digest.hexdigest()
+        with directory_lock(parent):  # OUT and OUT.sha256 from the same run, always
+            os.replace(handle.name, out)
+            write_checksum_file(out, digest)
     except OSError as exc:
         _unlink_quietly(handle.name)
         raise EnvironmentUnfitError(f"cannot write {out}: {exc.strerror or exc}") from None
     except BaseException:
         _unlink_quietly(handle.name)
         raise
-    return Written(digests, hashed.digest.hexdigest())
+    return Written(digests, digest)
+
+
+@contextlib.contextmanager
+def directory_lock(directory: str) -> Iterator[None]:
+    """An exclusive flock on `directory` while an artifact is put in place.
+
+    Two builds writing the same OUT each finish a whole temporary file; without the lock
+    one could rename its archive while the other renames its checksum file, leaving a
+    mismatched pair. The critical section is two renames, so waiting is short.
+    """
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 class _HashingWriter:
@@ -274,7 +293,8 @@ def _write_directory(entries: list[Entry], out: str, parent: str,
         for entry in trailer(dict(digests)) if trailer else ():
             _place_entry(staging, entry, digests)
         os.chmod(staging, 0o755)
-        _replace_directory(staging, out)
+        with directory_lock(parent):
+            _replace_directory(staging, out)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise EnvironmentUnfitError(f"cannot write {out}/: {exc.strerror or exc}") from None

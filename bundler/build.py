@@ -21,7 +21,6 @@ from bundler.archive import (
     output_format,
     sha256_of,
     source_date_epoch,
-    write_checksum_file,
     write_output,
 )
 from bundler.compare import run_both, static_side, unpacked
@@ -85,11 +84,18 @@ def default_out(name: str) -> str:
     return f"./{name}.tar.zst"
 
 
-def build(request: BuildRequest) -> BuildResult:
+def build(request: BuildRequest, patcher: PatchWorker | None = None) -> BuildResult:
+    """Write the artifact. `patcher`: a worker to reuse across builds (the fuzzer's);
+    by default one is taken (prestarted by the console script) and stopped after."""
     if not request.binaries:
         raise InputError("no BINARY given")
-    with contextlib.closing(PatchWorker.take()) as patcher:  # imports LIEF meanwhile
-        return _build(request, patcher)
+    if patcher is not None:
+        try:
+            return _build(request, patcher)
+        finally:
+            patcher.drain()
+    with contextlib.closing(PatchWorker.take()) as taken:  # imports LIEF meanwhile
+        return _build(request, taken)
 
 
 def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
@@ -145,9 +151,7 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
                 return [_stage_manifest(plan, staging, records),
                         _stage_report(plan, staging, inside)]
 
-            written = write_output(entries, out, epoch, trailer=trailer)
-            digest = (write_checksum_file(out, written.archive_sha256) if fmt != "dir"
-                      else None)
+            digest = write_output(entries, out, epoch, trailer=trailer).archive_sha256
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     raw = sum(r["size"] for r in records)

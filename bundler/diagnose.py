@@ -210,23 +210,28 @@ def _shell_word(word: str) -> str:
     return shlex.quote(word)
 
 
+def _split(text: str) -> list[str]:
+    """Shell words as Go splits -ldflags; unbalanced quotes (a damaged binary) by spaces."""
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
 def _merged_ldflags(ldflags: str, extldflags: list[str]) -> str:
     """Existing -ldflags with -linkmode external and the -extldflags merged in."""
-    try:
-        words = shlex.split(ldflags)
-    except ValueError:
-        words = ldflags.split()
+    words = _split(ldflags)
     existing: list[str] = []
     rest: list[str] = []
     index = 0
     while index < len(words):
         word = words[index]
         if word in ("-extldflags", "--extldflags") and index + 1 < len(words):
-            existing += shlex.split(words[index + 1])
+            existing += _split(words[index + 1])
             index += 2
             continue
         if word.startswith(("-extldflags=", "--extldflags=")):
-            existing += shlex.split(word.split("=", 1)[1])
+            existing += _split(word.split("=", 1)[1])
         elif word == "-linkmode" and index + 1 < len(words):
             index += 2
             continue

@@ -76,27 +76,37 @@ def read_build_info(path: str) -> BuildInfo | None:
             if blob is None:
                 return None
             version, modinfo = _strings(elf, blob)
-    except (ELFError, ConstructError, struct.error, ValueError, IndexError) as exc:
+        if not version:
+            return None
+        return parse_modinfo(version, modinfo)  # Go's own parser refuses what this does
+    except (ELFError, ConstructError, struct.error, ValueError, IndexError, OverflowError,
+            MemoryError, OSError) as exc:
         raise InputError(f"{path}: unreadable Go build info ({exc})") from None
-    if not version:
-        return None
-    return parse_modinfo(version, modinfo)
 
 
 def _find_blob(elf: ELFFile) -> bytes | None:
     section = elf.get_section_by_name(".go.buildinfo")
     if section is not None:
-        data = section.data()[:SEARCH_LIMIT]
+        if section["sh_type"] == "SHT_NOBITS":
+            return None
+        data = _read_at(elf, section["sh_offset"], section["sh_size"])
     else:
         segment = next((s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"
                         and s["p_flags"] & PF_W and not s["p_flags"] & PF_X), None)
         if segment is None:
             return None
-        data = segment.data()[:SEARCH_LIMIT]
+        data = _read_at(elf, segment["p_offset"], segment["p_filesz"])
     for offset in range(0, len(data) - 32 + 1, ALIGN):
         if data.startswith(MAGIC, offset):
             return data[offset:]
     return None
+
+
+def _read_at(elf: ELFFile, offset: int, size: int) -> bytes:
+    """At most SEARCH_LIMIT bytes at `offset`: a header may claim any size (fuzzing found
+    a p_filesz that made pyelftools read gigabytes)."""
+    elf.stream.seek(offset)
+    return elf.stream.read(min(size, SEARCH_LIMIT))
 
 
 def _strings(elf: ELFFile, blob: bytes) -> tuple[str, str]:

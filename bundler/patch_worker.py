@@ -86,6 +86,22 @@ class PatchWorker:
         self._process.join(timeout=1)
         raise PatchError(f"{source}: the patch worker died (exit {self._process.exitcode})")
 
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def drain(self) -> None:
+        """Collect the results still owed (a build that failed midway), so the next
+        build's waits are not answered with this one's; errors are dropped."""
+        while self._pending:
+            self._pending.popleft()
+            try:
+                self._connection.recv()
+            except (EOFError, OSError):
+                self._pending.clear()
+                return
+        self._done.clear()
+
     def close(self) -> None:
         with contextlib.suppress(OSError, BrokenPipeError):
             self._connection.send(None)
