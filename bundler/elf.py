@@ -163,6 +163,13 @@ def _type_name(e_type: int) -> str:
     )
 
 
+# pyelftools reports broken files through a zoo of exception types; a size field that lies
+# makes it read gigabytes (OverflowError, MemoryError; both found by fuzzing).
+BROKEN_ELF = (ELFError, ConstructError, struct.error, ValueError, KeyError, IndexError,
+              TypeError, AttributeError, AssertionError, UnicodeDecodeError, OverflowError,
+              MemoryError)
+
+
 def read_elf(path: str) -> ElfFacts:
     """Read the facts of the ELF file at `path`; any unusable input is an `InputError`.
 
@@ -186,9 +193,7 @@ def _read_elf_once(
             return _parse(path, handle, st)
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
-    except (ELFError, ConstructError, struct.error, ValueError, KeyError, IndexError, TypeError,
-            AttributeError, AssertionError, UnicodeDecodeError, OverflowError,
-            MemoryError) as exc:
+    except BROKEN_ELF as exc:
         # pyelftools reports broken files through a zoo of exception types.
         raise InputError(f"{path}: truncated or corrupt ELF file ({_short(exc)})") from None
     except OSError as exc:
@@ -251,7 +256,7 @@ def read_link_facts(path: str) -> LinkFacts:
         with open(path, "rb") as handle:
             elf = ELFFile(handle)
             ident, interpreter, values, _, _ = _program_headers(elf)
-    except (ELFError, ConstructError, struct.error, ValueError, OSError) as exc:
+    except (*BROKEN_ELF, OSError) as exc:
         raise InputError(f"{path}: truncated or corrupt ELF file ({_short(exc)})") from None
     return LinkFacts(ident, interpreter, tuple(str(v) for v in values.get("DT_NEEDED", [])),
                      _joined(values.get("DT_RPATH")), _joined(values.get("DT_RUNPATH")))
@@ -460,7 +465,7 @@ def defined_symbol_names(path: str) -> frozenset[str] | None:
             for section in elf.iter_sections():
                 if section["sh_type"] == "SHT_SYMTAB":
                     return frozenset(name for _, name in _symbols(elf, section, defined=True))
-    except (ELFError, ConstructError, struct.error, ValueError, OSError) as exc:
+    except (*BROKEN_ELF, OSError) as exc:
         raise InputError(f"{path}: cannot read its symbol table ({_short(exc)})") from None
     return None
 

@@ -9,13 +9,13 @@ the way `go version -m` prints it, which is how the tests hold this reader to Go
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 
-from elftools.common.exceptions import ELFError
-from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
 
+from bundler.elf import BROKEN_ELF
 from bundler.errors import InputError
 
 MAGIC = b"\xff Go buildinf:"
@@ -79,8 +79,7 @@ def read_build_info(path: str) -> BuildInfo | None:
         if not version:
             return None
         return parse_modinfo(version, modinfo)  # Go's own parser refuses what this does
-    except (ELFError, ConstructError, struct.error, ValueError, IndexError, OverflowError,
-            MemoryError, OSError) as exc:
+    except (*BROKEN_ELF, OSError) as exc:
         raise InputError(f"{path}: unreadable Go build info ({exc})") from None
 
 
@@ -102,11 +101,11 @@ def _find_blob(elf: ELFFile) -> bytes | None:
     return None
 
 
-def _read_at(elf: ELFFile, offset: int, size: int) -> bytes:
-    """At most SEARCH_LIMIT bytes at `offset`: a header may claim any size (fuzzing found
-    a p_filesz that made pyelftools read gigabytes)."""
+def _read_at(elf: ELFFile, offset: int, size: int, limit: int = SEARCH_LIMIT) -> bytes:
+    """At most `limit` bytes at `offset`: a header may claim any size (fuzzing found a
+    p_filesz that made pyelftools read gigabytes)."""
     elf.stream.seek(offset)
-    return elf.stream.read(min(size, SEARCH_LIMIT))
+    return elf.stream.read(min(size, limit))
 
 
 def _strings(elf: ELFFile, blob: bytes) -> tuple[str, str]:
@@ -315,9 +314,13 @@ def function_names(path: str) -> frozenset[str]:
         return names
     try:
         with open(path, "rb") as handle:
-            section = ELFFile(handle).get_section_by_name(".gopclntab")
-            data = section.data() if section is not None else b""
-    except (ELFError, ConstructError, struct.error, ValueError) as exc:
+            elf = ELFFile(handle)
+            section = elf.get_section_by_name(".gopclntab")
+            data = b""
+            if section is not None and section["sh_type"] != "SHT_NOBITS":
+                size = min(section["sh_size"], os.fstat(handle.fileno()).st_size)
+                data = _read_at(elf, section["sh_offset"], size, limit=size)
+    except (*BROKEN_ELF, OSError) as exc:
         raise InputError(f"{path}: unreadable .gopclntab ({exc})") from None
     return frozenset(
         part.decode("ascii") for part in data.split(b"\0")
