@@ -96,8 +96,9 @@ class Tally:
 # --- the corpus -------------------------------------------------------------------------
 
 
-def build_corpus(work: Path) -> list[Seed]:
-    """Real ELF files: gcc-built ones, Debian's, and the Go agent when it is cached."""
+def build_corpus(work: Path, extra: tuple[str, ...] = ()) -> list[Seed]:
+    """Real ELF files: gcc-built ones, Debian's, the Go agent when it is cached, and any
+    `extra` files given (`--binary`, to fuzz other programs than the tests do)."""
     libs = work / "corpus-libs"
     libs.mkdir(parents=True, exist_ok=True)
     (work / "v.map").write_text(VERSION_SCRIPT)
@@ -117,6 +118,7 @@ def build_corpus(work: Path) -> list[Seed]:
     agent = _go_agent()
     if agent is not None:
         files.append((agent, None))
+    files += [(Path(os.path.realpath(path)), None) for path in extra]
     return [Seed(path.name, path.read_bytes(), tuple(regions_of(path)), library_dir)
             for path, library_dir in files if path.exists()]
 
@@ -316,19 +318,22 @@ class Runner:
         return "" if ok or not names else f"left in the output directory: {names}"
 
 
-def run(cases: int, seed: int, build_every: int, work: Path, report=print) -> Tally:
+def run(cases: int, seed: int, build_every: int, work: Path, report=print,
+        extra: tuple[str, ...] = ()) -> Tally:
     """Run `cases` seeded cases; every `build_every`-th also bundles."""
     previous_limit = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, previous_limit[1]))
     try:
-        return _run(cases, seed, build_every, work, report)
+        return _run(cases, seed, build_every, work, report, extra)
     finally:
         resource.setrlimit(resource.RLIMIT_AS, previous_limit)
 
 
-def _run(cases: int, seed: int, build_every: int, work: Path, report) -> Tally:
+def _run(cases: int, seed: int, build_every: int, work: Path, report,
+         extra: tuple[str, ...]) -> Tally:
     rng = random.Random(seed)
-    corpus = build_corpus(work)
+    corpus = build_corpus(work, extra)
+    report(f"fuzz: corpus {', '.join(f'{s.name} ({len(s.data)} bytes)' for s in corpus)}")
     runner = Runner(work)
     tally = Tally()
     findings = work / "findings"
@@ -365,12 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-every", type=int, default=20,
                         help="also bundle every Nth case (0: never)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep findings there")
+    parser.add_argument("--binary", action="append", default=[], metavar="PATH",
+                        help="add an ELF file to the corpus (repeatable)")
     options = parser.parse_args(argv)
     work = Path(options.keep or tempfile.mkdtemp(prefix="bundle-fuzz."))
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     tally = run(options.cases, options.seed, options.build_every, work,
-                report=lambda line: print(line, flush=True))
+                report=lambda line: print(line, flush=True), extra=tuple(options.binary))
     elapsed = time.monotonic() - started
     print(f"fuzz: {tally.cases} cases ({tally.builds} also bundled), seed {options.seed}, "
           f"{elapsed:.0f} s ({tally.cases / elapsed:.0f} cases/s): {dict(tally.outcomes)}")
