@@ -4,11 +4,12 @@ The corpus is real: programs and libraries built here with gcc (threads, libm, s
 versions, a DT_NEEDED chain), Debian's sqlite3 and libz, and the Go agent when its cached
 build exists (for .go.buildinfo). Each case mutates one to three places chosen inside the
 structures the tool reads: the ELF header, program and section header tables, the dynamic
-section, .dynstr, the version sections, notes, .interp, .dynsym, .go.buildinfo; or cuts
-the file short. It then runs `inspect` (text and JSON) and, for some cases, `bundle` in
-this process. A failure is anything but a clean result or a `BundleError`: a traceback, a
-run over the time limit, or files left in the output directory (after a failure anything;
-after a success, anything but a complete artifact whose files match its manifest).
+section, the string tables (.dynstr, .shstrtab, .strtab), the version sections, notes,
+.interp, .dynsym, .go.buildinfo, .gopclntab; or cuts the file short. It then runs
+`inspect` (text and JSON) and, for some cases, `bundle` in this process. A failure is
+anything but a clean result or a `BundleError`: a traceback, a run over the time limit, or
+files left in the output directory (after a failure anything; after a success, anything
+but a complete artifact whose files match its manifest).
 
 Used by tests/test_fuzz.py (a fast seeded subset) and ./scripts/fuzz (the long run).
 """
@@ -144,7 +145,8 @@ def regions_of(path: Path) -> Iterator[Region]:
                          header["e_shentsize"])
         wanted = {".dynamic": "dynamic", ".dynstr": "dynstr", ".gnu.version_r": "verneed",
                   ".gnu.version_d": "verdef", ".gnu.version": "versym", ".interp": "interp",
-                  ".dynsym": "dynsym", ".go.buildinfo": "buildinfo", ".gnu.hash": "gnuhash"}
+                  ".dynsym": "dynsym", ".go.buildinfo": "buildinfo", ".gnu.hash": "gnuhash",
+                  ".shstrtab": "shstrtab", ".strtab": "strtab", ".gopclntab": "pclntab"}
         for section in elf.iter_sections():
             kind = wanted.get(section.name) or ("note" if section.name.startswith(".note")
                                                 else None)
