@@ -14,6 +14,7 @@ import click
 
 from bundler import __version__
 from bundler.errors import EXIT_BAD_INPUT, BundleError, InputError, Terminated
+from bundler.text import one_line, terminal_safe
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -78,7 +79,7 @@ def inspect(binary: str, sysroot: str, library_path: str | None, allow_missing: 
     if as_json:
         click.echo(json.dumps(inspection_json(result), indent=2, sort_keys=False))
     else:
-        click.echo(inspection_text(result), nl=False)
+        click.echo(terminal_safe(inspection_text(result)), nl=False)
 
 
 def report_options(command):
@@ -107,7 +108,8 @@ def emit_report(report, report_file: str | None, as_json: bool, text_on_stdout: 
     if as_json:
         click.echo(report_json(report), nl=False)
     elif text_on_stdout:
-        click.echo(report_text(report, color=use_color(sys.stdout.isatty())), nl=False)
+        click.echo(terminal_safe(report_text(report, color=use_color(sys.stdout.isatty()))),
+                   nl=False)
 
 
 REPORT_ENDINGS = (".md", ".json", ".txt")
@@ -192,7 +194,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
         run_args=run_option(run_args),
     )
     result = build(request)
-    click.echo(summary_text(result), nl=False, err=True)
+    click.echo(terminal_safe(summary_text(result)), nl=False, err=True)
     emit_report(result.report, report_file, as_json, text_on_stdout=static is not None)
 
 
@@ -244,7 +246,7 @@ def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
         artifact=artifact, root=root, args=tuple(args), expect_exit=expect_exit,
         expect_output=expect_output, emulator=emulator, program=program, timeout=timeout,
         env=env))
-    click.echo(render(result), nl=False)
+    click.echo(terminal_safe(render(result)), nl=False)
     if not result.passed:
         sys.exit(EXIT_VERIFY_FAILED)
 
@@ -254,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="bundle", standalone_mode=False)
     except BundleError as exc:
-        click.echo(f"bundle: error: {exc.message}", err=True)
+        click.echo(f"bundle: error: {one_line(exc.message)}", err=True)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         # click turns KeyboardInterrupt (and so our Terminated) into Abort; look beneath.

@@ -248,6 +248,7 @@ class Runner:
     def case(self, data: bytes, seed: Seed, index: int, build: bool) -> tuple[str, str]:
         """(outcome, detail): ok, error (a clean BundleError), or a failure kind."""
         from bundler.errors import BundleError
+        from bundler.text import one_line
 
         path = self.work / f"case-{index}"
         path.write_bytes(data)
@@ -260,7 +261,7 @@ class Runner:
                     self._build(path, seed)
         except BundleError as exc:
             outcome, detail = "error", exc.message
-            if "\n" in exc.message:
+            if "\n" in one_line(exc.message):  # what the CLI prints must be one line
                 outcome, detail = "FAIL-multiline-error", exc.message
         except CaseTimeout as exc:
             outcome, detail = "FAIL-timeout", str(exc)

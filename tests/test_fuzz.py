@@ -47,3 +47,14 @@ def test_mutated_files_through_the_cli(tmp_path: Path) -> None:
                 assert not (tmp_path / "o.tar.zst").exists()
             (tmp_path / "o.tar.zst").unlink(missing_ok=True)
             (tmp_path / "o.tar.zst.sha256").unlink(missing_ok=True)
+
+
+def test_text_from_files_cannot_split_lines_or_drive_the_terminal() -> None:
+    """A DT_NEEDED name with a newline (found by fuzzing) or an escape sequence."""
+    from bundler.text import one_line, terminal_safe
+
+    hostile = "lib\nevil\x1b]0;title\x07\x1b[2J.so\t"
+    assert one_line(hostile) == "lib\\nevil\\x1b]0;title\\x07\\x1b[2J.so\\t"
+    assert "\n" not in one_line(hostile) and "\x1b" not in one_line(hostile)
+    assert terminal_safe(f"\x1b[1mHeading\x1b[0m\n{hostile}\n") == (
+        "\x1b[1mHeading\x1b[0m\nlib\nevil\\x1b]0;title\\x07\\x1b[2J.so\t\n")
