@@ -138,16 +138,21 @@ def verify(request: VerifyRequest) -> VerifyResult:
             os.makedirs(os.path.dirname(host_copy), exist_ok=True)
             shutil.copy2(emulator[0], host_copy)
         runs = []
-        for label, command, binds in _plans(prefix, unpacked.name, program, loader, glibc,
-                                            request.args, emulator, emulator_inside,
-                                            has_shell=os.path.lexists(
-                                                f"{user_root or root}/bin/sh"),
-                                            install=install):
-            # Mount points are made beforehand, in the upper layer: inside a user namespace
-            # the overlay cannot copy up the root's own /tmp (EOVERFLOW: owner not mapped).
-            for _, target in binds:
-                os.makedirs((overlay[1] if overlay else root) + target, exist_ok=True)
-            script = setup_script(root, overlay, binds)
+        for label, command, copies in _plans(prefix, unpacked.name, program, loader, glibc,
+                                             request.args, emulator, emulator_inside,
+                                             has_shell=os.path.lexists(
+                                                 f"{user_root or root}/bin/sh"),
+                                             install=install):
+            # A copy, not a bind mount: the launcher recognises its prefix by inode (test
+            # -ef), so a bind of the same tree would start directly, not through the loader.
+            # Written into the upper layer: inside a user namespace the overlay cannot copy
+            # up the root's own /tmp (EOVERFLOW: its owner is not mapped).
+            for source, target in copies:
+                destination = (overlay[1] if overlay else root) + target
+                if not os.path.exists(destination):
+                    os.makedirs(os.path.dirname(destination), exist_ok=True)
+                    shutil.copytree(source, destination, symlinks=True)
+            script = setup_script(root, overlay, ())
             outcome = run_isolated(isolation, script, command, env, request.timeout)
             passed, reasons = judge(outcome, request.expect_exit, pattern)
             runs.append(RunCheck(label, outcome, passed, reasons))
@@ -182,7 +187,7 @@ def _plans(prefix: str, name: str, program: str, loader: str, glibc: str | None,
            args: tuple[str, ...], emulator: tuple[str, ...] | None,
            emulator_inside: str | None, has_shell: bool, install: str,
            ) -> list[tuple[str, list[str], tuple[tuple[str, str], ...]]]:
-    """The runs: (label, command inside the root, bind mounts)."""
+    """The runs: (label, command inside the root, (host tree, copy inside the root))."""
     argv0 = ["--argv0", f"{prefix}/bin/{program}"] if release_key(glibc) >= ARGV0_SINCE else []
     if emulator is not None:
         assert emulator_inside is not None

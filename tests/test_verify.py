@@ -478,3 +478,16 @@ def test_x86_64_program_against_the_aarch64_sysroot_is_refused(tmp_path: Path) -
     result = run_cli(str(program), "--sysroot", CROSS_SYSROOT, "-o", str(tmp_path / "x.tar.zst"))
     assert_one_line_error(result, 2, "x86-64", "aarch64", "--sysroot")
     assert not (tmp_path / "x.tar.zst").exists()
+
+
+def test_the_two_native_runs_are_the_two_starts(agent_artifact: Path, private_tmp: Path) -> None:
+    """At the prefix the program itself is the process image; from elsewhere the bundled
+    loader is (a copy there, since the launcher knows its prefix by inode)."""
+    need_root()
+    from bundler.verify import VerifyRequest, verify
+
+    result = verify(VerifyRequest(str(agent_artifact)))
+    exes = [next(line for line in run.outcome.stdout.splitlines() if line.startswith("exe:"))
+            for run in result.runs]
+    assert exes == ["exe: /opt/myagent/libexec/myagent",
+                    "exe: /tmp/bundle-verify/myagent/lib/ld-linux-x86-64.so.2"]
