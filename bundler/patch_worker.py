@@ -33,7 +33,8 @@ class PatchWorker:
     def prestart(cls) -> None:
         """Fork the worker at the very start of `bundle BINARY...` (the build takes it)."""
         if cls._prestarted is None:
-            cls._prestarted = cls()
+            with contextlib.suppress(BundleError):  # the build tries again and says why
+                cls._prestarted = cls()
 
     @classmethod
     def take(cls) -> PatchWorker:
@@ -43,10 +44,16 @@ class PatchWorker:
 
     def __init__(self) -> None:
         context = multiprocessing.get_context("fork")
-        self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child,), name="bundle-patch",
-                                        daemon=True)
-        self._process.start()
+        try:
+            self._connection, child = context.Pipe()
+            self._process = context.Process(target=_serve, args=(child,),
+                                            name="bundle-patch", daemon=True)
+            self._process.start()
+        except OSError as exc:  # e.g. EAGAIN at the process limit
+            from bundler.errors import EnvironmentUnfitError
+
+            raise EnvironmentUnfitError(
+                f"cannot start the patch worker process: {exc.strerror or exc}") from None
         child.close()
         self._pending: collections.deque[tuple[str, str]] = collections.deque()
         self._done: set[str] = set()
