@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 TIME_LIMIT = 10  # seconds per case
@@ -120,8 +121,16 @@ def build_corpus(work: Path, extra: tuple[str, ...] = ()) -> list[Seed]:
     if agent is not None:
         files.append((agent, None))
     files += [(Path(os.path.realpath(path)), None) for path in extra]
-    return [Seed(path.name, path.read_bytes(), tuple(regions_of(path)), library_dir)
-            for path, library_dir in files if path.exists()]
+    seeds = []
+    for path, library_dir in files:
+        try:
+            seeds.append(Seed(path.name, path.read_bytes(), tuple(regions_of(path)),
+                              library_dir))
+        except (OSError, ELFError, ValueError) as exc:
+            print(f"fuzz: {path} left out of the corpus: {exc}", file=sys.stderr)
+    if not seeds:
+        raise SystemExit("fuzz: no usable ELF file in the corpus")
+    return seeds
 
 
 def _go_agent() -> Path | None:
