@@ -63,3 +63,17 @@ def test_the_entry_point_knows_the_commands_that_never_patch() -> None:
     assert needs_patching(["./myagent", "-o", "x.tar.zst"]) and needs_patching(["build", "x"])
     assert not needs_patching(["inspect", "x"]) and not needs_patching(["--help"])
     assert not needs_patching([])
+
+
+def test_the_console_script_runs_the_entry_point(tmp_path: Path) -> None:
+    """`bundle` (pyproject's console script) forks the worker and builds like -m bundler."""
+    script = Path(sys.executable).parent / "bundle"
+    if not script.exists():
+        import pytest
+
+        pytest.skip("no console script next to this python (not a venv install)")
+    program = gcc(tmp_path / "hello", "int main(void) { return 0; }\n")
+    ran = subprocess.run([str(script), str(program), "-o", str(tmp_path / "h.tar.zst")],
+                         capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert "from bundler.entry import main" in script.read_text()
