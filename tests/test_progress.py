@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import gcc, run_cli
+from conftest import gcc, need, run_cli
 
 from bundler.progress import progress_line
 
@@ -68,10 +68,7 @@ def test_the_entry_point_knows_the_commands_that_never_patch() -> None:
 def test_the_console_script_runs_the_entry_point(tmp_path: Path) -> None:
     """`bundle` (pyproject's console script) forks the worker and builds like -m bundler."""
     script = Path(sys.executable).parent / "bundle"
-    if not script.exists():
-        import pytest
-
-        pytest.skip("no console script next to this python (not a venv install)")
+    need(script.exists(), "no console script next to this python (not a venv install)")
     program = gcc(tmp_path / "hello", "int main(void) { return 0; }\n")
     ran = subprocess.run([str(script), str(program), "-o", str(tmp_path / "h.tar.zst")],
                          capture_output=True, text=True)
