@@ -203,14 +203,16 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
 @click.argument("static", metavar="STATIC_BINARY")
 @click.option("--run", "run_args", metavar="ARGS",
               help="Run both with ARGS (shell-style words) and compare.")
+@click.option("--sysroot", default="/", show_default=True, metavar="DIR",
+              help="Where the Go diagnosis looks for static archives (libc.a, lib*.a).")
 @report_options
-def compare(artifact: str, static: str, run_args: str | None, report_file: str | None,
-            as_json: bool) -> None:
+def compare(artifact: str, static: str, run_args: str | None, sysroot: str,
+            report_file: str | None, as_json: bool) -> None:
     """Compare an artifact (OUT.tar.zst or its directory) with the static build."""
     from bundler.reporting import compare_report
 
     check_report_file(report_file)
-    report = compare_report(artifact, static, run_option(run_args))
+    report = compare_report(artifact, static, run_option(run_args), sysroot)
     emit_report(report, report_file, as_json, text_on_stdout=True)
 
 

@@ -11,9 +11,11 @@ from bundler.diagnose import Diagnosis
 from bundler.elf import ElfFacts, read_elf
 from bundler.errors import InputError
 from bundler.glibc import is_glibc
-from bundler.golang import BuildInfo
+from bundler.golang import BuildInfo, read_build_info
 from bundler.hazards import Hazard, artifact_hazards, closure_objects, dynamic_hazards
-from bundler.inspection import requirements_of
+from bundler.inspection import diagnosis_for, requirements_of
+from bundler.ldso import search_facts
+from bundler.machine import architecture_of
 from bundler.plan import BundlePlan
 from bundler.report import (
     ArtifactSummary,
@@ -30,6 +32,7 @@ from bundler.report import (
 )
 from bundler.requirements import glibc_need, other_needs
 from bundler.resolve import Closure, Library
+from bundler.sysroot import Sysroot
 
 THREAD_SYMBOLS = frozenset({"pthread_create", "pthread_cancel", "pthread_exit"})
 
@@ -78,8 +81,10 @@ def build_report(closure: Closure, libc: Library | None, libc_release: str | Non
 
 
 def compare_report(artifact_path: str, static_path: str,
-                   run_args: tuple[str, ...] | None) -> Report:
-    """`bundle compare`: an existing artifact against a static build."""
+                   run_args: tuple[str, ...] | None, sysroot: str = "/") -> Report:
+    """`bundle compare`: an existing artifact against a static build. A Go program gets
+    the diagnosis too, with `sysroot` searched for the static archives a static link
+    needs (with the system dirs of the artifact's own loader)."""
     with unpacked(artifact_path) as top:
         manifest = _manifest(top, artifact_path)
         program = manifest["programs"][0]
@@ -116,6 +121,9 @@ def compare_report(artifact_path: str, static_path: str,
         hazards = dynamic_hazards(facts, objects, carried(artifact)) + artifact_hazards(
             manifest["launcher"], tuple(manifest.get("excluded", ())))
         static = static_side(static_path, facts, program)
+        go = read_build_info(facts.path)
+        diagnosis = (_artifact_diagnosis(top, manifest, facts, objects, go, Sysroot(sysroot))
+                     if go is not None else None)
         runs = None
         if run_args is not None:
             runs = run_both(static_path, os.path.join(top, "bin", program), run_args)
@@ -128,8 +136,24 @@ def compare_report(artifact_path: str, static_path: str,
         arch=facts.ident.machine_name, size=original.get("source_size") or program_record["size"],
         kind=facts.kind, linkage="dynamic", interpreter=facts.interpreter,
     )
-    verdict = decide(artifact, static, runs, need.release if need else None, hazards)
-    return assemble(summary, needs, artifact, hazards, static, runs, verdict)
+    verdict = decide(artifact, static, runs, need.release if need else None, hazards,
+                     diagnosis.command if diagnosis else None)
+    return assemble(summary, needs, artifact, hazards, static, runs, verdict, go, diagnosis)
+
+
+def _artifact_diagnosis(top: str, manifest: dict, facts: ElfFacts,
+                        objects: list[tuple[str, ElfFacts]], go: BuildInfo,
+                        sysroot: Sysroot) -> Diagnosis:
+    """The Go diagnosis from the artifact itself: its program and libraries, and the system
+    dirs of its own loader (the build host's glibc) searched in `sysroot`."""
+    loader = os.path.join(top, str(manifest.get("loader") or ""))
+    loader_bytes = None
+    if os.path.isfile(loader):
+        with open(loader, "rb") as handle:
+            loader_bytes = handle.read()
+    dirs = search_facts(loader_bytes, architecture_of(facts.ident)).system_dirs
+    library_needs = {name: lib.needed for name, lib in objects[1:]}
+    return diagnosis_for(facts, go, library_needs, dirs, sysroot)
 
 
 def _manifest(top: str, artifact_path: str) -> dict:

@@ -288,3 +288,28 @@ def test_plugin_without_containerd_remains() -> None:
     assert [c.code for c in diagnosis.causes] == ["go-plugin"]
     assert diagnosis.remaining == ("Using 'dlopen' in statically linked applications (plugin)",)
     assert "-tags" not in shlex.split(diagnosis.command)
+
+
+def test_compare_diagnoses_like_the_build(tmp_path: Path) -> None:
+    """`bundle compare ARTIFACT STATIC` reads the Go program from the artifact and gives
+    the same diagnosis and command as the build did (it used to give none)."""
+    import json
+    import shutil
+
+    from conftest import run_cli
+    from gobuild import build_agent
+
+    agent = tmp_path / "myagent"
+    shutil.copyfile(build_agent("dynamic"), agent)
+    agent.chmod(0o755)
+    static = tmp_path / "myagent-static"
+    shutil.copyfile(build_agent("static-notags"), static)
+    static.chmod(0o755)
+    out = tmp_path / "myagent.tar.zst"
+    built = run_cli(str(agent), "-o", str(out), "--static", str(static), "--json")
+    assert built.returncode == 0, built.stderr
+    compared = run_cli("compare", str(out), str(static), "--json")
+    assert compared.returncode == 0, compared.stderr
+    at_build, at_compare = (json.loads(r.stdout)["diagnosis"] for r in (built, compared))
+    assert at_compare is not None and at_compare["command"] == at_build["command"]
+    assert [c["code"] for c in at_compare["causes"]] == [c["code"] for c in at_build["causes"]]
