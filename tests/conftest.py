@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pty
 import re
 import shutil
 import subprocess
@@ -134,3 +135,25 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("agreement with the real loader")
         for line in SUMMARY:
             terminalreporter.write_line(line)
+
+
+def read_pty(argv: list[str], env: dict[str, str], cwd: Path | None = None, *,
+             stderr_too: bool = False) -> tuple[int, str]:
+    """Run argv with stdout (and stderr when `stderr_too`) on a real pseudo-terminal;
+    return its exit code and output, CRLF folded back to LF."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(argv, stdout=slave,
+                               stderr=slave if stderr_too else subprocess.DEVNULL,
+                               stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return process.wait(timeout=60), b"".join(chunks).decode().replace("\r\n", "\n")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import gcc, need, run_cli
+from conftest import gcc, need, read_pty, run_cli
 
 from bundler.progress import progress_line
 
@@ -23,22 +22,8 @@ def test_progress_line() -> None:
 
 def _bundle_on_a_terminal(args: list[str]) -> tuple[int, str]:
     """Run `bundle ARGS` with stderr (and stdout) on a pseudo-terminal."""
-    master, slave = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    process = subprocess.Popen([sys.executable, "-m", "bundler", *args], stdin=slave,
-                               stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the other side is closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    return process.wait(), b"".join(chunks).decode(errors="replace")
+    return read_pty([sys.executable, "-m", "bundler", *args], env, stderr_too=True)
 
 
 def test_progress_on_a_terminal_only(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import shutil
 import stat
@@ -21,7 +20,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HOST_LOADER, assert_one_line_error, gcc, need, need_tool, run_cli, sha256, tool
+from conftest import (
+    HOST_LOADER,
+    assert_one_line_error,
+    gcc,
+    need,
+    need_tool,
+    read_pty,
+    run_cli,
+    sha256,
+    tool,
+)
 
 from bundler.render import report_text, use_color
 from bundler.reporting import compare_report
@@ -147,25 +156,6 @@ def section_lines(text: str) -> dict[str, list[str]]:
         elif current is not None and line.startswith("  "):
             sections[current].append(line)
     return sections
-
-
-def read_pty(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    """Run argv with stdout on a real pseudo-terminal; return its exit code and output."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen(argv, stdout=slave, stderr=subprocess.DEVNULL,
-                               stdin=subprocess.DEVNULL, env=env, cwd=cwd)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    return process.wait(timeout=60), b"".join(chunks).decode().replace("\r\n", "\n")
 
 
 # --- fixtures: programs ----------------------------------------------------------------
