@@ -122,8 +122,7 @@ def overlay_layers(upper: str, lower: str) -> None:
             open(os.path.join(upper, "dev", device), "w").close()
 
 
-def setup_script(root: str, overlay: tuple[str, str, str] | None,
-                 binds: tuple[tuple[str, str], ...]) -> str:
+def setup_script(root: str, overlay: tuple[str, str, str] | None) -> str:
     """The sh run inside the new namespaces before exec chroot ROOT COMMAND."""
     q = shell_quote
     lines = ["set -e"]
@@ -134,9 +133,6 @@ def setup_script(root: str, overlay: tuple[str, str, str] | None,
     lines.append(f"mount -t proc proc {q(root + '/proc')}")
     for device in DEVICES:
         lines.append(f"mount --bind /dev/{device} {q(f'{root}/dev/{device}')}")
-    for source, target in binds:
-        lines.append(f"mkdir -p {q(root + target)}")
-        lines.append(f"mount --bind {q(source)} {q(root + target)}")
     lines.append(f'exec chroot {q(root)} "$@"')
     return "\n".join(lines) + "\n"
 

@@ -82,11 +82,6 @@ class PatchWorker:
                 raise error
             self._done.add(done)
 
-    def patch(self, source: str, dest: str, patch: Patch) -> None:
-        """Like patch_copy(); its errors are raised here."""
-        self.submit(source, dest, patch)
-        self.wait(dest)
-
     def _died(self, source: str) -> NoReturn:
         from bundler.patch import PatchError
 

@@ -152,7 +152,7 @@ def verify(request: VerifyRequest) -> VerifyResult:
                 if not os.path.exists(destination):
                     os.makedirs(os.path.dirname(destination), exist_ok=True)
                     shutil.copytree(source, destination, symlinks=True)
-            script = setup_script(root, overlay, ())
+            script = setup_script(root, overlay)
             outcome = run_isolated(isolation, script, command, env, request.timeout)
             passed, reasons = judge(outcome, request.expect_exit, pattern)
             runs.append(RunCheck(label, outcome, passed, reasons))
