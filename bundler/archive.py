@@ -149,9 +149,11 @@ def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: in
     try:
         with handle:
             hashed = _HashingWriter(handle)
-            threads = -1 if planned_size(entries) >= MULTITHREAD_FROM else 0
+            total = planned_size(entries)
+            threads = -1 if total >= MULTITHREAD_FROM else 0
             with _compressor(hashed, fmt, level, epoch, threads) as stream:  # type: ignore[arg-type]
-                digests = _write_tar(entries, stream, epoch, trailer, os.path.basename(out))
+                digests = _write_tar(entries, stream, epoch, trailer,
+                                     Progress(f"bundle: writing {os.path.basename(out)}", total))
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(handle.name, 0o644)
@@ -225,9 +227,8 @@ def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int, threads: int,
 
 def _write_tar(entries: list[Entry], stream: BinaryIO, epoch: int,
                trailer: Callable[[dict[str, str]], list[Entry]] | None,
-               label: str) -> dict[str, str]:
+               progress: Progress) -> dict[str, str]:
     digests: dict[str, str] = {}
-    progress = Progress(f"bundle: writing {label}", planned_size(entries))
     try:
         with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
             for entry in entries:
