@@ -124,7 +124,9 @@ def _strings(elf: ELFFile, blob: bytes) -> tuple[str, str]:
     return version, _strip_sentinels(modinfo)
 
 
-def _uvarint_string(data: bytes, position: int) -> tuple[str, int]:
+def uvarint_bytes(data: bytes, position: int) -> tuple[bytes, int]:
+    """A string stored as a uvarint length then its bytes (inline build info, Go >= 1.18);
+    returns the bytes and the position after them."""
     length, shift = 0, 0
     while True:
         byte = data[position]
@@ -138,7 +140,12 @@ def _uvarint_string(data: bytes, position: int) -> tuple[str, int]:
     end = position + length
     if end > len(data):
         raise ValueError("string runs past the build info")
-    return data[position:end].decode("utf-8", "replace"), end
+    return data[position:end], end
+
+
+def _uvarint_string(data: bytes, position: int) -> tuple[str, int]:
+    raw, end = uvarint_bytes(data, position)
+    return raw.decode("utf-8", "replace"), end
 
 
 def _go_string(elf: ELFFile, address: int, header: str) -> str:

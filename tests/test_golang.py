@@ -13,7 +13,13 @@ from gobuild import STATIC_TAGS, VARIANTS, build_agent
 
 from bundler.compare import static_side
 from bundler.elf import read_elf
-from bundler.golang import go_quote, go_unquote_prefix, go_version_m, read_build_info
+from bundler.golang import (
+    go_quote,
+    go_unquote_prefix,
+    go_version_m,
+    read_build_info,
+    uvarint_bytes,
+)
 
 
 def go_version_m_output(path: str) -> list[str]:
@@ -78,17 +84,6 @@ def test_static_build_is_recognised_as_the_same_go_module(tmp_path) -> None:
     assert mismatch.same_program is False
 
 
-def _uvarint_string(data: bytes, position: int) -> tuple[bytes, int]:
-    length, shift = 0, 0
-    while True:
-        byte = data[position]
-        position += 1
-        length |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return data[position:position + length], position + length
-        shift += 7
-
-
 def pointer_format_copy(source: Path, dest: Path) -> None:
     """Rewrite a Go 1.19 binary's build info into the pre-1.18 pointer format.
 
@@ -104,8 +99,8 @@ def pointer_format_copy(source: Path, dest: Path) -> None:
         at, spare_at, spare_addr = info["sh_offset"], spare["sh_offset"], spare["sh_addr"]
         blob = bytes(data[at:at + info["sh_size"]])
     assert blob[15] & 0x2, "expected the inline format"
-    version, after = _uvarint_string(blob, 32)
-    modinfo, _ = _uvarint_string(blob, after)
+    version, after = uvarint_bytes(blob, 32)
+    modinfo, _ = uvarint_bytes(blob, after)
     version_addr = spare_addr + 32
     modinfo_addr = version_addr + len(version)
     struct.pack_into("<QQQQ", data, spare_at, version_addr, len(version), modinfo_addr,
