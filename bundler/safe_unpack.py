@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from bundler.archive import artifact_tops
 from bundler.errors import EXIT_VERIFY_FAILED, BundleError, InputError
 
 CHUNK = 1 << 20
@@ -274,8 +275,6 @@ def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
 
 def _copy_directory(artifact: str, into: str, limits: Limits) -> Unpacked:
     """A directory artifact (`-o DIR/`): DIR/NAME or NAME itself, copied by the same rules."""
-    from bundler.archive import artifact_tops
-
     source = os.path.abspath(artifact)
     tops = artifact_tops(source)
     if not tops and os.path.isfile(os.path.join(source, ".bundle", "manifest.json")):
