@@ -4,7 +4,10 @@ Same inputs give byte-identical output: entries sorted, uid/gid 0 with no names,
 mtime (`SOURCE_DATE_EPOCH` or 0), normalised modes, GNU tar headers (no pax timestamps),
 compressor headers without names or dates. Output goes to a temporary file beside OUT
 and is renamed into place only when complete, so a failure, Ctrl-C or SIGTERM leaves
-no partial artifact and an existing OUT untouched.
+no partial artifact and an existing OUT untouched; what SIGKILL leaves is named as
+temporary and swept by the next run (scratch.py). Each file's sha256 and size are taken
+from the bytes that went into the archive, and a file that changes while it is read is
+refused: the manifest describes exactly what was archived.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import lzma
 import os
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -26,8 +28,10 @@ from typing import BinaryIO
 import zstandard
 
 from bundler.errors import EnvironmentUnfitError, InputError
+from bundler.manifest import MANIFEST_PATH
 from bundler.progress import Progress
-from bundler.signals import checkpoint, deferred_signals
+from bundler.scratch import Held, directory_lock, make_dir, make_file
+from bundler.signals import checkpoint, deferred_signals, note_written
 
 # Measured on curl's 19.7 MB bundle, 2 cores, threads=-1 (ratio, time): level 3 41.6%
 # 64 ms; 6 39.7% 147 ms; 9 38.8% 379 ms; 12 38.6% 830 ms; 15 38.1% 3.2 s; 19 33.9%
@@ -107,16 +111,27 @@ def _sha256_once(path: str, _dev: int, _ino: int, _size: int, _mtime: int, _ctim
 
 
 @dataclass(frozen=True)
+class Digest:
+    """A file as it went into the artifact: the sha256 and size of the bytes written."""
+
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Written:
-    """What writing produced: each file entry's sha256 (hashed as it was written, one read
+    """What writing produced: each file entry's digest (hashed as it was written, one read
     per file) and the archive's own sha256 (hashed as its bytes left; None for a dir)."""
 
-    digests: dict[str, str]
+    digests: dict[str, Digest]
     archive_sha256: str | None
 
 
+Trailer = Callable[[dict[str, Digest]], list[Entry]]
+
+
 def write_output(entries: list[Entry], out: str, epoch: int, level: int = ZSTD_LEVEL,
-                 trailer: Callable[[dict[str, str]], list[Entry]] | None = None) -> Written:
+                 trailer: Trailer | None = None) -> Written:
     """Write `entries` (sorted) to `out` in the format its name asks for, atomically.
 
     `trailer(digests)` gives the entries written last, made from the digests of the others:
@@ -141,12 +156,12 @@ def write_output(entries: list[Entry], out: str, epoch: int, level: int = ZSTD_L
 
 
 def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: int,
-                level: int, trailer: Callable[[dict[str, str]], list[Entry]] | None,
-                ) -> Written:
-    # Not a `with` block: the file must outlive it, to be renamed or removed below.
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
-        dir=parent, prefix=f".{os.path.basename(out)}.", suffix=".part", delete=False)
+                level: int, trailer: Trailer | None) -> Written:
+    parts: list[Held] = []  # the archive, then its checksum file, until renamed
     try:
+        parts.append(make_file(parent, os.path.basename(out)))
+        handle = parts[0].handle
+        assert handle is not None
         with handle:
             hashed = _HashingWriter(handle)
             total = planned_size(entries)
@@ -156,34 +171,26 @@ def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: in
                                      Progress(f"bundle: writing {os.path.basename(out)}", total))
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)
+        os.chmod(parts[0].path, 0o644)
         digest = hashed.digest.hexdigest()
-        with directory_lock(parent):  # OUT and OUT.sha256 from the same run, always
-            os.replace(handle.name, out)
-            write_checksum_file(out, digest)
+        parts.append(_checksum_part(out, digest))
+        # Two builds writing the same OUT each finish whole temporary files; without the
+        # lock one could rename its archive while the other renames its checksum file.
+        with directory_lock(parent):
+            os.replace(parts[0].path, out)
+            os.replace(parts[1].path, out + ".sha256")
+            note_written(out)
     except OSError as exc:
-        _unlink_quietly(handle.name)
+        for part in parts:
+            part.discard()
         raise EnvironmentUnfitError(f"cannot write {out}: {exc.strerror or exc}") from None
     except BaseException:
-        _unlink_quietly(handle.name)
+        for part in parts:
+            part.discard()
         raise
+    for part in parts:
+        part.release()
     return Written(digests, digest)
-
-
-@contextlib.contextmanager
-def directory_lock(directory: str) -> Iterator[None]:
-    """An exclusive flock on `directory` while an artifact is put in place.
-
-    Two builds writing the same OUT each finish a whole temporary file; without the lock
-    one could rename its archive while the other renames its checksum file, leaving a
-    mismatched pair. The critical section is two renames, so waiting is short.
-    """
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
 
 
 class _HashingWriter:
@@ -225,10 +232,9 @@ def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int, threads: int,
         raise AssertionError(fmt)
 
 
-def _write_tar(entries: list[Entry], stream: BinaryIO, epoch: int,
-               trailer: Callable[[dict[str, str]], list[Entry]] | None,
-               progress: Progress) -> dict[str, str]:
-    digests: dict[str, str] = {}
+def _write_tar(entries: list[Entry], stream: BinaryIO, epoch: int, trailer: Trailer | None,
+               progress: Progress) -> dict[str, Digest]:
+    digests: dict[str, Digest] = {}
     try:
         with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
             for entry in entries:
@@ -240,7 +246,7 @@ def _write_tar(entries: list[Entry], stream: BinaryIO, epoch: int,
     return digests
 
 
-def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, digests: dict[str, str],
+def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, digests: dict[str, Digest],
                progress: Progress) -> None:
     info = tarfile.TarInfo(entry.path)
     info.mtime = epoch
@@ -260,11 +266,25 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, digests: dict[str
         if entry.ready is not None:
             entry.ready()  # a patched copy still being written by the worker
         with open(entry.source, "rb") as source:
-            info.size = os.fstat(source.fileno()).st_size
+            before = os.fstat(source.fileno())
+            info.size = before.st_size
             reader = _CheckedReader(source, progress)
-            tar.addfile(info, reader)
-            digests[entry.path] = reader.digest.hexdigest()
+            try:
+                tar.addfile(info, reader)
+            except OSError:  # tarfile's "unexpected end of data": it shrank
+                refuse_if_changed(entry.source, before, os.fstat(source.fileno()))
+                raise
+            refuse_if_changed(entry.source, before, os.fstat(source.fileno()))
+            digests[entry.path] = Digest(reader.digest.hexdigest(), reader.count)
     checkpoint()
+
+
+def refuse_if_changed(path: str, before: os.stat_result, after: os.stat_result) -> None:
+    """A file written to while it was archived (a library being upgraded, a log): its bytes
+    may be half old, half new, so the build stops rather than ship them."""
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        raise InputError(f"{path}: changed while it was being bundled ({before.st_size} -> "
+                         f"{after.st_size} bytes); bundle again once it is stable")
 
 
 class _CheckedReader:
@@ -274,21 +294,25 @@ class _CheckedReader:
     def __init__(self, handle: BinaryIO, progress: Progress) -> None:
         self.handle = handle
         self.digest = hashlib.sha256()
+        self.count = 0  # bytes read: what the archive holds
         self.progress = progress
 
     def read(self, size: int = -1) -> bytes:
         checkpoint()
         data = self.handle.read(size)
         self.digest.update(data)
+        self.count += len(data)
         self.progress.advance(len(data))
         return data
 
 
 def _write_directory(entries: list[Entry], out: str, parent: str,
-                     trailer: Callable[[dict[str, str]], list[Entry]] | None) -> Written:
-    staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out)}.", suffix=".part")
-    digests: dict[str, str] = {}
+                     trailer: Trailer | None) -> Written:
+    digests: dict[str, Digest] = {}
+    held: list[Held] = []
     try:
+        held.append(make_dir(parent, os.path.basename(out)))
+        staging = held[0].path
         for entry in entries:
             _place_entry(staging, entry, digests)
         for entry in trailer(dict(digests)) if trailer else ():
@@ -296,16 +320,20 @@ def _write_directory(entries: list[Entry], out: str, parent: str,
         os.chmod(staging, 0o755)
         with directory_lock(parent):
             _replace_directory(staging, out)
+            note_written(out + "/")
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        for temporary in held:
+            temporary.discard()
         raise EnvironmentUnfitError(f"cannot write {out}/: {exc.strerror or exc}") from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        for temporary in held:
+            temporary.discard()
         raise
+    held[0].release()
     return Written(digests, None)
 
 
-def _place_entry(staging: str, entry: Entry, digests: dict[str, str]) -> None:
+def _place_entry(staging: str, entry: Entry, digests: dict[str, Digest]) -> None:
     checkpoint()
     dest = os.path.join(staging, entry.path)
     if entry.kind == "dir":
@@ -319,9 +347,27 @@ def _place_entry(staging: str, entry: Entry, digests: dict[str, str]) -> None:
         assert entry.source is not None
         if entry.ready is not None:
             entry.ready()
+        before = _stat_input(entry.source)
         copy_file(entry.source, dest)
-        digests[entry.path] = sha256_of(entry.source)
+        refuse_if_changed(entry.source, before, _stat_input(entry.source))
+        digests[entry.path] = _digest_of(dest)  # the copy: what the artifact holds
     os.chmod(dest, entry.mode)
+
+
+def _stat_input(path: str) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _digest_of(path: str) -> Digest:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return Digest(digest.hexdigest(), size)
 
 
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -340,9 +386,9 @@ def copy_file(source: str, dest: str) -> None:
 
 
 def artifact_tops(directory: str) -> list[str]:
-    """Names in `directory` that are artifacts' top dirs (they hold .bundle/manifest.json)."""
+    """Names in `directory` that are artifacts' top dirs (they hold a manifest)."""
     return [name for name in sorted(os.listdir(directory))
-            if os.path.isfile(os.path.join(directory, name, ".bundle", "manifest.json"))]
+            if os.path.isfile(os.path.join(directory, name, MANIFEST_PATH))]
 
 
 def _check_replaceable(out: str, target: str) -> None:
@@ -373,34 +419,39 @@ def _replace_directory(staging: str, out: str) -> None:
         return
     if not os.path.isdir(out) or os.path.islink(out):
         raise InputError(f"-o {out}/: exists and is not a directory")
-    old = tempfile.mkdtemp(dir=os.path.dirname(out), prefix=f".{os.path.basename(out)}.old.")
+    old = make_dir(os.path.dirname(out), f"{os.path.basename(out)}.old", directory_locked=True)
     try:
-        os.rename(out, os.path.join(old, "tree"))
+        os.rename(out, os.path.join(old.path, "tree"))
     except BaseException:  # e.g. -o ./ (the cwd cannot be moved): leave no `old` behind
-        os.rmdir(old)
+        old.discard()
         raise
     os.rename(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
+    old.discard()
 
 
 def write_checksum_file(out: str, digest: str | None = None) -> str:
     """Write `OUT.sha256` in sha256sum format beside OUT (atomically); return the digest
     (given when it was computed while writing OUT)."""
     digest = digest or sha256_of(out)
-    line = f"{digest}  {os.path.basename(out)}\n"
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed or removed below
-        "w", dir=os.path.dirname(os.path.abspath(out)), prefix=".sha256.", delete=False)
+    part = _checksum_part(out, digest)
     try:
-        with handle:
-            handle.write(line)
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, out + ".sha256")
+        os.replace(part.path, out + ".sha256")
     except BaseException:
-        _unlink_quietly(handle.name)
+        part.discard()
         raise
+    part.release()
     return digest
 
 
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
+def _checksum_part(out: str, digest: str) -> Held:
+    """`OUT.sha256`'s content in a temporary beside OUT, to be renamed into place."""
+    part = make_file(os.path.dirname(os.path.abspath(out)), os.path.basename(out) + ".sha256")
+    try:
+        assert part.handle is not None
+        with part.handle as handle:
+            handle.write(f"{digest}  {os.path.basename(out)}\n".encode())
+        os.chmod(part.path, 0o644)
+    except BaseException:
+        part.discard()
+        raise
+    return part

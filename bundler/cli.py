@@ -1,23 +1,39 @@
 """The `bundle` command line: thin click wrappers around the modules that do the work.
 
 Every `BundleError` becomes one line on stderr and its documented exit code (see
-`errors.py` and the README); click's own usage errors keep click's exit code 2.
+`errors.py` and the README); click's own usage errors become one `bundle: error:` line
+too, with click's exit code 2.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 
 import click
 
 from bundler import __version__
-from bundler.errors import EXIT_BAD_INPUT, BundleError, InputError, Terminated
+from bundler.errors import EXIT_BAD_INPUT, BundleError, HungUp, InputError, Terminated
+from bundler.signals import forget_written, settle, stop_at_once, written
 from bundler.text import one_line, terminal_safe
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_HUNG_UP = 129
+# The most specific first: Terminated and HungUp are KeyboardInterrupts too.
+STOPS = ((HungUp, EXIT_HUNG_UP, "hung up"), (Terminated, EXIT_TERMINATED, "terminated"),
+         (KeyboardInterrupt, EXIT_INTERRUPTED, "interrupted"))
+
+
+class Stopped(Exception):
+    """A signal's KeyboardInterrupt carried past click, which would print a blank line
+    before our one-line message."""
+
+    def __init__(self, cause: KeyboardInterrupt) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 DEFAULT_COMMAND = "build"
@@ -31,6 +47,12 @@ class DefaultCommandGroup(click.Group):
                                                                       "--version"):
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Stopped(exc) from exc
 
 
 @click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,16 +144,37 @@ def check_report_file(path: str | None) -> None:
 
 
 def write_report_file(report, path: str) -> None:
+    """Atomically: a temporary beside PATH renamed over it. The rename replaces whatever
+    PATH is, a symlink included: the report is never written through a link (to a file
+    the user did not name), and a reader never sees half a report."""
     from bundler.render import report_json, report_markdown, report_text
+    from bundler.scratch import make_file, sweep
 
     check_report_file(path)
     renderers = {".md": report_markdown, ".json": report_json, ".txt": report_text}
     renderer = next(r for ending, r in renderers.items() if path.endswith(ending))
+    text = renderer(report).encode()
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise InputError(f"--report {path}: is a directory")
+    sweep(directory)
     try:
-        with open(path, "w") as handle:
-            handle.write(renderer(report))
+        part = make_file(directory, os.path.basename(path))
     except OSError as exc:
         raise InputError(f"--report {path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        assert part.handle is not None
+        with part.handle as handle:
+            handle.write(text)
+        os.chmod(part.path, 0o644)
+        os.replace(part.path, path)
+    except OSError as exc:
+        part.discard()
+        raise InputError(f"--report {path}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        part.discard()
+        raise
+    part.release()
 
 
 @cli.command(DEFAULT_COMMAND)
@@ -142,14 +185,20 @@ def write_report_file(report, path: str) -> None:
 @click.option("--prefix", metavar="DIR", help="Install prefix (default /opt/NAME).")
 @click.option("--launcher", type=click.Choice(["loader", "env"]), default="loader",
               show_default=True, help="How bin/ starts the program (env leaks to children).")
+@click.option("--launcher-type", "launcher_type", type=click.Choice(["auto", "native", "sh"]),
+              default="auto", show_default=True,
+              help="What bin/NAME is: a static native launcher (keeps argv[0], needs no "
+                   "/bin/sh; built with the C compiler for the architecture), a POSIX sh "
+                   "script, or auto (native when a compiler is found).")
 @click.option("--sysroot", default="/", show_default=True, metavar="DIR",
               help="Root of the system whose libraries are bundled.")
 @click.option("--library-path", "library_path", metavar="DIRS",
               help="Colon-separated dirs searched like LD_LIBRARY_PATH.")
 @click.option("--allow-missing", is_flag=True, help="Leave out libraries that cannot be found.")
 @click.option("--nss", "nss", default="auto", show_default=True, metavar="auto|none|LIST",
-              help="NSS modules to bundle: those the build root's nsswitch.conf names "
-                   "(auto, when the program looks users or hosts up), none, or a list.")
+              help="NSS modules to bundle: auto (when the program looks users or hosts "
+                   "up: every libnss_*.so.2 the build root has, and those its nsswitch.conf "
+                   "names), none, or a list of sources.")
 @click.option("--gconv", "gconv", metavar="all|CHARSETS",
               help="Bundle gconv modules for iconv (all, or e.g. KOI8-R,EBCDIC-US) for the "
                    "bundled glibc.")
@@ -169,7 +218,8 @@ def write_report_file(report, path: str) -> None:
               help="Compare mode: run both with ARGS (shell-style words) and compare.")
 @report_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
-                  prefix: str | None, launcher: str, sysroot: str, library_path: str | None,
+                  prefix: str | None, launcher: str, launcher_type: str, sysroot: str,
+                  library_path: str | None,
                   allow_missing: bool, nss: str, gconv: str | None,
                   locale_names: tuple[str, ...], add: tuple[str, ...],
                   exclude: tuple[str, ...],
@@ -178,21 +228,30 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   run_args: str | None,
                   report_file: str | None, as_json: bool) -> None:
     """Write the fallback artifact for BINARY... (several share one lib/)."""
-    from bundler.build import BuildRequest, build  # keeps `inspect` start-up light
+    from bundler.build import (  # keeps `inspect` start-up light
+        BuildRequest,
+        build,
+        refuse_inputs_as_output,
+    )
     from bundler.plan import PlanOptions
     from bundler.resolve import ResolveOptions
     from bundler.summary import summary_text
 
+    stop_at_once()  # a signal from here on stops the build, one since start-up now
     check_report_file(report_file)
     request = BuildRequest(
         binaries=binaries, out=out, sysroot=sysroot,
         resolve=ResolveOptions(library_path=library_path_option(library_path),
                                allow_missing=allow_missing),
         plan=PlanOptions(name=name, prefix=prefix, launcher=launcher,
-                         allow_setuid=allow_setuid, exclude=exclude),
+                         allow_setuid=allow_setuid, exclude=exclude,
+                         launcher_type=launcher_type),
         add=add, nss=nss, gconv=gconv, locales=locale_names, static=static,
         run_args=run_option(run_args),
     )
+    if report_file:
+        refuse_inputs_as_output(report_file, "--report",
+                                (*binaries, *add, *((static,) if static else ())))
     result = build(request)
     click.echo(terminal_safe(summary_text(result)), nl=False, err=True)
     emit_report(result.report, report_file, as_json, text_on_stdout=static is not None)
@@ -210,18 +269,24 @@ def compare(artifact: str, static: str, run_args: str | None, sysroot: str,
             report_file: str | None, as_json: bool) -> None:
     """Compare an artifact (OUT.tar.zst or its directory) with the static build."""
     from bundler.reporting import compare_report
+    from bundler.signals import checkpoint, deferred_signals
 
+    stop_at_once()  # a signal since start-up (entry.py) stops it here, before any work
     check_report_file(report_file)
-    report = compare_report(artifact, static, run_option(run_args), sysroot)
+    with deferred_signals():  # the runs' sandboxes and temp dirs go first (run_both)
+        report = compare_report(artifact, static, run_option(run_args), sysroot)
+        checkpoint()  # a signal during the analysis: stop here, not after the report
     emit_report(report, report_file, as_json, text_on_stdout=True)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+# Arguments for the program come after `--`: an unknown option before it is a usage error
+# (a typo such as --expect-exitt must not reach the program and let the run pass).
+@cli.command()
 @click.argument("artifact", metavar="ARTIFACT")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
 @click.option("--root", "root", default="bare", show_default=True, metavar="bare|DIR",
               help="Run in an empty root made here, or in DIR (an old distribution's tree; "
-                   "used through an overlay, never written).")
+                   "shown read-only, never written).")
 @click.option("--expect-exit", "expect_exit", type=int, default=0, show_default=True,
               metavar="N", help="The exit code a passing run has.")
 @click.option("--expect-output", "expect_output", metavar="REGEX",
@@ -241,13 +306,19 @@ def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
     """Check ARTIFACT against its manifest and run it in an isolated root: exit 0 when it
     passes, 4 when it does not."""
     from bundler.errors import EXIT_VERIFY_FAILED
+    from bundler.signals import checkpoint, deferred_signals
     from bundler.verify import VerifyRequest, render
     from bundler.verify import verify as run_verify
 
-    result = run_verify(VerifyRequest(
-        artifact=artifact, root=root, args=tuple(args), expect_exit=expect_exit,
-        expect_output=expect_output, emulator=emulator, program=program, timeout=timeout,
-        env=env))
+    # A signal is acted on between steps and while a run is waited for: the sandbox is
+    # killed and the temporary directory removed before the one-line message.
+    stop_at_once()  # one since start-up (entry.py) stops it here, before any work
+    with deferred_signals():
+        result = run_verify(VerifyRequest(
+            artifact=artifact, root=root, args=tuple(args), expect_exit=expect_exit,
+            expect_output=expect_output, emulator=emulator, program=program, timeout=timeout,
+            env=env))
+        checkpoint()
     click.echo(terminal_safe(render(result)), nl=False)
     if not result.passed:
         sys.exit(EXIT_VERIFY_FAILED)
@@ -255,22 +326,32 @@ def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn user-facing failures into one line each."""
+    forget_written()
     try:
         code = cli.main(args=argv, prog_name="bundle", standalone_mode=False)
+        settle()  # (for each outcome, first: a later signal must not change it)
     except BundleError as exc:
+        settle()
         click.echo(f"bundle: error: {one_line(exc.message)}", err=True)
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
-        # click turns KeyboardInterrupt (and so our Terminated) into Abort; look beneath.
-        if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):
-            click.echo("bundle: terminated; nothing was written", err=True)
-            sys.exit(EXIT_TERMINATED)
-        click.echo("bundle: interrupted; nothing was written", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
+    except (Stopped, click.exceptions.Abort, KeyboardInterrupt) as exc:
+        settle()
+        # click turns a KeyboardInterrupt outside a command into Abort; look beneath.
+        cause = exc.cause if isinstance(exc, Stopped) else exc.__cause__ or exc
+        code, word = next(((c, w) for kind, c, w in STOPS if isinstance(cause, kind)),
+                          (EXIT_INTERRUPTED, "interrupted"))
+        done = written()
+        click.echo(f"bundle: {word}; " + (
+            f"{terminal_safe(one_line(done))} was written, whole, but what came after "
+            "(the --run comparison) was not finished" if done else "nothing was written"),
+            err=True)
+        sys.exit(code)
+    except click.ClickException as exc:  # usage errors: one line too, exit 2
+        settle()
+        click.echo(f"bundle: error: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_BAD_INPUT)
     except BrokenPipeError:
+        settle()
         sys.stderr.close()
         sys.exit(0)
     sys.exit(code if isinstance(code, int) else 0)

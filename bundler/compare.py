@@ -9,26 +9,41 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 
 import zstandard
 
-from bundler.archive import ZSTD_LEVEL, artifact_tops, sha256_of
+from bundler import nss
+from bundler.archive import ZSTD_LEVEL, sha256_of
 from bundler.elf import ElfFacts, defined_symbol_names, read_elf
-from bundler.errors import InputError
+from bundler.errors import InputError, UnsafeArtifactError
 from bundler.golang import BuildInfo, read_build_info
 from bundler.hazards import Hazard, static_hazards
+from bundler.integrity import check_tree
+from bundler.isolation import (
+    ROOT_ENV,
+    Layout,
+    Sandbox,
+    drop_scratch,
+    make_bare_root,
+    make_scratch,
+    probe_sandbox,
+    remove_tree,
+    run_sandboxed,
+)
+from bundler.manifest import MANIFEST_PATH
+from bundler.manifest import load as load_manifest
 from bundler.report import ArtifactSummary, RunComparison, RunResult, StaticSide, Verdict
 from bundler.safe_unpack import unpack_artifact
+from bundler.signals import deferred_signals
 from bundler.static import static_contents
 from bundler.units import human_size
 
 RUN_TIMEOUT = 60
 DEFAULT_RUNS = 5
 SHOWN_OUTPUT = 2000
+RUN_PLACE = "/run/bundle-compare"  # where both are shown inside the sandbox
 
 
 def static_side(path: str, program: ElfFacts | None, program_name: str) -> StaticSide:
@@ -86,32 +101,55 @@ def _compressed_size(path: str) -> int:
 
 @contextlib.contextmanager
 def unpacked(artifact: str) -> Iterator[str]:
-    """The artifact's top directory, unpacked safely into a temporary directory (or a
-    directory artifact as it is)."""
-    if os.path.isdir(artifact):
-        yield _top(artifact, artifact)
-        return
-    if not os.path.isfile(artifact):
+    """The artifact's top directory, unpacked safely into a temporary directory and checked
+    against its manifest (exit 4 naming the first difference: nothing is analysed or run);
+    a directory artifact is copied by the same rules (its symlinks judged, nothing read
+    through one that leaves it)."""
+    if not os.path.lexists(artifact):
         raise InputError(f"{artifact}: no such file")
-    with tempfile.TemporaryDirectory(prefix="bundle-compare.") as work:
+    work = tempfile.mkdtemp(prefix="bundle-compare.")
+    try:  # remove_tree, not rmtree: it does not recurse (any depth)
         result = unpack_artifact(artifact, os.path.join(work, "unpacked"))
-        if not os.path.isfile(os.path.join(result.top, ".bundle", "manifest.json")):
-            raise InputError(f"{artifact}: not an artifact (no */.bundle/manifest.json)")
+        if not os.path.isfile(os.path.join(result.top, MANIFEST_PATH)):
+            raise InputError(f"{artifact}: not an artifact (no */{MANIFEST_PATH})")
+        problems = check_tree(result.top, load_manifest(result.top, artifact),
+                              result.modes).problems
+        if problems:  # a launcher changed after bundling must not be run, nor analysed
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise UnsafeArtifactError(f"{artifact}: differs from its manifest: "
+                                      f"{problems[0]}{more}; nothing was run")
         yield result.top
-
-
-def _top(directory: str, artifact: str) -> str:
-    tops = artifact_tops(directory)
-    if not tops:
-        raise InputError(f"{artifact}: not an artifact (no */.bundle/manifest.json)")
-    return os.path.join(directory, tops[0])
+    finally:
+        remove_tree(work)
 
 
 def run_both(static_path: str, launcher: str, args: Sequence[str],
              runs: int = DEFAULT_RUNS) -> RunComparison:
-    """Run the static build and the artifact's launcher `runs` times each."""
-    static = _run_many([os.path.abspath(static_path), *args], runs)
-    artifact = _run_many([launcher, *args], runs)
+    """Run the static build and the artifact's launcher (TOP/bin/NAME) `runs` times each.
+
+    Both are untrusted input, so both run as verify's runs do (isolation.py): in a
+    bubblewrap sandbox over a bare root, never on the host, each run with a fresh /tmp and
+    HOME, both shown read-only under RUN_PLACE (the artifact away from its prefix: the
+    loader start). The times include the sandbox's start, the same for both.
+    """
+    with deferred_signals():
+        sandbox = probe_sandbox()
+        scratch = make_scratch("bundle-compare-run")
+        work = scratch.path
+        try:
+            base = os.path.join(work, "bare")
+            os.mkdir(base, 0o755)
+            make_bare_root(base)
+            top = os.path.dirname(os.path.dirname(os.path.abspath(launcher)))
+            static_inside = f"{RUN_PLACE}/static/{os.path.basename(static_path)}"
+            top_inside = f"{RUN_PLACE}/artifact/{os.path.basename(top)}"
+            layout = Layout(base, ((os.path.abspath(static_path), static_inside),
+                                   (top, top_inside)))
+            static = _run_many(sandbox, layout, [static_inside, *args], runs)
+            launcher_inside = f"{top_inside}/bin/{os.path.basename(launcher)}"
+            artifact = _run_many(sandbox, layout, [launcher_inside, *args], runs)
+        finally:
+            drop_scratch(scratch)
     return RunComparison(
         args=tuple(args), runs=runs, static=static, artifact=artifact,
         outputs_match=static.output == artifact.output,
@@ -119,20 +157,16 @@ def run_both(static_path: str, launcher: str, args: Sequence[str],
     )
 
 
-def _run_many(argv: list[str], runs: int) -> RunResult:
+def _run_many(sandbox: Sandbox, layout: Layout, argv: list[str], runs: int) -> RunResult:
     codes, seconds = [], []
     first_out = first_err = ""
     for number in range(runs):
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                                  stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT)
-            code, out, err = done.returncode, done.stdout, done.stderr
-        except subprocess.TimeoutExpired:
+        outcome = run_sandboxed(sandbox, layout, argv, dict(ROOT_ENV), RUN_TIMEOUT)
+        if outcome.exit_code is None:
             code, out, err = -1, "", f"timed out after {RUN_TIMEOUT} s"
-        except OSError as exc:
-            code, out, err = 127, "", f"cannot run: {exc.strerror or exc}"
-        seconds.append(time.perf_counter() - start)
+        else:
+            code, out, err = outcome.exit_code, outcome.stdout, outcome.stderr
+        seconds.append(outcome.seconds)
         codes.append(code)
         if number == 0:
             first_out, first_err = out[:SHOWN_OUTPUT], err[:SHOWN_OUTPUT]
@@ -156,7 +190,9 @@ def decide(artifact: ArtifactSummary | None, static: StaticSide | None,
         reasons = [*run_problem,
                    *(f"in the static build, {h.effect} (evidence: {', '.join(h.evidence)})"
                      for h in high),
-                   "until then the artifact is the safe choice: it carries its own glibc"]
+                   "until then the artifact: it carries its own glibc"
+                   + (f"; {line}" if (line := _nss_line(artifact)) else ""),
+                   *_static_nss(static, artifact)]
         return Verdict("static-after-fixes",
                        "ship the static build only after these fixes; until then the artifact",
                        tuple(reasons), tuple(h.action for h in high))
@@ -182,6 +218,7 @@ def decide(artifact: ArtifactSummary | None, static: StaticSide | None,
     if static.min_kernel and artifact and artifact.min_kernel:
         reasons.append(f"minimum kernel: static {static.min_kernel}, "
                        f"artifact {artifact.min_kernel}")
+    reasons += _static_nss(static, artifact)
     headline = "ship the static build"
     if not static.same_program:
         reasons.append(static.identity)
@@ -197,6 +234,20 @@ def _run_problem(runs: RunComparison | None) -> list[str]:
             f"outputs {'match' if runs.outputs_match else 'differ'}"]
 
 
+def _nss_line(artifact: ArtifactSummary | None) -> str | None:
+    return nss.brief(artifact.nss) if artifact is not None and artifact.nss else None
+
+
+def _static_nss(static: StaticSide, artifact: ArtifactSummary | None) -> list[str]:
+    """What a Go static build without cgo lookups does where the artifact's glibc would
+    look up: it serves fewer sources (a static glibc's NSS is a hazard of its own)."""
+    if static.contents is None or not static.contents.go_runtime or not _nss_line(artifact):
+        return []
+    if any(h.code == "static-nss" for h in static.hazards):
+        return []
+    return ["NSS in the static build: " + nss.static_lookups(nss.GO_PURE)]
+
+
 def _artifact_verdict(artifact: ArtifactSummary | None, static: StaticSide | None,
                       runs: RunComparison | None, glibc_needed: str | None,
                       hazards: tuple[Hazard, ...], reasons: list[str]) -> Verdict:
@@ -209,6 +260,8 @@ def _artifact_verdict(artifact: ArtifactSummary | None, static: StaticSide | Non
     if artifact is not None and artifact.glibc:
         reasons.append(f"the artifact brings glibc {artifact.glibc} and its loader, so the "
                        "host's glibc does not matter")
+    if nss_line := _nss_line(artifact):
+        reasons.append(nss_line)
     if static is None:
         reasons.append("no static build was given to compare (--static); a clean static "
                        "build, where possible, is simpler to ship")

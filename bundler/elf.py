@@ -247,6 +247,7 @@ class LinkFacts:
     needed: tuple[str, ...]
     rpath: str | None
     runpath: str | None
+    phdr_where_old_kernels_look: bool  # see _phdr_where_old_kernels_look
 
 
 def read_link_facts(path: str) -> LinkFacts:
@@ -256,10 +257,24 @@ def read_link_facts(path: str) -> LinkFacts:
         with open(path, "rb") as handle:
             elf = ELFFile(handle)
             ident, interpreter, values, _, _ = _program_headers(elf)
+            phdr_ok = _phdr_where_old_kernels_look(elf)
     except (*BROKEN_ELF, OSError) as exc:
         raise InputError(f"{path}: truncated or corrupt ELF file ({_short(exc)})") from None
     return LinkFacts(ident, interpreter, tuple(str(v) for v in values.get("DT_NEEDED", [])),
-                     _joined(values.get("DT_RPATH")), _joined(values.get("DT_RUNPATH")))
+                     _joined(values.get("DT_RPATH")), _joined(values.get("DT_RUNPATH")),
+                     phdr_ok)
+
+
+def _phdr_where_old_kernels_look(elf: ELFFile) -> bool:
+    """Linux before 5.18 passes AT_PHDR = (first PT_LOAD's p_vaddr - p_offset) + e_phoff,
+    whatever PT_PHDR says, and the loader finds the program's segments there: a program
+    header table moved elsewhere must keep that relation (true when there is no PT_PHDR)."""
+    segments = list(elf.iter_segments())
+    loads = [s for s in segments if s["p_type"] == "PT_LOAD"]
+    phdr = next((s for s in segments if s["p_type"] == "PT_PHDR"), None)
+    if phdr is None or not loads:
+        return True
+    return phdr["p_vaddr"] == loads[0]["p_vaddr"] - loads[0]["p_offset"] + elf["e_phoff"]
 
 
 def _program_headers(elf: ELFFile) -> tuple[ElfIdent, str | None, dict[str, list[object]],
@@ -482,3 +497,223 @@ def _capabilities(path: str) -> bytes | None:
         return os.getxattr(path, CAPABILITY_XATTR)
     except (OSError, AttributeError):
         return None
+
+
+SHF_ALLOC = 0x2
+
+
+@dataclass(frozen=True)
+class SectionHeader:
+    """One section header as it is in the file: what patch.py compares and restores."""
+
+    index: int
+    name: str
+    kind: str  # pyelftools name, e.g. "SHT_PROGBITS", "SHT_GNU_versym"
+    flags: int
+    address: int
+    offset: int
+    size: int
+    alignment: int
+    link: int
+    raw: bytes  # the header's own bytes (e_shentsize of them), to write it back unchanged
+
+    @property
+    def allocated(self) -> bool:
+        """Mapped at run time (SHF_ALLOC): its place is fixed by the segments."""
+        return bool(self.flags & SHF_ALLOC)
+
+    @property
+    def file_size(self) -> int:
+        """Bytes it occupies in the file (SHT_NOBITS sections occupy none)."""
+        return 0 if self.kind in ("SHT_NOBITS", "SHT_NULL") else self.size
+
+
+@dataclass(frozen=True)
+class SectionTable:
+    """The section headers of a file and the file ranges the rest of its layout occupies."""
+
+    elf_class: int
+    little_endian: bool
+    table_offset: int  # e_shoff
+    entry_size: int  # e_shentsize
+    name_table: int  # e_shstrndx
+    sections: tuple[SectionHeader, ...]
+    fixed_ranges: tuple[tuple[int, int], ...]  # (start, end): ELF header, PHDR table, segments
+
+
+def read_section_table(path: str) -> SectionTable:
+    """Every section header of `path` with its raw bytes, read in one pass over the table."""
+    try:
+        with open(path, "rb") as handle:
+            elf = ELFFile(handle)
+            table_offset, entry_size = elf["e_shoff"], elf["e_shentsize"]
+            sections = []
+            for index, section in enumerate(elf.iter_sections()):
+                header = section.header
+                handle.seek(table_offset + index * entry_size)
+                sections.append(SectionHeader(
+                    index=index, name=section.name, kind=str(header["sh_type"]),
+                    flags=header["sh_flags"], address=header["sh_addr"],
+                    offset=header["sh_offset"], size=header["sh_size"],
+                    alignment=header["sh_addralign"], link=header["sh_link"],
+                    raw=handle.read(entry_size)))
+            fixed = [(0, elf["e_ehsize"]),
+                     (elf["e_phoff"], elf["e_phoff"] + elf["e_phnum"] * elf["e_phentsize"])]
+            fixed += [(segment["p_offset"], segment["p_offset"] + segment["p_filesz"])
+                      for segment in elf.iter_segments() if segment["p_filesz"]]
+            return SectionTable(elf.elfclass, elf.little_endian, table_offset, entry_size,
+                                elf["e_shstrndx"], tuple(sections), tuple(fixed))
+    except (*BROKEN_ELF, OSError) as exc:
+        raise InputError(f"{path}: truncated or corrupt ELF file ({_short(exc)})") from None
+
+
+# --- layouts refused before LIEF reads them ------------------------------------------------
+
+PT_NULL, PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_PHDR, PT_TLS = 0, 1, 2, 3, 4, 6, 7
+PT_GNU_STACK = 0x6474E551
+PHDR_TABLE_LIMIT = 65536  # bytes: Linux's load_elf_phdrs refuses a larger table
+INTERP_LIMIT = 4096  # PATH_MAX: Linux refuses a longer PT_INTERP
+# Segments whose addresses must lie inside what the PT_LOADs map: they describe parts of it.
+# PT_TLS is left out (its .tbss takes no address space), PT_GNU_STACK (p_memsz may be the
+# stack size), and types we do not know.
+INSIDE_LOADS = frozenset({PT_DYNAMIC, PT_INTERP, PT_NOTE, PT_PHDR, 0x6474E550, 0x6474E552,
+                          0x6474E553})  # + PT_GNU_EH_FRAME, PT_GNU_RELRO, PT_GNU_PROPERTY
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One program header, as numbers."""
+
+    kind: int  # p_type
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+    align: int
+
+
+@dataclass(frozen=True)
+class ProgramHeaderTable:
+    elf_class: int
+    table_offset: int  # e_phoff
+    entry_size: int  # e_phentsize
+    count: int  # e_phnum
+    segments: tuple[Segment, ...]  # empty when the table itself is out of bounds
+
+
+def refuse_hostile_layout(path: str) -> None:
+    """InputError when `path`'s program headers describe a layout no loader would map.
+
+    LIEF trusts these numbers: a 140 KB /bin/ls whose PT_NOTE claimed 2.3 GB of file made
+    it allocate 6.8 GB and run 23 s; one with scrambled PT_LOADs (a p_vaddr near 2^60, a
+    note's p_memsz of 2^56) ran 88 s to 20 GB. The kernel and ld.so refuse most such files
+    anyway (the PT_NOTE one still runs); so do we, before LIEF reads them.
+    """
+    try:
+        with open(path, "rb") as handle:
+            table = _read_program_headers(handle)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    problems = layout_problems(table, size)
+    if problems:
+        raise InputError(f"{path}: refused, its program headers are not a loadable layout: "
+                         f"{problems[0]}")
+
+
+def _read_program_headers(handle: BinaryIO) -> ProgramHeaderTable:
+    head = handle.read(64)
+    ident = read_ident(head)
+    if ident is None or len(head) < 52:
+        return ProgramHeaderTable(0, 0, 0, 0, ())
+    order = "<" if ident.little_endian else ">"
+    if ident.elf_class == 64:
+        (offset,) = struct.unpack_from(order + "Q", head, 32)
+        entry_size, count = struct.unpack_from(order + "HH", head, 54)
+        layout, expected = struct.Struct(order + "IIQQQQQQ"), 56
+    else:
+        (offset,) = struct.unpack_from(order + "I", head, 28)
+        entry_size, count = struct.unpack_from(order + "HH", head, 42)
+        layout, expected = struct.Struct(order + "IIIIIIII"), 32
+    table = ProgramHeaderTable(ident.elf_class, offset, entry_size, count, ())
+    if entry_size != expected or count * entry_size > PHDR_TABLE_LIMIT:
+        return table
+    handle.seek(offset)
+    data = handle.read(count * entry_size)
+    if len(data) < count * entry_size:
+        return table
+    segments = []
+    for fields in layout.iter_unpack(data):
+        if ident.elf_class == 64:
+            kind, _, p_offset, vaddr, _, filesz, memsz, align = fields
+        else:
+            kind, p_offset, vaddr, _, filesz, memsz, _, align = fields
+        segments.append(Segment(kind, p_offset, vaddr, filesz, memsz, align))
+    return ProgramHeaderTable(ident.elf_class, offset, entry_size, count, tuple(segments))
+
+
+def layout_problems(table: ProgramHeaderTable, file_size: int) -> tuple[str, ...]:
+    """What makes this program header table unloadable (empty: nothing). Pure and cheap:
+    numbers only, the checks the kernel's ELF loader and glibc's _dl_map_object make."""
+    expected = {64: 56, 32: 32}.get(table.elf_class)
+    if expected is None:
+        return ("not an ELF file",)
+    if table.count == 0:
+        return ("no program headers",)
+    if table.entry_size != expected:
+        return (f"e_phentsize is {table.entry_size}, not {expected}",)
+    if table.count * table.entry_size > PHDR_TABLE_LIMIT:
+        return (f"{table.count} program headers (over the kernel's 64 KiB table)",)
+    if table.table_offset + table.count * table.entry_size > file_size:
+        return ("the program header table extends past the end of the file",)
+    problems: list[str] = []
+    top = 1 << (48 if table.elf_class == 64 else 32)
+    loads = [s for s in table.segments if s.kind == PT_LOAD]
+    for number, segment in enumerate(table.segments):
+        name = f"segment {number} ({_segment_name(segment.kind)})"
+        if segment.kind != PT_NULL and segment.offset + segment.filesz > file_size:
+            problems.append(f"{name} extends past the end of the file "
+                            f"({segment.offset:#x} + {segment.filesz:#x} > {file_size:#x})")
+        if segment.kind == PT_LOAD:
+            problems += _load_problems(name, segment, top)
+        if segment.kind == PT_INTERP and not 2 <= segment.filesz <= INTERP_LIMIT:
+            problems.append(f"{name} is {segment.filesz} bytes long")
+    for kind in (PT_INTERP, PT_DYNAMIC, PT_PHDR):
+        if sum(s.kind == kind for s in table.segments) > 1:
+            problems.append(f"more than one {_segment_name(kind)}")
+    for first, second in zip(loads, loads[1:]):
+        if second.vaddr < first.vaddr + first.memsz:
+            problems.append(f"PT_LOAD at {second.vaddr:#x} overlaps or precedes the one at "
+                            f"{first.vaddr:#x} (they must ascend without overlap)")
+            break
+    if loads:
+        start = min(s.vaddr for s in loads)
+        end = max(s.vaddr + s.memsz for s in loads)
+        for number, segment in enumerate(table.segments):
+            if segment.kind in INSIDE_LOADS and segment.memsz and not (
+                    start <= segment.vaddr and segment.vaddr + segment.memsz <= end):
+                problems.append(f"segment {number} ({_segment_name(segment.kind)}) lies "
+                                "outside the PT_LOAD segments")
+    return tuple(problems)
+
+
+def _load_problems(name: str, segment: Segment, top: int) -> list[str]:
+    problems = []
+    if segment.filesz > segment.memsz:
+        problems.append(f"{name} has p_filesz {segment.filesz:#x} > p_memsz {segment.memsz:#x}")
+    if segment.vaddr + segment.memsz > top:
+        problems.append(f"{name} ends at {segment.vaddr + segment.memsz:#x}, past the "
+                        "address space")
+    if segment.align & (segment.align - 1):
+        problems.append(f"{name} has p_align {segment.align:#x}, not a power of two")
+    elif segment.align > 1 and (segment.vaddr - segment.offset) % segment.align:
+        problems.append(f"{name} has p_vaddr and p_offset not congruent modulo p_align")
+    return problems
+
+
+def _segment_name(kind: int) -> str:
+    names = {PT_NULL: "PT_NULL", PT_LOAD: "PT_LOAD", PT_DYNAMIC: "PT_DYNAMIC",
+             PT_INTERP: "PT_INTERP", PT_NOTE: "PT_NOTE", PT_PHDR: "PT_PHDR", PT_TLS: "PT_TLS",
+             0x6474E550: "PT_GNU_EH_FRAME", PT_GNU_STACK: "PT_GNU_STACK",
+             0x6474E552: "PT_GNU_RELRO", 0x6474E553: "PT_GNU_PROPERTY"}
+    return names.get(kind, f"type {kind:#x}")

@@ -3,7 +3,8 @@
 `bundle BINARY...` (and `bundle build ...`) will patch with LIEF, whose import costs
 ~0.37 s; the worker (patch_worker.py) starts importing it now, ~40 ms earlier than the CLI
 could (click alone takes that long to import), while this process parses the arguments and
-resolves. Other commands never fork it.
+resolves. Other commands never fork it. Signals are taken over first (signals.py), so
+that none between here and the build kills this process silently or the worker untidily.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 import sys
 
 NO_PATCHING = frozenset({"inspect", "compare", "verify"})
+# They run sandboxes and make temporary directories: signals are taken over from here too,
+# and their commands call signals.stop_at_once() first (cli.py).
+TAKES_OVER = frozenset({"compare", "verify"})
 
 
 def needs_patching(words: list[str]) -> bool:
@@ -19,8 +23,16 @@ def needs_patching(words: list[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    if needs_patching(sys.argv[1:] if argv is None else argv):
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] in TAKES_OVER:
+        from bundler import signals
+
+        signals.take_over()
+    elif needs_patching(words):
+        from bundler import signals
         from bundler.patch_worker import PatchWorker
+
+        signals.take_over()  # recorded from here, acted on once the build starts
 
         PatchWorker.prestart()
     from bundler.cli import main as cli_main

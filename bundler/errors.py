@@ -38,5 +38,17 @@ class EnvironmentUnfitError(BundleError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class UnsafeArtifactError(BundleError):
+    """An artifact holds something that must not be unpacked, read or trusted: a hostile
+    member, a symlink leaving it, a malformed manifest (exit 4: verification failed)."""
+
+    exit_code = EXIT_VERIFY_FAILED
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: cleaned up like Ctrl-C, reported with its own exit code (143)."""
+
+
+class HungUp(KeyboardInterrupt):
+    """SIGHUP arrived (the terminal or session went away): cleaned up like Ctrl-C,
+    reported with its own exit code (129)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bundler import nss
 from bundler.elf import ElfFacts
 from bundler.glibc import is_glibc
 from bundler.resolve import Closure
@@ -23,6 +24,16 @@ NSS_CALLERS = frozenset({
     "getgrent", "getgrouplist", "initgroups", "getspnam", "getspnam_r", "getservbyname",
     "getservbyname_r", "getservbyport", "getprotobyname", "getnetbyname", "getnetgrent",
     "innetgr", "ether_hostton", "ether_ntohost",
+    # Entry points that look up through NSS inside glibc: enumeration and the rarer
+    # databases, getaddrinfo_a (libanl), getlogin (getpwuid_r of the login uid), the r*
+    # commands (getpwnam, gethostbyname), and ~user expansion in glob and wordexp.
+    "getpwent_r", "getgrent_r", "getspent", "getspent_r", "getsgnam", "getsgnam_r",
+    "getsgent", "getprotobynumber", "getprotobynumber_r", "getprotobyname_r", "getprotoent",
+    "getservbyport_r", "getservent", "gethostent", "gethostent_r", "getnetbyaddr",
+    "getnetbyname_r", "getnetent", "getrpcbyname", "getrpcbynumber", "getrpcent",
+    "getaliasbyname", "getaliasent", "setnetgrent", "getnetgrent_r", "getaddrinfo_a",
+    "getlogin", "getlogin_r", "cuserid", "getpw", "ruserok", "iruserok", "rcmd", "rcmd_af",
+    "rexec", "rexec_af", "glob", "glob64", "wordexp",
 })
 DLOPEN_IMPORTS = frozenset({"dlopen", "dlmopen"})
 # Callers of dlopen in static programs: SQLite's loader of extensions, Go's plugin package.
@@ -106,10 +117,12 @@ def closure_objects(closure: Closure) -> list[tuple[str, ElfFacts]]:
 
 
 def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
-                    bundled: frozenset[str] = frozenset()) -> tuple[Hazard, ...]:
+                    bundled: frozenset[str] = frozenset(),
+                    nss_cover: nss.NssCoverage | None = None) -> tuple[Hazard, ...]:
     """Hazards of a dynamic program and its non-glibc libraries, and what the artifact does.
 
-    `bundled` names the run-time parts the artifact carries ("NSS modules", "gconv modules").
+    `bundled` names the run-time parts the artifact carries ("NSS modules", "gconv modules");
+    `nss_cover` which nsswitch.conf sources the artifact serves (nss.py).
     """
     hazards = []
     if program.setuid or program.setgid or program.capabilities is not None:
@@ -124,7 +137,11 @@ def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
             "install at the prefix as root (tar keeps the setuid bit; capabilities need setcap "
             "again) and start libexec/ or bin/ there",
         ))
-    nss_action = ("the bundled NSS modules (see 'loaded at run time') and the built-in files "
+    nss_action = ((nss.brief(nss_cover) or "") + ". A static build instead: with "
+                  + nss.static_lookups(nss.GO_PURE) + "; with "
+                  + nss.static_lookups(nss.GLIBC_STATIC)
+                  if nss_cover is not None else
+                  "the bundled NSS modules (see 'loaded at run time') and the built-in files "
                   "and dns serve it; other modules the host names fail their lookups quietly"
                   if "NSS modules" in bundled else
                   "with the bundled glibc, files and dns work; modules the host names beyond "

@@ -18,6 +18,7 @@ from bundler.requirements import GlibcNeed, Requirements, glibc_need, other_need
 from bundler.resolve import Closure, Library, ResolveOptions, resolve_closure
 from bundler.static import StaticContents, static_contents
 from bundler.sysroot import Sysroot
+from bundler.text import one_line
 
 JSON_FORMAT_VERSION = 1
 SYMBOLS_SHOWN = 6
@@ -230,7 +231,8 @@ def inspection_text(result: Inspection) -> str:
         lines.append("")
         lines.append("Notes")
         lines += [f"  - {note}" for note in closure.notes]
-    return "\n".join(lines) + "\n"
+    # Names, paths and symbols come from the file inspected: one line each, inert (text.py).
+    return "\n".join(one_line(line) for line in lines) + "\n"
 
 
 def _static_lines(result: Inspection) -> list[str]:

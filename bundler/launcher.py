@@ -1,4 +1,5 @@
-"""Render the POSIX sh launchers in `launcher_templates/` for one program.
+"""Render the POSIX sh launchers in `launcher_templates/` for one program: the fallback
+where no native launcher (native_launcher.py) can be built for the architecture.
 
 Values are substituted with `string.Template` and single-quoted for the shell, so install
 paths and names with spaces, quotes, `$` or newlines stay literal.

@@ -33,11 +33,20 @@ def search_facts(loader_bytes: bytes | None, arch: Architecture) -> LoaderSearch
     return LoaderSearchFacts(dirs, dirs[0].strip("/"), True)
 
 
-def _system_dirs(data: bytes) -> tuple[str, ...] | None:
+def system_dirs_run(data: bytes) -> bytes | None:
+    """The loader's SYSTEM_DIRS string as it sits in the file ("/lib/x86_64-linux-gnu/\\0
+    ... /usr/lib/\\0"), for sealing.py to replace as a whole."""
     for match in _DIRS_RUN.finditer(data):
         names = [n.decode() for n in match.group(0).split(b"\0") if n]
         if any(n.rstrip("/").endswith(("/lib", "/lib64", "/lib32")) for n in names) and all(
             "lib" in n for n in names
         ):
-            return tuple(n.rstrip("/") or "/" for n in names)
+            return match.group(0)
     return None
+
+
+def _system_dirs(data: bytes) -> tuple[str, ...] | None:
+    run = system_dirs_run(data)
+    if run is None:
+        return None
+    return tuple(n.decode().rstrip("/") or "/" for n in run.split(b"\0") if n)

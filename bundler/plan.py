@@ -7,17 +7,28 @@ programs patched to the bundled loader, `lib/` the loader, glibc and the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import hashlib
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bundler.elf import ElfFacts
 from bundler.errors import InputError
 from bundler.glibc import is_glibc
+from bundler.manifest import prefix_problem
 from bundler.resolve import Closure, Library
 
+if TYPE_CHECKING:  # nss.py imports release_key from here
+    from bundler.nss import NssCoverage
+
 LAUNCHER_MODES = ("loader", "env")
-PROGRAM_RPATH = "$ORIGIN/../lib"
+# What bin/NAME is: auto = native (a static C launcher) where a compiler exists, else sh.
+LAUNCHER_TYPES = ("auto", "native", "sh")
+LIBRARY_HOME = "lib"
+IDENTITY_PREFIX = ".bundle-"
 LIBRARY_RPATH = "$ORIGIN"
 EXECUTABLE_MODE = 0o755
 DATA_MODE = 0o644
@@ -35,10 +46,13 @@ class Patch:
 @dataclass(frozen=True)
 class Rename:
     """Replace the NUL-terminated string `original` by `scoped` (same length) in a copy:
-    how the bundled glibc gets variables of its own (scoping.py)."""
+    how the bundled glibc gets variables of its own (scoping.py) and is kept from host
+    paths (sealing.py). `whole=False`: `original` is a run of several strings, replaced
+    wherever it occurs."""
 
     original: str
     scoped: str
+    whole: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ class StagedFile:
     renames: tuple[Rename, ...] = ()  # strings renamed in the copy (glibc's variables)
     offset: int | None = None  # the file is `length` bytes of `source` from here (a locale
     length: int | None = None  # category inside locale-archive)
+    privileged: bool = False  # a "program" with setuid, setgid or file capabilities
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,12 @@ class BundlePlan:
     excluded: tuple[str, ...] = ()  # sonames left to the host (--exclude and what only they need)
     env: tuple[EnvSetting, ...] = ()  # variables the launcher sets
     runtime_missing: tuple[str, ...] = ()  # what glibc would dlopen, not in the build root
+    nss: NssCoverage | None = None  # which nsswitch.conf sources the artifact serves (nss.py)
+    library_home: str = LIBRARY_HOME  # lib/.bundle-ID once identify() has run
+    sealed: tuple[str, ...] = ()  # host paths the bundled glibc can no longer open
+    unsealed: tuple[str, ...] = ()  # those left open, and why (sealing.py)
+    launcher_type: str = "sh"  # "native" or "sh": decided by the build (native_launcher.py)
+    launcher_why: str = ""  # how it was built, or why the sh launcher was used
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,7 @@ class PlanOptions:
     launcher: str = "loader"
     allow_setuid: bool = False
     exclude: tuple[str, ...] = ()  # soname globs left to the host (e.g. GPU drivers)
+    launcher_type: str = "auto"  # LAUNCHER_TYPES
 
 
 def validate_name(name: str) -> str:
@@ -102,11 +124,16 @@ def validate_name(name: str) -> str:
 
 
 def validate_prefix(prefix: str) -> str:
+    """The prefix normalised (a trailing '/' or '//' dropped), or a one-line error by the
+    rule every artifact's manifest is held to (manifest.prefix_problem)."""
     if not prefix.startswith("/") or "\0" in prefix:
         raise InputError(f"--prefix {prefix!r}: must be an absolute path")
     normal = "/" + posixpath.normpath(prefix).lstrip("/")  # normpath keeps a leading "//"
     if normal == "/":
         raise InputError("--prefix /: the bundle needs a directory of its own")
+    problem = prefix_problem(normal)
+    if problem:
+        raise InputError(f"--prefix {prefix!r}: {problem}")
     return normal
 
 
@@ -154,16 +181,17 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
 
     add(StagedFile(f"lib/{loader_name}", "loader", EXECUTABLE_MODE, source=loader.host_path),
         first.program_label)
-    interpreter = f"{prefix}/lib/{loader_name}"
     programs = []
     for closure in closures:
         label = closure.program_label
         if label in programs:
             raise InputError(f"{label}: given twice (two programs with the same file name)")
         programs.append(label)
+        privileged = bool(privileges(closure.program))
         add(StagedFile(f"libexec/{label}", "program", _program_mode(closure.program),
                        source=closure.program.path,
-                       patch=Patch(interpreter, _program_rpath(closure.program, prefix))),
+                       patch=program_patch(prefix, loader_name, "lib", privileged),
+                       privileged=privileged),
             label)
         add(StagedFile(f"bin/{label}", "launcher", EXECUTABLE_MODE, program=label), label)
     for plugin in added or ():
@@ -254,10 +282,57 @@ def _check_privilege(closure: Closure, allowed: bool) -> None:
         )
 
 
-def _program_rpath(program: ElfFacts, prefix: str) -> str:
-    """$ORIGIN/../lib; privileged programs first get the absolute PREFIX/lib, because in
-    secure mode (AT_SECURE) glibc drops $ORIGIN entries outside its trusted dirs."""
-    return f"{prefix}/lib:{PROGRAM_RPATH}" if privileges(program) else PROGRAM_RPATH
+def program_patch(prefix: str, loader_name: str, home: str, privileged: bool) -> Patch:
+    """PT_INTERP and DT_RPATH of a program whose libraries are in `home` (under the top).
+
+    `home` is "lib" until identify() names it after lib/'s content. The DT_RPATH is
+    `$ORIGIN/../HOME`, then the absolute PREFIX/HOME: started from a memfd copy
+    (execveat, fexecve: runc's self re-exec) the kernel gives no path, /proc/self/exe reads
+    "/memfd:NAME (deleted)", $ORIGIN becomes "/" and `$ORIGIN/../lib` the HOST's /lib; the
+    absolute entry still finds the bundle at its prefix. Privileged programs get the
+    absolute entry first: in secure mode glibc drops $ORIGIN entries.
+    """
+    origin, absolute = f"$ORIGIN/../{home}", f"{prefix}/{home}"
+    if privileged:
+        rpath = f"{absolute}:{origin}"
+    else:
+        rpath = origin if home == LIBRARY_HOME else f"{origin}:{absolute}"
+    return Patch(f"{prefix}/{home}/{loader_name}", rpath)
+
+
+def library_identity(plan: BundlePlan, digest: Callable[[str], str]) -> str:
+    """16 hex digits naming everything under lib/: the files' content (by `digest` of the
+    source), what is done to each copy, names and modes. Two artifacts share it only when
+    their lib/ trees are the same bytes."""
+    state = hashlib.sha256()
+    for item in plan.files:
+        if not item.dest.startswith(f"{LIBRARY_HOME}/"):
+            continue
+        content = digest(item.source) if item.source else None
+        state.update(repr((item.dest, item.kind, item.mode, content, item.link_target,
+                           item.offset, item.length, item.patch, item.renames)).encode())
+        state.update(b"\0")
+    return state.hexdigest()[:16]
+
+
+def identify(plan: BundlePlan, digest: Callable[[str], str]) -> BundlePlan:
+    """The plan with its programs pointed at `lib/.bundle-ID`, a symlink to `.` named after
+    lib/'s content (library_identity), in PT_INTERP and DT_RPATH alike.
+
+    Another version of the artifact installed at the prefix then has another ID: a copy
+    run from elsewhere never takes a library from it (its absolute DT_RPATH entry names a
+    directory that is not there), and a child that executes its libexec/ program directly
+    gets "No such file or directory" for the interpreter instead of the installed
+    version's loader paired with this version's libc. Call it last: the ID covers the
+    string edits of sealing and scoping.
+    """
+    home = f"{LIBRARY_HOME}/{IDENTITY_PREFIX}{library_identity(plan, digest)}"
+    files = [dataclasses.replace(f, patch=program_patch(plan.prefix, plan.loader_name, home,
+                                                         f.privileged))
+             if f.kind == "program" else f for f in plan.files]
+    files.append(StagedFile(home, "alias", 0o777, link_target="."))
+    return dataclasses.replace(plan, files=tuple(sorted(files, key=lambda f: f.dest)),
+                               library_home=home)
 
 
 def _program_mode(program: ElfFacts) -> int:

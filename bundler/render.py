@@ -11,9 +11,11 @@ import dataclasses
 import json
 import os
 
+from bundler import nss
 from bundler.hazards import Hazard
 from bundler.inspection import go_lines
 from bundler.report import Report
+from bundler.text import one_line
 from bundler.units import human_size
 
 SECTIONS = ("The input", "What it needs unbundled", "The artifact", "Hazards",
@@ -40,7 +42,8 @@ def report_text(report: Report, color: bool = False) -> str:
     lines: list[str] = []
     for number, body in enumerate(_sections(report), start=1):
         lines.append(heading(number))
-        lines += [f"  {line}" if line else "" for line in body]
+        # Names, symbols and paths come from the files read: one line each, inert (text.py).
+        lines += [f"  {one_line(line)}" if line else "" for line in body]
         lines.append("")
     verdict = report.verdict.headline.upper()
     if color:
@@ -102,7 +105,8 @@ def _artifact(report: Report) -> list[str]:
     rows = [("output", a.out or "(this artifact: report written at build time, before "
                                  "compression; run results are in the --report file)"),
             ("files", str(a.files)), ("size", size),
-            ("launcher", a.launcher), ("interpreter", a.interpreter), ("prefix", a.prefix),
+            ("launcher", a.launcher), ("bin/ launcher", a.launcher_note or a.launcher_type),
+            ("interpreter", a.interpreter), ("prefix", a.prefix),
             ("glibc bundled", a.glibc or "unknown"), ("minimum kernel", a.min_kernel or "?")]
     if a.format == "zst":
         rows.append(("note", ".tar.zst needs a zstd-aware tar; old hosts: -o NAME.tar.gz"))
@@ -110,6 +114,13 @@ def _artifact(report: Report) -> list[str]:
     lines.append("loaded at run time:")
     lines += [f"    {'included' if p.included else 'left out'}: {p.name} ({p.note})"
               for p in a.runtime_parts]
+    if a.sealed or a.unsealed:
+        lines.append("sealed (the bundled glibc never opens these host paths):")
+        lines += [f"    {item}" for item in a.sealed]
+        lines += [f"    NOT SEALED: {item}" for item in a.unsealed]
+    if a.start_modes:
+        lines.append("start modes:")
+        lines += [f"    {mode.how}: {mode.holds}" for mode in a.start_modes]
     return lines
 
 
@@ -139,6 +150,8 @@ def _static(report: Report) -> list[str]:
             ("same program", s.identity)]
     if s.contents is not None:
         rows.append(("contains", "; ".join(s.contents.describe()[:2])))
+        rows.append(("NSS lookups", nss.static_lookups(nss.static_kind(
+            s.contents.go_runtime, any(h.code == "static-nss" for h in s.hazards)))))
     lines = _pairs(rows)
     needed = "nothing at start-up" if s.really_static else "the host's, at start-up"
     if s.hazards:

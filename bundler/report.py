@@ -14,8 +14,11 @@ from bundler.elf import ElfFacts
 from bundler.glibc import is_glibc
 from bundler.golang import BuildInfo
 from bundler.hazards import Hazard
+from bundler.nss import NssCoverage
+from bundler.nss import summary as nss_summary
 from bundler.requirements import GlibcNeed, OtherNeed, Requirements
 from bundler.resolve import Closure
+from bundler.start_modes import StartMode
 from bundler.static import StaticContents
 
 REPORT_FORMAT_VERSION = 1
@@ -73,6 +76,12 @@ class ArtifactSummary:
     glibc: str | None
     min_kernel: str | None
     runtime_parts: tuple[RuntimePart, ...]
+    launcher_type: str = "sh"  # what bin/NAME is: "native" or "sh"
+    launcher_note: str = ""  # why, and what it costs (native_launcher.launcher_note)
+    nss: NssCoverage | None = None  # which nsswitch.conf sources it serves (nss.py)
+    sealed: tuple[str, ...] = ()  # host paths the bundled glibc never opens (sealing.py)
+    unsealed: tuple[str, ...] = ()  # those it still may, and why
+    start_modes: tuple[StartMode, ...] = ()  # what holds in each way of starting it
 
 
 @dataclass(frozen=True)
@@ -157,12 +166,13 @@ def needs_of(closure: Closure, requirements: Requirements) -> Needs:
 
 def runtime_parts(library_names: set[str], uses_threads: bool,
                   env: tuple[tuple[str, str, bool], ...] = (),
-                  missing: tuple[str, ...] = ()) -> tuple[RuntimePart, ...]:
+                  missing: tuple[str, ...] = (),
+                  nss_cover: NssCoverage | None = None) -> tuple[RuntimePart, ...]:
     """The run-time-loaded pieces of glibc (GLIBC-NOTES section 2) and their state.
 
     `env` holds (glibc variable, exported name, scoped) for what the launcher sets;
     `missing` what glibc would load (NSS modules nsswitch.conf names) but the build root
-    does not have.
+    does not have; `nss_cover` which nsswitch.conf sources the artifact serves.
     """
     has_gcc_s = "libgcc_s.so.1" in library_names
     nss = sorted(n for n in library_names if n.startswith("libnss_"))
@@ -174,11 +184,12 @@ def runtime_parts(library_names: set[str], uses_threads: bool,
     absent = (f"; not in the build root, so not bundled: {', '.join(nss_missing)} (on a "
               "target whose nsswitch.conf names them, those services' lookups fail and the "
               "next source in the line answers)" if nss_missing else "")
+    nss_note = (nss_summary(nss_cover) if nss_cover is not None else
+                "files and dns are built into glibc >= 2.34; services the target's "
+                "nsswitch.conf names beyond those and not bundled fail their lookups")
     return (
         RuntimePart("NSS modules", bool(nss),
-                    (", ".join(nss) + " bundled; " if nss else "") +
-                    "files and dns are built into glibc >= 2.34; services the target's "
-                    "nsswitch.conf names beyond those and not bundled fail their lookups" + absent),
+                    (", ".join(nss) + " bundled; " if nss else "") + nss_note + absent),
         RuntimePart("libgcc_s.so.1", has_gcc_s,
                     "in the closure" if has_gcc_s else
                     ("not bundled: pthread_cancel and pthread_exit abort without it"
@@ -186,15 +197,16 @@ def runtime_parts(library_names: set[str], uses_threads: bool,
         RuntimePart("gconv modules", gconv,
                     "bundled in lib/gconv; " + _env_note("GCONV_PATH", exported)
                     if gconv else "iconv to charsets other than the built-in ones (UTF-8, "
-                    "ASCII, ISO-8859-1, UCS) fails, or loads the host's modules when they sit "
-                    "at the build host's path (compiled into libc)"),
+                    "ASCII, ISO-8859-1, UCS) fails: the bundled libc never loads the host's "
+                    "modules, which belong to another glibc (--gconv bundles them)"),
         RuntimePart("locales", bool(locales),
                     f"{', '.join(locales)} bundled in lib/locale, used when LANG/LC_ALL/LC_* "
-                    "name them (other names: the host's /usr/lib/locale directories, never its "
-                    "locale-archive); " + _env_note("LOCPATH", exported)
-                    if locales else "only C and POSIX are sure; other locales come from the "
-                    "host's /usr/lib/locale, and files compiled by another glibc may be refused "
-                    "(setlocale fails, the program runs in the C locale)"),
+                    "name them; other names fall back to the C locale (the host's locale "
+                    "files, compiled by another glibc, are never read); "
+                    + _env_note("LOCPATH", exported)
+                    if locales else "only C and POSIX: a LANG/LC_* naming any other locale "
+                    "falls back to C, since the bundled libc never reads the host's locale "
+                    "files, compiled by another glibc (--locale NAME bundles them)"),
     )
 
 

@@ -273,7 +273,7 @@ class _Resolver:
         if self._already_loaded(name) is not None:
             return
         libc = next((n for n in self.loaded if n.facts.soname == "libc.so.6"), self.loaded[0])
-        before = len(self.unresolved)
+        before, count = len(self.unresolved), len(self.loaded)
         node = self._load(name, libc)
         if node is None:
             for missing in self.unresolved[before:]:
@@ -285,6 +285,25 @@ class _Resolver:
         node.requested_by.append(f"{libc.label} at run time")
         node.runtime = True
         self._walk([node])
+        if len(self.unresolved) > before:
+            self._unload_since(count, before, name)
+
+    def _unload_since(self, count: int, before: int, name: str) -> None:
+        """Forget a run-time load whose dependencies are missing: glibc's dlopen of it
+        fails as a whole, so the bundle leaves it out (a note, not an error: `--nss auto`
+        takes every module of the root, and one broken module must not stop the build)."""
+        for missing in self.unresolved[before:]:
+            self._note(f"{name} (loaded at run time by glibc) left out: {missing.describe()}")
+        del self.unresolved[before:]
+        gone = self.loaded[count:]
+        del self.loaded[count:]
+        labels = {node.label for node in gone}
+        for node in self.loaded:
+            node.requested_by[:] = [r for r in node.requested_by if r not in labels]
+        for node in gone:
+            identity = self._identity(node.space, node.realpath)
+            if identity is not None and self.by_identity.get(identity) is node:
+                del self.by_identity[identity]
 
     def _closure(self, loader: Loader | None, search: LoaderSearchFacts | None) -> Closure:
         libraries = tuple(

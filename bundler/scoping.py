@@ -6,8 +6,14 @@ root: a host `iconv -f latin1 -t utf-8` (glibc 2.31) with GCONV_PATH pointing at
 2.36's modules fails ("failed to start conversion processing"), and LOCPATH makes host
 programs skip their locale-archive. So the bundled libc.so.6 reads a variable of its own
 instead: the name is replaced, byte for byte and at the same length, in the string table of
-the bundled libc.so.6 (its getenv) and loader (its list of variables unset for setuid
-programs, so secure mode still drops it). Host programs never read the new name.
+the bundled libc.so.6 (its getenv). Host programs never read the new name.
+
+The loader's copy is NOT renamed: its list of variables that secure mode (setuid, setgid,
+capabilities) unsets holds the real GCONV_PATH and LOCPATH, and renaming them there let a
+caller's GCONV_PATH through a setuid artifact to the host programs it started as root (a
+reviewer's local root). That list cannot grow in place, so the renamed variable is not on
+it: an artifact with a privileged program is never scoped (its programs keep glibc's own
+names, which the loader strips; sealing.py points its gconv dir at PREFIX/lib/gconv).
 
 The name carries a digest of the libc file, so two bundles with different glibc builds do
 not read each other's settings; bundles with the same build may, harmlessly.
@@ -42,19 +48,24 @@ def whole_string_count(data: bytes, name: str) -> int | None:
 
 
 def apply_renames(data: bytes, renames: tuple[Rename, ...]) -> bytes:
-    """`data` with each whole-string occurrence renamed; the length never changes."""
+    """`data` with each whole-string occurrence renamed (every occurrence of a run, for
+    `whole=False`); the length never changes."""
     for rename in renames:
         assert len(rename.original) == len(rename.scoped)
-        data = data.replace(b"\0" + rename.original.encode() + b"\0",
-                            b"\0" + rename.scoped.encode() + b"\0")
+        edge = b"\0" if rename.whole else b""
+        data = data.replace(edge + rename.original.encode() + edge,
+                            edge + rename.scoped.encode() + edge)
     return data
 
 
 def scope_environment(plan: BundlePlan, libc_dest: str, libc: bytes, loader: bytes,
                       libc_sha256: str) -> BundlePlan:
-    """The plan with each variable the launcher sets renamed in the bundled libc and
-    loader where both hold it as a whole string; the others stay unscoped (the report
-    says programs started by the bundled one inherit them)."""
+    """The plan with each variable the launcher sets renamed in the bundled libc where it
+    is a whole string (and the loader knows the original, so secure mode strips it); the
+    others stay unscoped (the report says programs started by the bundled one inherit
+    them). Nothing is scoped for an artifact holding a privileged program."""
+    if any(f.privileged for f in plan.files):
+        return plan
     renames = []
     settings = []
     for setting in plan.env:
@@ -68,8 +79,7 @@ def scope_environment(plan: BundlePlan, libc_dest: str, libc: bytes, loader: byt
             settings.append(setting)
     if not renames:
         return dataclasses.replace(plan, env=tuple(settings))
-    loader_dest = f"lib/{plan.loader_name}"
-    files = tuple(dataclasses.replace(f, renames=tuple(renames))
-                  if f.dest in (libc_dest, loader_dest) and f.kind != "alias" else f
+    files = tuple(dataclasses.replace(f, renames=(*f.renames, *renames))
+                  if f.dest == libc_dest and f.kind != "alias" else f
                   for f in plan.files)
     return dataclasses.replace(plan, env=tuple(settings), files=files)

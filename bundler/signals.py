@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM while writing: recorded when they arrive, acted on at check points.
+"""Ctrl-C, SIGTERM and SIGHUP while writing or running: recorded when they arrive, acted on
+at check points.
 
 Raising KeyboardInterrupt from a signal handler lands wherever Python happens to be,
 also inside C extensions (zstandard turned one into "must pass an object with a write()
@@ -13,7 +14,9 @@ import contextlib
 import signal
 from collections.abc import Iterator
 
-from bundler.errors import Terminated
+from bundler.errors import HungUp, Terminated
+
+DEFERRED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _pending: list[int] = []
 _depth: list[int] = []  # nesting of deferred_signals blocks
@@ -24,12 +27,16 @@ def checkpoint() -> None:
     if _pending:
         signum = _pending.pop(0)
         _pending.clear()
-        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        raise _stop_for(signum)
+
+
+def _stop_for(signum: int) -> type[KeyboardInterrupt]:
+    return {signal.SIGTERM: Terminated, signal.SIGHUP: HungUp}.get(signum, KeyboardInterrupt)
 
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Within the block SIGINT/SIGTERM are deferred to check points.
+    """Within the block SIGINT/SIGTERM/SIGHUP are deferred to check points.
 
     A signal that arrives after the last check point (the output is already renamed
     into place, whole) is dropped: the work it would have stopped is done.
@@ -39,7 +46,7 @@ def deferred_signals() -> Iterator[None]:
         _pending.append(signum)
 
     try:
-        previous = {sig: signal.signal(sig, record) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, record) for sig in DEFERRED}
     except ValueError:  # not the main thread: signals are not ours to handle
         yield
         return
@@ -53,3 +60,60 @@ def deferred_signals() -> Iterator[None]:
             signal.signal(sig, handler)
         if outermost:
             _pending.clear()
+
+
+# --- a build from its first line (`bundle BINARY...`) -------------------------------------
+
+_holding: list[bool] = []  # since take_over(), until stop_at_once()
+_written: list[str] = []  # OUT, once this process's build put it in place, whole
+
+
+def take_over() -> None:
+    """`bundle BINARY...`, before the patch worker is forked: SIGINT/SIGTERM/SIGHUP are
+    recorded (not Python's KeyboardInterrupt anywhere, not SIGTERM's silent death) until
+    the build proper calls stop_at_once()."""
+    _holding[:] = [True]
+    for sig in DEFERRED:
+        signal.signal(sig, _on_signal)
+
+
+def stop_at_once() -> None:
+    """From here a signal outside deferred blocks raises at once (resolving and planning
+    make no files to clean up); one recorded since take_over() is raised now."""
+    _holding.clear()
+    _written.clear()
+    checkpoint()
+
+
+def note_written(out: str) -> None:
+    """OUT is in place, whole: from now on a signal does not stop the build (its summary
+    and report are printed and written, exit 0), except at a later deferred block's check
+    points (the --run comparison), where it stops what is left."""
+    _written[:] = [out]
+
+
+def forget_written() -> None:
+    _written.clear()
+
+
+def written() -> str | None:
+    """The OUT this process has put in place, if it has."""
+    return _written[0] if _written else None
+
+
+def settle() -> None:
+    """The outcome is decided (OUT written, or the one line about to be printed): from
+    here signals are ignored, not raised into the message's printing. SIG_IGN also
+    outlives Python's finalization, which puts back SIG_DFL for signals with a Python
+    handler (measured: a SIGINT after the summary killed the process, exit -2). Only
+    where take_over() installed the handler: in-process callers keep theirs."""
+    for sig in DEFERRED:
+        if signal.getsignal(sig) is _on_signal:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _on_signal(signum, _frame) -> None:
+    if _holding or _written:
+        _pending.append(signum)
+        return
+    raise _stop_for(signum)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from bundler.build import BuildResult
+from bundler.native_launcher import launcher_note
 from bundler.plan import privileges
 from bundler.units import human_size
 
@@ -25,6 +26,8 @@ def summary_text(result: BuildResult) -> str:
         f"  launcher       {plan.launcher}"
         + ("  (exports LD_LIBRARY_PATH: child processes inherit it)"
            if plan.launcher == "env" else ""),
+        "  bin/ launcher  "
+        + launcher_note(plan.launcher_type, plan.launcher_why, plan.loader_supports_argv0),
     ]
     if result.sha256:
         lines.append(f"  sha256         {result.sha256}  ({result.out}.sha256)")

@@ -2,8 +2,8 @@
 the build host's glibc is absent.
 
 Steps: unpack safely into a private temporary directory (safe_unpack.py), check every file
-against the manifest (integrity.py), install it at its prefix in an isolated root
-(isolation.py: bare, or the user's tree under an overlay) and run the program there, twice
+against the manifest (integrity.py), show it at its prefix in a sandbox (isolation.py:
+bubblewrap, over a bare root or the user's tree, read-only) and run the program there, twice
 natively: at the prefix (the launcher's direct start) and from another directory (its
 loader start); once under `--emulator` for another architecture (the bundled loader run
 by qemu-user, no binfmt needed).
@@ -16,29 +16,37 @@ import platform
 import re
 import shlex
 import shutil
-import tempfile
 from dataclasses import dataclass
 
 from bundler.elf import read_elf
-from bundler.errors import EnvironmentUnfitError, InputError
-from bundler.integrity import IntegrityResult, check_tree, load_manifest
+from bundler.errors import EnvironmentUnfitError, InputError, UnsafeArtifactError
+from bundler.integrity import IntegrityResult, check_tree
 from bundler.isolation import (
+    OUTPUT_LIMIT,
     ROOT_ENV,
-    Isolation,
+    Layout,
     Outcome,
+    Sandbox,
     check_user_root,
+    drop_scratch,
     make_bare_root,
-    overlay_layers,
-    probe_isolation,
-    remove_tree,
-    run_isolated,
-    setup_script,
+    make_scratch,
+    probe_sandbox,
+    run_sandboxed,
 )
+from bundler.manifest import Manifest
+from bundler.manifest import load as load_manifest
+from bundler.nss import root_warnings as nss_root_warnings
 from bundler.plan import ARGV0_SINCE, release_key
 from bundler.safe_unpack import Unpacked, unpack_artifact
+from bundler.signals import checkpoint
+from bundler.text import one_line
+from bundler.units import human_size
 
 ELSEWHERE = "/tmp/bundle-verify"
 EMULATOR_PATH = "/.bundle-verify"
+# The sandbox root's own directories: a prefix there is refused (sandbox_prefix).
+SANDBOX_OWN = ("/proc", "/sys", "/dev", "/etc", "/tmp", "/root", "/bin", "/run", EMULATOR_PATH)
 STDERR_LINES = 5
 # Architectures this machine runs without an emulator, by `uname -m`.
 NATIVE = {"x86_64": ("x86-64", "i386", "x32"), "aarch64": ("aarch64",), "i686": ("i386",),
@@ -104,18 +112,17 @@ def verify(request: VerifyRequest) -> VerifyResult:
     user_root = check_user_root(request.root) if request.root != "bare" else None
     if not os.path.exists(request.artifact):
         raise InputError(f"{request.artifact}: no such file or directory")
-    isolation = probe_isolation()
-    work = tempfile.mkdtemp(prefix="bundle-verify.")
+    sandbox = probe_sandbox()
+    scratch = make_scratch("bundle-verify")  # 0700: unpacked files are only ours to read
+    work = scratch.path
     try:
-        os.chmod(work, 0o700)  # unpacked files are only ours to read
         unpacked = unpack_artifact(request.artifact, os.path.join(work, "unpacked"))
         manifest = load_manifest(unpacked.top, request.artifact)
         checksum = _checksum(request.artifact, unpacked)
         integrity = check_tree(unpacked.top, manifest, unpacked.modes)
         if checksum.startswith("MISMATCH"):
             integrity = IntegrityResult(integrity.checked, (checksum, *integrity.problems))
-        arch = str(manifest.get("arch", "unknown"))
-        glibc = manifest.get("glibc")
+        arch, glibc = manifest.arch, manifest.glibc
         program = _program(manifest, request.program)
         base = VerifyResult(request.artifact, unpacked.name, arch, glibc, checksum, integrity,
                             "", (), ())
@@ -125,62 +132,62 @@ def verify(request: VerifyRequest) -> VerifyResult:
             raise EnvironmentUnfitError(
                 f"{request.artifact}: an {arch} artifact; this machine is "
                 f"{platform.machine()}: give --emulator (e.g. qemu-{arch}-static)")
-        prefix = str(manifest.get("prefix") or f"/opt/{unpacked.name}")
-        loader = str(manifest.get("loader") or "")
-        root, install, overlay, notes, root_label = _prepare_root(
-            work, user_root, prefix, isolation)
-        os.makedirs(os.path.dirname(install), exist_ok=True)
-        os.rename(unpacked.top, install)
+        prefix, loader = sandbox_prefix(manifest.prefix, request.artifact), manifest.loader
+        checkpoint()  # a signal that came while unpacking: stop before anything runs
+        base_root, notes, root_label = _prepare_root(work, user_root, prefix, sandbox)
+        if user_root is not None:  # NSS sources its nsswitch.conf names that need a warning
+            notes = [*notes, *nss_root_warnings(manifest, user_root)]
+        install = unpacked.top
+        # Shown read-only in every run: the artifact at its prefix, the emulator.
+        binds = [(install, prefix)]
         emulator_inside = None
         if emulator is not None:
             emulator_inside = f"{EMULATOR_PATH}/{os.path.basename(emulator[0])}"
-            host_copy = (overlay[1] if overlay else root) + emulator_inside
-            os.makedirs(os.path.dirname(host_copy), exist_ok=True)
-            shutil.copy2(emulator[0], host_copy)
+            binds.append((emulator[0], emulator_inside))
         runs = []
         for label, command, copies in _plans(prefix, unpacked.name, program, loader, glibc,
                                              request.args, emulator, emulator_inside,
+                                             # a native bin/NAME needs no /bin/sh
                                              has_shell=os.path.lexists(
-                                                 f"{user_root or root}/bin/sh"),
+                                                 f"{user_root or base_root}/bin/sh")
+                                             or manifest.launcher_type == "native",
                                              install=install):
-            # A copy, not a bind mount: the launcher recognises its prefix by inode (test
-            # -ef), so a bind of the same tree would start directly, not through the loader.
-            # Written into the upper layer: inside a user namespace the overlay cannot copy
-            # up the root's own /tmp (EOVERFLOW: its owner is not mapped).
+            # A copy, not a second bind of the same tree: the launcher recognises its
+            # prefix by inode (test -ef), so a bind would start directly, not through the
+            # loader. Shown read-only like the rest; every run gets a fresh /tmp and HOME,
+            # so no run sees what another wrote.
+            run_binds = list(binds)
             for source, target in copies:
-                destination = (overlay[1] if overlay else root) + target
-                if not os.path.exists(destination):
-                    os.makedirs(os.path.dirname(destination), exist_ok=True)
-                    shutil.copytree(source, destination, symlinks=True)
-            script = setup_script(root, overlay)
-            outcome = run_isolated(isolation, script, command, env, request.timeout)
+                copy = os.path.join(work, "copies", target.lstrip("/"))
+                if not os.path.exists(copy):
+                    os.makedirs(os.path.dirname(copy), exist_ok=True)
+                    shutil.copytree(source, copy, symlinks=True)
+                run_binds.append((copy, target))
+            checkpoint()
+            outcome = run_sandboxed(sandbox, Layout(base_root, tuple(run_binds)), command, env,
+                                    request.timeout)
             passed, reasons = judge(outcome, request.expect_exit, pattern)
             runs.append(RunCheck(label, outcome, passed, reasons))
         return VerifyResult(request.artifact, unpacked.name, arch, glibc, checksum, integrity,
                             root_label, tuple(runs), tuple(notes))
     finally:
-        remove_tree(work)
+        drop_scratch(scratch)
 
 
-def _prepare_root(work: str, user_root: str | None, prefix: str, isolation: Isolation,
-                  ) -> tuple[str, str, tuple[str, str, str] | None, list[str], str]:
-    """(root as mounted, host dir to install into, overlay layers, notes, label)."""
-    how = ("through a user namespace (unshare), not root" if isolation.user_namespace
-           else "as root, chroot in a private mount namespace")
-    root = os.path.join(work, "root")
-    os.mkdir(root)
+def _prepare_root(work: str, user_root: str | None, prefix: str, sandbox: Sandbox,
+                  ) -> tuple[str, list[str], str]:
+    """(the host tree shown read-only as the run's root, notes, label). The artifact and
+    the sandbox's own /proc, /dev, /tmp and HOME are put inside it by isolation.Layout."""
+    how = sandbox.describe()
     if user_root is None:
-        notes = make_bare_root(root)
-        return root, root + prefix, None, notes, f"bare (empty root with /proc, /dev, /etc), {how}"
+        base = os.path.join(work, "bare")
+        os.mkdir(base, 0o755)
+        notes = make_bare_root(base)
+        return base, notes, f"bare (an empty root with /proc, /dev, /etc), {how}"
     if os.path.lexists(user_root + prefix):
         raise InputError(f"--root {user_root}: already has {prefix}; the run would mix it "
                          "with the artifact")
-    upper, layer_work = os.path.join(work, "upper"), os.path.join(work, "overlay-work")
-    os.mkdir(upper)
-    os.mkdir(layer_work)
-    overlay_layers(upper, user_root)
-    return (root, upper + prefix, (user_root, upper, layer_work), [],
-            f"{user_root} (under an overlay: left unchanged), {how}")
+    return (user_root, [], f"{user_root} (read-only; a fresh /tmp and HOME per run), {how}")
 
 
 def _plans(prefix: str, name: str, program: str, loader: str, glibc: str | None,
@@ -247,10 +254,19 @@ def _emulator(text: str) -> tuple[str, ...]:
     return (os.path.realpath(found), *words[1:])
 
 
-def _program(manifest: dict, wanted: str | None) -> str:
-    programs = [p for p in manifest.get("programs", []) if isinstance(p, str)]
-    if not programs:
-        raise InputError("the manifest lists no programs")
+def sandbox_prefix(prefix: str, artifact: str) -> str:
+    """The manifest's prefix (absolute, normalised, no `..`: manifest.load) as a place in
+    the sandbox root, refused where the root has directories of its own: installed there,
+    the artifact would mix with them (or with the copy at ELSEWHERE)."""
+    for own in SANDBOX_OWN:
+        if prefix == own or prefix.startswith(own + "/"):
+            raise UnsafeArtifactError(f"{artifact}: its prefix {prefix} is inside {own}, "
+                                      "which verify's sandbox root provides itself")
+    return prefix
+
+
+def _program(manifest: Manifest, wanted: str | None) -> str:
+    programs = manifest.programs  # never empty (manifest.load)
     if wanted is None:
         return programs[0]
     if wanted not in programs:
@@ -294,6 +310,10 @@ def render(result: VerifyResult) -> str:
         output = repr(first[0][:100]) if first else "(no output)"
         lines.append(f"{'PASS' if run.passed else 'FAIL'}  {run.label}: {code} in "
                      f"{outcome.seconds * 1000:.0f} ms; stdout {output}")
+        if outcome.truncated:
+            lines.append(f"      output: {outcome.stdout_bytes} bytes on stdout, "
+                         f"{outcome.stderr_bytes} on stderr; only the first "
+                         f"{human_size(OUTPUT_LIMIT)} of each kept and judged")
         if not run.passed:
             lines += [f"      {reason}" for reason in run.reasons]
             lines += [f"      stderr: {line}" for line in
@@ -302,4 +322,6 @@ def render(result: VerifyResult) -> str:
     why = ("the artifact differs from its manifest" if result.integrity.problems
            else f"{sum(r.passed for r in result.runs)} of {len(result.runs)} runs passed")
     lines.append(f"verify: {verdict} ({why})")
-    return "\n".join(lines) + "\n"
+    # Names, labels, prefixes and the program's output come from the artifact: each line is
+    # made inert, so none can start a line of its own or drive the terminal (text.py).
+    return "\n".join(one_line(line) for line in lines) + "\n"

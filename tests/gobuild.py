@@ -35,6 +35,7 @@ from conftest import need, need_tool
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 AGENT_DIR = FIXTURES / "myagent"
 PUREGO_DIR = FIXTURES / "purego"
+REEXEC_DIR = FIXTURES / "reexec"
 # Where Debian's golang-github-mattn-go-sqlite3-dev puts the source (the go.mod `replace`).
 SQLITE_SRC = Path("/usr/share/gocode/src/github.com/mattn/go-sqlite3")
 
@@ -58,6 +59,7 @@ VARIANTS: dict[str, Variant] = {
     "static-notags": Variant(AGENT_DIR, (("CGO_ENABLED", "1"),), ("-ldflags", STATIC_LDFLAGS)),
     "static-tags": Variant(AGENT_DIR, (("CGO_ENABLED", "1"),),
                            ("-tags", STATIC_TAGS, "-ldflags", STATIC_LDFLAGS)),
+    "reexec": Variant(REEXEC_DIR, (("CGO_ENABLED", "1"),), ()),
     "386-purego": Variant(PUREGO_DIR, (("CGO_ENABLED", "0"), ("GOARCH", "386")), ()),
     "s390x-purego": Variant(PUREGO_DIR, (("CGO_ENABLED", "0"), ("GOARCH", "s390x")), ()),
 }

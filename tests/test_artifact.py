@@ -25,6 +25,9 @@ import pytest
 from conftest import HOST_LOADER, assert_one_line_error, gcc, need, need_tool, run_cli, sha256, tool
 from roots import unpack
 
+from bundler.plan import Rename
+from bundler.scoping import apply_renames
+
 LOADER = "ld-linux-x86-64.so.2"
 HOST_LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 HOST_LIBZ = "/lib/x86_64-linux-gnu/libz.so.1"  # a library without PT_INTERP
@@ -135,7 +138,21 @@ def tar_members(archive: Path, scratch: Path) -> list[tarfile.TarInfo]:
 
 
 def dir_names(directory: Path) -> list[str]:
-    return sorted(os.listdir(directory))
+    """The names in `directory`, without lib/'s `.bundle-ID` link (library_home checks it)."""
+    return sorted(n for n in os.listdir(directory) if not n.startswith(".bundle-"))
+
+
+def library_home(top: Path) -> str:
+    """`lib/.bundle-ID`: the one link to `.` the programs' PT_INTERP and DT_RPATH go through."""
+    (name,) = [n for n in os.listdir(top / "lib") if n.startswith(".bundle-")]
+    assert os.readlink(top / "lib" / name) == "."
+    assert re.fullmatch(r"\.bundle-[0-9a-f]{16}", name), name
+    return f"lib/{name}"
+
+
+def program_rpath(top: Path, prefix: str) -> str:
+    home = library_home(top)
+    return f"$ORIGIN/../{home}:{prefix}/{home}"
 
 
 # --- fixtures --------------------------------------------------------------------------
@@ -185,7 +202,8 @@ def sqlite_tree(tmp_path_factory) -> Path:
 
 def test_layout(hello_tree: Path) -> None:
     launcher = hello_tree / "bin" / "hello"
-    assert launcher.read_text().startswith("#!/bin/sh\n")
+    # The native launcher (a static ELF): this host has a C compiler for x86-64.
+    assert launcher.read_bytes().startswith(b"\x7fELF")
     for path in (launcher, hello_tree / "libexec" / "hello", hello_tree / "lib" / LOADER):
         assert path.is_file() and not path.is_symlink(), path
         assert os.access(path, os.X_OK), path
@@ -197,16 +215,28 @@ def test_layout(hello_tree: Path) -> None:
 
 def test_program_is_patched_to_the_prefix_loader_with_rpath(hello_tree: Path) -> None:
     program = str(hello_tree / "libexec" / "hello")
-    assert tool("patchelf", "--print-interpreter", program).strip() == f"/opt/hello/lib/{LOADER}"
-    assert tool("patchelf", "--print-rpath", program).strip() == "$ORIGIN/../lib"
+    home = library_home(hello_tree)
+    assert tool("patchelf", "--print-interpreter", program).strip() == (
+        f"/opt/hello/{home}/{LOADER}")
+    rpath = program_rpath(hello_tree, "/opt/hello")
+    assert tool("patchelf", "--print-rpath", program).strip() == rpath
     tags = dynamic_tags(Path(program))
-    assert re.search(r"\(RPATH\)\s+Library rpath: \[\$ORIGIN/\.\./lib\]", tags), tags
-    assert "(RUNPATH)" not in tags
+    assert re.findall(r"\((RPATH|RUNPATH)\).*\[(.*)\]", tags) == [("RPATH", rpath)]
 
 
-def test_glibc_is_bundled_byte_identical(hello_tree: Path) -> None:
-    assert sha256(hello_tree / "lib" / "libc.so.6") == sha256(os.path.realpath(HOST_LIBC))
-    assert sha256(hello_tree / "lib" / LOADER) == sha256(os.path.realpath(HOST_LOADER))
+def test_glibc_differs_only_by_its_sealed_strings(hello_tree: Path) -> None:
+    """libc.so.6 and the loader are not rewritten: the only change is the same-length
+    sealing of host paths (sealing.py), recorded in the manifest with the original's hash."""
+    records = {r["path"]: r for r in manifest_of(hello_tree)["files"]}
+    for name, host in (("libc.so.6", HOST_LIBC), (LOADER, HOST_LOADER)):
+        original = Path(os.path.realpath(host)).read_bytes()
+        copy = (hello_tree / "lib" / name).read_bytes()
+        patched = records[f"lib/{name}"]["patched"]
+        assert patched["source_sha256"] == sha256(os.path.realpath(host))
+        renames = tuple(Rename(old, new, whole="\0" not in old)
+                        for old, new in patched["renamed_strings"].items())
+        assert len(copy) == len(original) and copy != original
+        assert apply_renames(original, renames) == copy, name
     for name in ("libc.so.6", LOADER):
         tags = dynamic_tags(hello_tree / "lib" / name)
         assert "(RPATH)" not in tags and "(RUNPATH)" not in tags, name
@@ -283,7 +313,8 @@ def test_runpath_becomes_rpath(tmp_path: Path, progs) -> None:
     tags = dynamic_tags(top / "libexec" / "runpath")
     assert "(RUNPATH)" not in tags
     assert "/somewhere" not in tags
-    assert re.findall(r"\((RPATH|RUNPATH)\).*\[(.*)\]", tags) == [("RPATH", "$ORIGIN/../lib")]
+    assert re.findall(r"\((RPATH|RUNPATH)\).*\[(.*)\]", tags) == [
+        ("RPATH", program_rpath(top, "/opt/runpath"))]
     launcher = str(top / "bin" / "runpath")
     assert run([launcher, "ok"]).stdout == brackets(launcher, "ok")
 
@@ -317,11 +348,14 @@ def test_launcher_through_symlinks(tmp_path: Path, hello_tree: Path) -> None:
     assert result.stdout == brackets("./hi", "z"), result.stderr
 
 
+@pytest.mark.parametrize("kind", ["native", "sh"])
 @pytest.mark.parametrize("where", ["dir with space/x y", "co:lon/se;mi", "it's \"q\" $x"])
-def test_launcher_from_odd_paths(tmp_path: Path, progs, where: str) -> None:
+def test_launcher_from_odd_paths(tmp_path: Path, progs, where: str, kind: str) -> None:
     name = Path(where).name
     out = tmp_path / "odd.tar.zst"
-    bundle(str(progs["hello"]), "-o", str(out), "--name", name)
+    # The prefix is given: a name with ":", ";" or "$" makes no prefix (DT_RPATH, PT_INTERP).
+    bundle(str(progs["hello"]), "-o", str(out), "--name", name, "--launcher-type", kind,
+           "--prefix", "/opt/odd")
     top = unpack(out, tmp_path / Path(where).parent) / name
     assert top.is_dir()
     launcher = str(top / "bin" / "hello")
@@ -347,7 +381,7 @@ def test_arguments_come_through_untouched(hello_tree: Path) -> None:
 
 def test_argv0_is_the_path_the_launcher_was_called_as(tmp_path: Path, hello_tree: Path) -> None:
     # glibc 2.36's loader has --argv0: the program sees the launcher's $0, not its own path.
-    assert "--argv0" in (hello_tree / "bin" / "hello").read_text()
+    assert b"--argv0" in (hello_tree / "bin" / "hello").read_bytes()
     link = tmp_path / "my-hello"
     link.symlink_to(hello_tree / "bin" / "hello")
     assert run([str(link)]).stdout == brackets(str(link))
@@ -360,9 +394,10 @@ def test_prefix_option_changes_the_interpreter(tmp_path: Path, progs) -> None:
     bundle(str(progs["hello"]), "-o", str(out), "--prefix", prefix + "/")
     top = unpack(out, tmp_path / "u") / "hello"
     program = str(top / "libexec" / "hello")
-    assert tool("patchelf", "--print-interpreter", program).strip() == f"{prefix}/lib/{LOADER}"
+    assert tool("patchelf", "--print-interpreter", program).strip() == (
+        f"{prefix}/{library_home(top)}/{LOADER}")
     assert manifest_of(top)["prefix"] == prefix
-    assert f"prefix='{prefix}'" in (top / "bin" / "hello").read_text()
+    assert prefix.encode() in (top / "bin" / "hello").read_bytes()
     launcher = str(top / "bin" / "hello")
     assert run([launcher, "p"]).stdout == brackets(launcher, "p")
 
@@ -521,7 +556,7 @@ def test_two_programs_share_one_artifact(tmp_path: Path, progs) -> None:
     assert manifest["name"] == "pair"
     for program in ("hello", "goodbye"):
         interpreter = tool("patchelf", "--print-interpreter", str(top / "libexec" / program))
-        assert interpreter.strip() == f"/opt/pair/lib/{LOADER}"
+        assert interpreter.strip() == f"/opt/pair/{library_home(top)}/{LOADER}"
     hello = str(top / "bin" / "hello")
     assert run([hello, "h"]).stdout == brackets(hello, "h")
     assert run([str(top / "bin" / "goodbye")]).stdout == "goodbye\n"

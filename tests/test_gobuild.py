@@ -56,6 +56,8 @@ def test_builds_and_has_build_info(variant):
         assert "\tdep\tgithub.com/mattn/go-sqlite3\tv1.14." in info
         assert "\t=>\t/usr/share/gocode/src/github.com/mattn/go-sqlite3\t" in info
         assert "\tbuild\tCGO_ENABLED=1\n" in info
+    elif fixture == "reexec":  # cgo, no dependencies: dynamically linked
+        assert "\tbuild\tCGO_ENABLED=1\n" in info and "\tdep\t" not in info
     else:
         assert "\tbuild\tCGO_ENABLED=0\n" in info
 

@@ -176,11 +176,12 @@ def test_two_builds_racing_for_one_out(tmp_path: Path) -> None:
 # --- the launcher --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["native", "sh"])
 @pytest.mark.parametrize("where", ["new\nline/dir", "-dash/-x", "dollar $HOME/`x`"])
-def test_launcher_under_hostile_install_paths(tmp_path: Path, where: str) -> None:
+def test_launcher_under_hostile_install_paths(tmp_path: Path, where: str, kind: str) -> None:
     program = gcc(tmp_path / "hello", HELLO)
     out = tmp_path / "h.tar.zst"
-    bundle(str(program), "-o", str(out))
+    bundle(str(program), "-o", str(out), "--launcher-type", kind)
     place = tmp_path / where
     top = unpack(out, place) / "hello"
     launcher = str(top / "bin" / "hello")
@@ -192,10 +193,11 @@ def test_launcher_under_hostile_install_paths(tmp_path: Path, where: str) -> Non
         assert (ran.returncode, ran.stdout) == (0, f"[{call}][-x][new\nline]\n"), ran.stderr
 
 
-def test_launcher_with_ifs_and_cdpath_set(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["native", "sh"])
+def test_launcher_with_ifs_and_cdpath_set(tmp_path: Path, kind: str) -> None:
     program = gcc(tmp_path / "hello", HELLO)
     out = tmp_path / "h.tar.zst"
-    bundle(str(program), "-o", str(out))
+    bundle(str(program), "-o", str(out), "--launcher-type", kind)
     top = unpack(out, tmp_path / "with space") / "hello"
     (tmp_path / "decoy" / "bin").mkdir(parents=True)
     env = {"PATH": "/usr/bin:/bin", "IFS": "/ e", "CDPATH": str(tmp_path / "decoy")}
@@ -223,14 +225,15 @@ def test_launcher_on_a_read_only_file_system(tmp_path: Path) -> None:
         subprocess.run(["umount", str(mounted)], check=False)
 
 
-def test_launcher_without_proc(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["native", "sh"])
+def test_launcher_without_proc(tmp_path: Path, kind: str) -> None:
     """No /proc in the root: not even at its prefix can the program be exec'd directly
     ($ORIGIN needs /proc/self/exe), so the launcher starts the loader, with the library
     path given."""
     need_root()
     program = gcc(tmp_path / "hello", HELLO)
     out = tmp_path / "h.tar.zst"
-    bundle(str(program), "-o", str(out))
+    bundle(str(program), "-o", str(out), "--launcher-type", kind)
     with empty_root(tmp_path) as root:
         subprocess.run(["umount", "-l", str(root / "proc")], check=True)
         unpack(out, root / "opt" / "hello", strip=True)

@@ -6,6 +6,7 @@ byte for byte what `localedef --no-archive` writes for the same locale.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import struct
@@ -150,8 +151,9 @@ def _plan(env: tuple[EnvSetting, ...]) -> BundlePlan:
                       "3.2.0", ("x",), files, (), (), env)
 
 
-def test_this_hosts_glibc_is_renamed_in_libc_and_loader() -> None:
-    """Real glibc 2.36 bytes: both names are whole strings in libc.so.6 and ld.so."""
+def test_this_hosts_glibc_is_renamed_in_libc_only() -> None:
+    """Real glibc 2.36 bytes: both names are whole strings in libc.so.6 and ld.so; only
+    libc's copy is renamed, so the loader's secure mode still strips the real names."""
     libc, loader = HOST_LIBC.read_bytes(), HOST_LOADER.read_bytes()
     env = (EnvSetting("GCONV_PATH", "GCONV_PATH", "lib/gconv"),
            EnvSetting("LOCPATH", "LOCPATH", "lib/locale"))
@@ -161,11 +163,23 @@ def test_this_hosts_glibc_is_renamed_in_libc_and_loader() -> None:
         (scoped_name("GCONV_PATH", digest), True), (scoped_name("LOCPATH", digest), True)]
     renamed = {f.dest: f.renames for f in plan.files}
     assert renamed["lib/libm.so.6"] == ()
-    assert renamed["lib/libc.so.6"] == renamed["lib/ld-linux-x86-64.so.2"] != ()
+    assert renamed["lib/libc.so.6"] != () and renamed["lib/ld-linux-x86-64.so.2"] == ()
     new_libc = apply_renames(libc, renamed["lib/libc.so.6"])
     assert len(new_libc) == len(libc)
     assert whole_string_count(new_libc, "GCONV_PATH") == 0
     assert whole_string_count(new_libc, plan.env[0].variable) == 1
+
+
+def test_a_privileged_artifact_is_never_scoped() -> None:
+    libc, loader = HOST_LIBC.read_bytes(), HOST_LOADER.read_bytes()
+    env = (EnvSetting("GCONV_PATH", "GCONV_PATH", "lib/gconv"),)
+    plan = _plan(env)
+    files = tuple(dataclasses.replace(f, kind="program", privileged=True, dest="libexec/x")
+                  if f.dest == "lib/libm.so.6" else f for f in plan.files)
+    scoped = scope_environment(dataclasses.replace(plan, files=files), "lib/libc.so.6", libc,
+                               loader, hashlib.sha256(libc).hexdigest())
+    assert [(e.variable, e.scoped) for e in scoped.env] == [("GCONV_PATH", False)]
+    assert all(f.renames == () for f in scoped.files)
 
 
 def test_unrenamable_variables_stay_unscoped() -> None:

@@ -104,7 +104,16 @@ def test_bad_prefixes(prefix: str) -> None:
 
 def test_prefix_is_normalised_and_odd_characters_kept() -> None:
     assert validate_prefix("/opt//my agent/") == "/opt/my agent"
-    assert validate_prefix("/opt/it's $HOME") == "/opt/it's $HOME"
+    assert validate_prefix("/opt/it's \"q\"") == "/opt/it's \"q\""
+
+
+@pytest.mark.parametrize("prefix", ["/opt/a:b", "/opt/a;b", "/opt/$ORIGIN", "/proc/x",
+                                    "/opt/tab\there"])
+def test_prefixes_that_cannot_be_in_rpath_or_interp(prefix: str) -> None:
+    """':' splits DT_RPATH, '$' starts a substitution there, /proc belongs to the kernel:
+    the same rule as an artifact's manifest is held to (manifest.prefix_problem)."""
+    with pytest.raises(InputError, match="--prefix"):
+        validate_prefix(prefix)
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b", "x\ny"])

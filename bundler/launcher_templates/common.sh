@@ -7,15 +7,25 @@ loader=${loader_q}
 program=${program_q}
 
 # Where this script really is: follow symlinks (/usr/local/bin/x -> /opt/x/bin/x).
-# Command substitutions end in "x" so that names ending in newlines survive.
+# Command substitutions end in "x" so that names ending in newlines survive. Nothing is
+# run through the caller's PATH: readlink is looked up by `command -p` in the shell's
+# default system path (busybox sh runs its own applet). Started by the kernel, $$0 is the
+# path it was given, so it holds a '/'; without one (`sh NAME`) the shell opened NAME in
+# the current directory, and only bash, when it is not there, found it through PATH.
 self=$$0
 case $$self in
     */*) ;;
-    *) self=$$(command -v -- "$$self" && printf x) && self=$${self%?x} ;;
+    *)
+        if [ -e "./$$self" ]; then
+            self=./$$self
+        else
+            self=$$(command -v -- "$$self" && printf x) && self=$${self%?x}
+        fi
+        ;;
 esac
 hops=0
 while [ -L "$$self" ] && [ "$$hops" -lt 40 ]; do
-    target=$$(readlink -- "$$self" && printf x) || break
+    target=$$(command -p readlink -- "$$self" && printf x) || break
     target=$${target%?x}
     case $$target in
         /*) self=$$target ;;

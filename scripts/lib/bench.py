@@ -209,7 +209,8 @@ class StartRow:
 def startup(name: str, program: Path, args: list[str], work: Path, runs: int,
             ) -> list[StartRow]:
     """Unbundled; libexec/ started directly at the prefix; the launcher at the prefix
-    (direct start) and elsewhere (loader start); the env launcher."""
+    (direct start) and elsewhere (loader start), native (the default where a compiler is)
+    and the sh script; the env launcher."""
     place = work / f"start-{name}"
     shutil.rmtree(place, ignore_errors=True)
     prefix = place / "prefix" / name
@@ -221,6 +222,16 @@ def startup(name: str, program: Path, args: list[str], work: Path, runs: int,
     elsewhere = place / "elsewhere"
     elsewhere.mkdir()
     subprocess.run(["tar", "-xf", str(artifact), "-C", str(elsewhere)], check=True)
+    sh_artifact = place / f"{name}-sh.tar"
+    sh_prefix = place / "sh-prefix" / name
+    sh_prefix.mkdir(parents=True)
+    run_measured([*BUNDLE, str(program), "-o", str(sh_artifact), "--prefix", str(sh_prefix),
+                  "--launcher-type", "sh"])
+    subprocess.run(["tar", "-xf", str(sh_artifact), "-C", str(sh_prefix),
+                    "--strip-components=1"], check=True)
+    sh_place = place / "sh-elsewhere"
+    sh_place.mkdir()
+    subprocess.run(["tar", "-xf", str(sh_artifact), "-C", str(sh_place)], check=True)
     env_artifact = place / f"{name}-env.tar"
     run_measured([*BUNDLE, str(program), "-o", str(env_artifact), "--launcher", "env"])
     env_place = place / "env"
@@ -231,6 +242,8 @@ def startup(name: str, program: Path, args: list[str], work: Path, runs: int,
         "libexec/ directly at the prefix": [str(prefix / "libexec" / name), *args],
         "launcher at the prefix (direct start)": [str(prefix / "bin" / name), *args],
         "launcher elsewhere (loader start)": [str(elsewhere / name / "bin" / name), *args],
+        "sh launcher at the prefix": [str(sh_prefix / "bin" / name), *args],
+        "sh launcher elsewhere": [str(sh_place / name / "bin" / name), *args],
         "env launcher elsewhere": [str(env_place / name / "bin" / name), *args],
     }
     timings: dict[str, list[float]] = {v: [] for v in variants}

@@ -1,0 +1,358 @@
+"""The artifact's manifest (`.bundle/manifest.json`): its paths, its records, one loader.
+
+`bundle verify` and `bundle compare` read manifests from artifacts that may be hostile, so
+the manifest is data to be checked, never a source of host paths: `load` checks every field
+it uses for type and shape and returns frozen records; nothing downstream indexes a dict.
+What `load` promises:
+
+- `prefix` is where the bundle is installed on a target, and so (for verify) a path INSIDE
+  the sandbox root, never on the host: absolute, normalised (no `//`, `.`, `..`, trailing
+  `/`), not `/`, printable without `:`, `;` or `$` (as the build requires), at most 1,024
+  characters, and not in the trees the kernel provides (`/proc`, `/sys`, `/dev`), where
+  nothing is ever installed.
+- the artifact's name and its programs are plain file names (each program has a file
+  record `libexec/NAME`); file paths and symlink
+  targets are relative, with no `..`, `.` or empty parts (a symlink target may use `..`,
+  the unpacker resolves every link inside the artifact); no string holds a control
+  character (they reach the terminal);
+- sizes, modes and counts are integers in range; the JSON is at most MAX_BYTES and nested
+  no deeper than the parser's recursion limit (JSON nested 100,000 deep is refused, not a
+  RecursionError).
+
+Unknown keys are tolerated (a newer `bundle` may add some) and optional ones get defaults.
+Refusals are one line: `UnsafeArtifactError` (exit 4) for a manifest that is there but
+malformed or hostile, `InputError` (exit 2) when there is no manifest at all (not an
+artifact).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from bundler.errors import InputError, UnsafeArtifactError
+
+MANIFEST_PATH = ".bundle/manifest.json"
+REPORT_PATH = ".bundle/report.md"
+NOT_LISTED = frozenset({MANIFEST_PATH, REPORT_PATH})  # written after the records
+MAX_BYTES = 32 << 20  # a manifest of ~100,000 records; a real one is a few KiB to a few MiB
+MAX_RECORDS = 200_000  # as many as the unpacker accepts members
+MAX_PATH = 1024
+MAX_SIZE = 1 << 40
+KERNEL_TREES = ("/proc", "/sys", "/dev")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+FileType = Literal["file", "symlink"]
+T = TypeVar("T")
+D = TypeVar("D")
+Reader = Callable[[object, str], T]  # checks one value ("where" names it), returns it typed
+
+
+@dataclass(frozen=True)
+class Patched:
+    """What was changed in a copy, with the original's identity (for compare's input)."""
+
+    source_sha256: str | None
+    source_size: int | None
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str  # relative to the artifact's top: lib/libc.so.6
+    type: FileType
+    kind: str  # program, launcher, library, loader, alias, ... (a newer build may add kinds)
+    sha256: str | None = None  # files only
+    size: int | None = None  # files only
+    mode: int | None = None  # files only: permission bits, 0o755
+    target: str | None = None  # symlinks only
+    source: str | None = None  # the build host's path it was copied from (informative)
+    loaded_at_run_time: bool = False
+    patched: Patched | None = None
+
+
+@dataclass(frozen=True)
+class EnvRecord:
+    """A variable the launcher exports for the bundled glibc (see plan.EnvSetting)."""
+
+    variable: str
+    means: str
+    path: str
+    scoped: bool
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    arch: str
+    prefix: str
+    launcher: str
+    loader: str  # relative: lib/ld-linux-x86-64.so.2
+    glibc: str | None
+    min_kernel: str | None
+    programs: tuple[str, ...]  # never empty
+    missing: tuple[str, ...]
+    excluded: tuple[str, ...]
+    environment: tuple[EnvRecord, ...]
+    runtime_missing: tuple[str, ...]
+    files: tuple[FileRecord, ...]
+    format_version: int = 1
+    launcher_type: str = "sh"  # what bin/NAME is: native or sh (manifests before it: sh)
+    nss_used: bool | None = None  # whether the programs do NSS lookups (None: not recorded)
+    library_home: str = "lib"  # lib/.bundle-ID: where PT_INTERP and DT_RPATH point
+    sealed: tuple[str, ...] = ()  # host paths its glibc never opens (sealing.py)
+    unsealed: tuple[str, ...] = ()  # those left open, and why
+
+
+def manifest_file(top: str) -> str:
+    return os.path.join(top, *MANIFEST_PATH.split("/"))
+
+
+def load(top: str, artifact: str) -> Manifest:
+    """The manifest of the artifact unpacked at `top` (`artifact` names it in messages)."""
+    try:
+        data = json.loads(_read(top, artifact))
+    except RecursionError:
+        raise UnsafeArtifactError(f"{artifact}: its manifest is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise UnsafeArtifactError(f"{artifact}: its manifest is not JSON ({exc})") from None
+    try:
+        return parse(data, os.path.basename(top))
+    except _Malformed as exc:
+        raise UnsafeArtifactError(f"{artifact}: manifest {exc}") from None
+
+
+def _read(top: str, artifact: str) -> bytes:
+    """The manifest's bytes: a regular file (never through a symlink), at most MAX_BYTES."""
+    path = manifest_file(top)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InputError(f"{artifact}: not an artifact (no {MANIFEST_PATH})") from None
+    except OSError as exc:
+        raise UnsafeArtifactError(f"{artifact}: {MANIFEST_PATH} cannot be read as a plain "
+                                  f"file ({exc.strerror or exc})") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeArtifactError(f"{artifact}: {MANIFEST_PATH} is not a regular file")
+        if info.st_size > MAX_BYTES:
+            raise UnsafeArtifactError(f"{artifact}: {MANIFEST_PATH} has {info.st_size} bytes, "
+                                      f"over the limit of {MAX_BYTES}")
+        return handle.read(MAX_BYTES + 1)[:MAX_BYTES]
+
+
+class _Malformed(ValueError):
+    """A field of the wrong type or shape; the message names the field."""
+
+
+def parse(data: object, top_name: str) -> Manifest:
+    """The typed manifest from parsed JSON; raises _Malformed naming the first bad field."""
+    root = _object(data, "")
+    name = _optional(root, "name", _plain_name, top_name)
+    programs = _list(root, "programs", _plain_name)
+    if not programs:
+        raise _Malformed("programs: empty")
+    files = _list(root, "files", _record, limit=MAX_RECORDS)
+    listed = {f.path for f in files if f.type == "file"}
+    for program in programs:
+        if f"libexec/{program}" not in listed:
+            raise _Malformed(f"programs: {program!r} has no file record libexec/{program}")
+    return Manifest(
+        name=name,
+        arch=_optional(root, "arch", _text, "unknown"),
+        prefix=_field(root, "prefix", _prefix),
+        launcher=_field(root, "launcher", _text),
+        loader=_field(root, "loader", _relative_path),
+        glibc=_optional(root, "glibc", _text, None),
+        min_kernel=_optional(root, "min_kernel", _text, None),
+        programs=programs,
+        missing=_list(root, "missing", _text, required=False),
+        excluded=_list(root, "excluded", _text, required=False),
+        environment=_list(root, "environment", _environment, required=False),
+        runtime_missing=_list(root, "runtime_missing", _text, required=False),
+        files=files,
+        format_version=_optional(root, "format_version", _count, 1),
+        launcher_type=_optional(root, "launcher_type", _text, "sh"),
+        nss_used=_nss_used(root.get("nss")),
+        library_home=_optional(root, "library_home", _relative_path, "lib"),
+        sealed=_list(_sealing(root), "sealed", _text, required=False),
+        unsealed=_list(_sealing(root), "unsealed", _text, required=False),
+    )
+
+
+def _sealing(root: dict) -> dict:
+    """The `sealed` object ({"sealed": [...], "unsealed": [...]}); {} when absent."""
+    value = root.get("sealed")
+    return {} if value is None else _object(value, "sealed.")
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why `prefix` cannot be an install prefix, or None (the rule in the module doc)."""
+    if not prefix.startswith("/"):
+        return "not absolute"
+    if len(prefix) > MAX_PATH or not prefix.isprintable():
+        return "too long or holds a control character"
+    if any(c in prefix for c in ":;$"):
+        return "holds ':', ';' or '$' (separators or substitutions in DT_RPATH, PT_INTERP)"
+    if prefix == "/" or prefix != posixpath.normpath(prefix) or prefix.startswith("//"):
+        return "not a normalised directory below / (no '.', '..', '//' or trailing '/')"
+    if ".." in prefix.split("/"):
+        return "holds '..'"
+    for tree in KERNEL_TREES:
+        if prefix == tree or prefix.startswith(tree + "/"):
+            return f"inside {tree}, which the kernel provides"
+    return None
+
+
+# --- field readers: each checks one value and returns it typed --------------------------
+
+
+def _field(parent: dict, key: str, read: Reader[T], where: str = "") -> T:
+    if key not in parent:
+        raise _Malformed(f"{where}{key}: missing")
+    return read(parent[key], f"{where}{key}")
+
+
+def _optional(parent: dict, key: str, read: Reader[T], default: D, where: str = "",
+              ) -> T | D:
+    value = parent.get(key)
+    return default if value is None else read(value, f"{where}{key}")
+
+
+def _list(parent: dict, key: str, read: Reader[T], required: bool = True,
+          limit: int = 10_000, where: str = "") -> tuple[T, ...]:
+    if key not in parent or parent[key] is None:
+        if required:
+            raise _Malformed(f"{where}{key}: missing")
+        return ()
+    items = parent[key]
+    if not isinstance(items, list):
+        raise _Malformed(f"{where}{key}: expected a list, found {_kind(items)}")
+    if len(items) > limit:
+        raise _Malformed(f"{where}{key}: {len(items)} entries, over the limit of {limit}")
+    return tuple(read(item, f"{where}{key}[{index}]") for index, item in enumerate(items))
+
+
+def _object(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise _Malformed(f"{where or 'top level'}: expected an object, found {_kind(value)}")
+    return value
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise _Malformed(f"{where}: expected a string, found {_kind(value)}")
+    if len(value) > MAX_PATH * 4 or not value.isprintable():
+        raise _Malformed(f"{where}: too long or holds a control character")
+    return value
+
+
+def _plain_name(value: object, where: str) -> str:
+    name = _text(value, where)
+    if not name or "/" in name or name in (".", "..") or len(name) > 255:
+        raise _Malformed(f"{where}: {name!r} is not a plain file name")
+    return name
+
+
+def _relative_path(value: object, where: str) -> str:
+    path = _text(value, where)
+    parts = path.split("/")
+    if len(path) > MAX_PATH or any(p in ("", ".", "..") or len(p) > 255 for p in parts):
+        raise _Malformed(f"{where}: {path!r} is not a relative path inside the artifact")
+    return path
+
+
+def _link_target(value: object, where: str) -> str:
+    target = _text(value, where)
+    if not target or target.startswith("/") or len(target) > MAX_PATH:
+        raise _Malformed(f"{where}: {target!r} is not a relative symlink target")
+    return target
+
+
+def _prefix(value: object, where: str) -> str:
+    prefix = _text(value, where)
+    problem = prefix_problem(prefix)
+    if problem:
+        raise _Malformed(f"{where} {prefix!r}: {problem}")
+    return prefix
+
+
+def _count(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIZE:
+        raise _Malformed(f"{where}: expected an integer from 0 to {MAX_SIZE}, found "
+                         f"{value!r:.40}")
+    return value
+
+
+def _flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Malformed(f"{where}: expected true or false, found {_kind(value)}")
+    return value
+
+
+def _mode(value: object, where: str) -> int:
+    text = _text(value, where)
+    if not re.fullmatch(r"[0-7]{3,4}", text):
+        raise _Malformed(f"{where}: {text!r} is not an octal mode like 0755")
+    return int(text, 8)
+
+
+def _sha256(value: object, where: str) -> str:
+    text = _text(value, where)
+    if not SHA256.fullmatch(text):
+        raise _Malformed(f"{where}: not a sha256 in hex")
+    return text
+
+
+def _record(value: object, where: str) -> FileRecord:
+    record = _object(value, where)
+    where += "."
+    path: str = _field(record, "path", _relative_path, where)
+    kind: str = _optional(record, "kind", _text, "", where)
+    source: str | None = _optional(record, "source", _text, None, where)
+    run_time: bool = _optional(record, "loaded_at_run_time", _flag, False, where)
+    file_type = _field(record, "type", _text, where)
+    if file_type == "symlink":
+        return FileRecord(path, "symlink", kind, target=_field(record, "target", _link_target,
+                                                               where),
+                          source=source, loaded_at_run_time=run_time)
+    if file_type != "file":
+        raise _Malformed(f"{where}type: {file_type!r}, expected file or symlink")
+    return FileRecord(path, "file", kind, sha256=_field(record, "sha256", _sha256, where),
+                      size=_field(record, "size", _count, where),
+                      mode=_field(record, "mode", _mode, where), source=source,
+                      loaded_at_run_time=run_time,
+                      patched=_optional(record, "patched", _patched, None, where))
+
+
+def _patched(value: object, where: str) -> Patched:
+    patched = _object(value, where)
+    where += "."
+    return Patched(_optional(patched, "source_sha256", _sha256, None, where),
+                   _optional(patched, "source_size", _count, None, where))
+
+
+def _environment(value: object, where: str) -> EnvRecord:
+    setting = _object(value, where)
+    where += "."
+    return EnvRecord(variable=_field(setting, "variable", _text, where),
+                     means=_field(setting, "means", _text, where),
+                     path=_optional(setting, "path", _text, "", where),
+                     scoped=_optional(setting, "scoped", _flag, False, where))
+
+
+def _nss_used(value: object) -> bool | None:
+    if value is None:
+        return None
+    return _optional(_object(value, "nss"), "used", _flag, None, "nss.")
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false",
+            int: "an integer", float: "a number", type(None): "null"}.get(type(value),
+                                                                         type(value).__name__)
