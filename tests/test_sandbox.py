@@ -482,3 +482,44 @@ def test_a_signal_at_a_random_point_of_verify(hostile_artifact: Path, place: Pat
     else:
         assert (process.returncode, stderr) == (code, f"bundle: {word}; nothing was written\n")
     assert_nothing_left(place, "root", before, sentinel_dir)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_signal_at_a_random_point_of_compare(hostile_artifact: Path, place: Path,
+                                               sentinel_dir: Path, seed: int) -> None:
+    """`bundle compare --run`: unpacking, the manifest check, the analysis, the sandboxed
+    runs of both builds, the report. Stopped (its line, its code) or finished (exit 0);
+    no temporary directory, process or mount is left either way."""
+    import random
+
+    chance = random.Random(1000 + seed)
+    signum = chance.choice(sorted(SIGNALS))
+    delay = chance.uniform(0, 1.5)
+    static = place / "build" / "hostile-static"
+    if not static.exists():
+        gcc(static, HOSTILE_SOURCE.read_text(), "-static")
+    tmp = place / f"tmp-compare-random-{seed}"
+    tmp.mkdir(exist_ok=True)
+    before = HostState.of(sentinel_dir)
+    env = {**os.environ, "TMPDIR": str(tmp),
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    process = subprocess.Popen([sys.executable, "-m", "bundler", "compare",
+                                str(hostile_artifact), str(static), "--run", "flood 1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    deadline = time.monotonic() + 30
+    while not _handles_signals(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(delay)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    code, word = SIGNALS[signum]
+    print(signal.Signals(signum).name, f"{delay:.3f}", process.returncode, stderr)
+    assert "Traceback" not in stderr
+    if process.returncode == 0:
+        assert "Verdict" in stdout and stderr == ""
+    else:
+        assert (process.returncode, stderr) == (code, f"bundle: {word}; nothing was written\n")
+    assert list(tmp.iterdir()) == []
+    assert leftovers() == []
+    assert HostState.of(sentinel_dir) == before
