@@ -7,12 +7,14 @@ A test that needs a tool skips with a reason on a developer's machine, but fails
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pty
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -157,3 +159,14 @@ def read_pty(argv: list[str], env: dict[str, str], cwd: Path | None = None, *,
         chunks.append(chunk)
     os.close(master)
     return process.wait(timeout=60), b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def write_tar(out: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    """A tar of exactly these members (hostile ones included: tarfile writes what it is
+    given), each regular member's size taken from its bytes."""
+    with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return out

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from conftest import gcc, need_tool, run_cli
+from conftest import gcc, need_tool, run_cli, write_tar
 from roots import need_root
 
 from bundler import tree
@@ -115,15 +115,6 @@ def members(artifact: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         return [(info, tar.extractfile(info).read() if info.isreg() else None)  # type: ignore
                 for info in tar]
-
-
-def write_tar(out: Path, entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
-    with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
-        for info, data in entries:
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return out
 
 
 def with_manifest(built: dict[str, Path], out: Path, content: bytes) -> Path:

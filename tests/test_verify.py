@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, gcc, need, need_tool, run_cli
+from conftest import assert_one_line_error, gcc, need, need_tool, run_cli, write_tar
 from gobuild import build_agent
 from roots import debian11_tree, need_root
 
@@ -78,15 +78,6 @@ def verify_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 # --- hostile archives -----------------------------------------------------------------
 
 
-def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
-    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return path
-
-
 def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", mode: int = 0o644,
             ) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
@@ -121,7 +112,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_archives_are_refused_and_nothing_leaks(tmp_path: Path, case: str) -> None:
-    archive = _tar(tmp_path / f"{case}.tar", HOSTILE[case])
+    archive = write_tar(tmp_path / f"{case}.tar", HOSTILE[case])
     into = tmp_path / "sandbox" / "into"
     into.mkdir(parents=True)
     before = _snapshot(tmp_path)
@@ -145,13 +136,13 @@ def test_a_member_claiming_10_gib_is_refused_before_reading(tmp_path: Path) -> N
         unpack_artifact(str(archive), str(into))
     assert not (into / "app" / "huge.so").exists()
     with pytest.raises(UnsafeArtifactError, match="more than"):  # a total over the limit
-        unpack_artifact(str(_tar(tmp_path / "many.tar", [_ok("a"), _ok("b")])),
+        unpack_artifact(str(write_tar(tmp_path / "many.tar", [_ok("a"), _ok("b")])),
                         str(tmp_path / "into2"), Limits(member=100, total=6))
 
 
 def test_hostile_archive_through_the_cli(tmp_path: Path, private_tmp: Path) -> None:
     need_root()
-    archive = _tar(tmp_path / "evil.tar", HOSTILE["escaping-symlink"])
+    archive = write_tar(tmp_path / "evil.tar", HOSTILE["escaping-symlink"])
     result = verify_cli(str(archive))
     assert_one_line_error(result, 4, "symlink", "leaves the artifact")
     assert list(private_tmp.iterdir()) == []
