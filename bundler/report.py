@@ -181,7 +181,8 @@ def runtime_parts(library_names: set[str], uses_threads: bool,
                       if n.startswith("locale/") and n.count("/") >= 2})
     exported = {means: (variable, scoped) for means, variable, scoped in env}
     nss_missing = [n for n in missing if n.startswith("libnss_")]
-    absent = (f"; not in the build root, so not bundled: {', '.join(nss_missing)} (on a "
+    absent = (f"; not in the build root, or a library it needs is not, so not bundled: "
+              f"{', '.join(nss_missing)} (on a "
               "target whose nsswitch.conf names them, those services' lookups fail and the "
               "next source in the line answers)" if nss_missing else "")
     nss_note = (nss_summary(nss_cover) if nss_cover is not None else
