@@ -371,3 +371,25 @@ def test_the_identity_follows_the_content(tmp_path: Path) -> None:
     digest = hashlib.sha256((first / "lib" / "libc.so.6").read_bytes()).hexdigest()
     assert digest != hashlib.sha256(HOST_LIBC.read_bytes()).hexdigest()  # sealed copy
     assert os.readlink(first / "lib" / library_home(first)) == "."
+
+
+def test_a_setuid_program_converts_with_its_prefixes_gconv_modules(tmp_path: Path) -> None:
+    """A privileged artifact is not scoped (no renamed GCONV_PATH a caller could set): its
+    libc's compiled-in gconv dir is PREFIX/lib/gconv instead. Started as nobody at the
+    prefix, in secure mode, iconv still finds the bundled KOI8-R module; a caller's
+    GCONV_PATH is ignored."""
+    from test_debian_programs import PROBE
+
+    need_root()
+    program = gcc(tmp_path / "koi", PROBE)
+    program.chmod(0o4755)
+    artifact = bundle(tmp_path / "koi.tar.zst", program, "--allow-setuid", "--gconv", "KOI8-R")
+    with bare_root(tmp_path) as root:
+        install(artifact, root, "/opt/koi")
+        (root / "evil").mkdir()
+        env = {"PATH": ROOT_PATH, "LANG": "C", "GCONV_PATH": "/evil"}
+        ran = subprocess.run(["chroot", "--userspec=65534:65534", str(root),
+                              "/opt/koi/libexec/koi"], capture_output=True, text=True,
+                             env=env, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.splitlines()[-1] == "koi8=Привет"
