@@ -23,11 +23,12 @@ import shutil
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Literal, Protocol
 
 import zstandard
 
 from bundler.errors import EnvironmentUnfitError, InputError
+from bundler.exhaustive import assert_never
 from bundler.manifest import MANIFEST_PATH
 from bundler.progress import Progress
 from bundler.scratch import Held, directory_lock, make_dir, make_file
@@ -48,6 +49,7 @@ FORMATS = (
     (".tar", "tar"),
 )
 CHUNK = 1 << 20
+EntryKind = Literal["file", "symlink", "dir"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Entry:
     """One member: a regular file (from `source`), a symlink, or a directory."""
 
     path: str  # relative, "/"-separated, starting with the artifact's top directory
-    kind: str  # "file", "symlink", "dir"
+    kind: EntryKind
     mode: int
     source: str | None = None
     link_target: str | None = None
@@ -166,6 +168,8 @@ def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: in
             hashed = _HashingWriter(handle)
             total = planned_size(entries)
             threads = -1 if total >= MULTITHREAD_FROM else 0
+            # A writer only: the zstandard stub and typeshed's tarfile ask for a whole
+            # file object (IO[bytes], read/seek/tell) though a stream only writes to it.
             with _compressor(hashed, fmt, level, epoch, threads) as stream:  # type: ignore[arg-type]
                 digests = _write_tar(entries, stream, epoch, trailer,
                                      Progress(f"bundle: writing {os.path.basename(out)}", total))
@@ -208,9 +212,20 @@ class _HashingWriter:
         self.raw.flush()
 
 
+class _TarStream(Protocol):
+    """What tarfile is given to write to (typeshed's tarfile._Fileobj): the raw file or a
+    compressor over it (GzipFile, LZMAFile and zstd's writer are no BinaryIO)."""
+
+    def read(self, size: int, /) -> bytes: ...
+    def write(self, data: bytes, /) -> object: ...
+    def tell(self) -> int: ...
+    def seek(self, pos: int, /) -> object: ...
+    def close(self) -> object: ...
+
+
 @contextlib.contextmanager
 def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int, threads: int,
-                ) -> Iterator[BinaryIO]:
+                ) -> Iterator[_TarStream]:
     if fmt == "tar":
         yield raw
     elif fmt == "zst":
@@ -232,7 +247,7 @@ def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int, threads: int,
         raise AssertionError(fmt)
 
 
-def _write_tar(entries: list[Entry], stream: BinaryIO, epoch: int, trailer: Trailer | None,
+def _write_tar(entries: list[Entry], stream: _TarStream, epoch: int, trailer: Trailer | None,
                progress: Progress) -> dict[str, Digest]:
     digests: dict[str, Digest] = {}
     try:
@@ -261,7 +276,7 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, digests: dict[str
         info.linkname = entry.link_target or ""
         info.mode = 0o777
         tar.addfile(info)
-    else:
+    elif entry.kind == "file":
         assert entry.source is not None
         if entry.ready is not None:
             entry.ready()  # a patched copy still being written by the worker
@@ -276,6 +291,8 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, digests: dict[str
                 raise
             refuse_if_changed(entry.source, before, os.fstat(source.fileno()))
             digests[entry.path] = Digest(reader.digest.hexdigest(), reader.count)
+    else:
+        assert_never(entry.kind)
     checkpoint()
 
 
@@ -342,7 +359,7 @@ def _place_entry(staging: str, entry: Entry, digests: dict[str, Digest]) -> None
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.symlink(entry.link_target or "", dest)
         return
-    else:
+    elif entry.kind == "file":
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         assert entry.source is not None
         if entry.ready is not None:
@@ -351,6 +368,8 @@ def _place_entry(staging: str, entry: Entry, digests: dict[str, Digest]) -> None
         copy_file(entry.source, dest)
         refuse_if_changed(entry.source, before, _stat_input(entry.source))
         digests[entry.path] = _digest_of(dest)  # the copy: what the artifact holds
+    else:
+        assert_never(entry.kind)
     os.chmod(dest, entry.mode)
 
 

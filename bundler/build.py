@@ -26,12 +26,19 @@ from bundler.archive import (
 from bundler.compare import run_both, static_side, unpacked
 from bundler.elf import refuse_hostile_layout
 from bundler.errors import EnvironmentUnfitError, InputError
+from bundler.exhaustive import assert_never
 from bundler.golang import read_build_info
 from bundler.hazards import NSS_CALLERS, closure_objects
 from bundler.inspection import go_diagnosis, libc_release
 from bundler.launcher import render_launcher
 from bundler.ldcache import read_ld_so_cache
-from bundler.manifest import MANIFEST_PATH, REPORT_PATH
+from bundler.manifest import (
+    MANIFEST_PATH,
+    REPORT_PATH,
+    WrittenFile,
+    WrittenRecord,
+    written_size,
+)
 from bundler.native_launcher import build_launchers
 from bundler.patch_worker import PatchWorker
 from bundler.plan import (
@@ -76,7 +83,7 @@ class BuildResult:
     plan: BundlePlan
     out: str
     format: str
-    files: tuple[dict, ...]  # the manifest's file records
+    files: tuple[WrittenRecord, ...]  # the manifest's file records
     raw_size: int
     output_size: int
     sha256: str | None
@@ -211,7 +218,7 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
             raise
         finally:
             held.discard()
-    raw = sum(r["size"] for r in records if r["type"] == "file")
+    raw = sum(written_size(r) for r in records if r["type"] == "file")
     size = os.path.getsize(out) if fmt != "dir" else raw
     runs = None
     if request.run_args is not None and static is not None:
@@ -332,14 +339,15 @@ def _stage_report(plan: BundlePlan, staging: str, report: Report) -> Entry:
 
 
 def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
-           launchers: dict[str, bytes] | None = None) -> tuple[list[Entry], list[dict]]:
+           launchers: dict[str, bytes] | None = None,
+           ) -> tuple[list[Entry], list[WrittenRecord]]:
     """Patch and render into `staging`; return archive entries and manifest records (their
     sha256 is filled in while the archive is written: each file is read once)."""
     top = plan.name
     entries = [Entry(top, "dir", 0o755), Entry(f"{top}/.bundle", "dir", 0o755)]
     for directory in ("bin", "libexec", "lib"):
         entries.append(Entry(f"{top}/{directory}", "dir", 0o755))
-    records = []
+    records: list[WrittenRecord] = []
     for item in plan.files:
         checkpoint()
         content = _materialise(plan, item, staging, patcher, launchers or {})
@@ -353,7 +361,7 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
         ready = functools.partial(patcher.wait, content) if item.patch is not None else None
         entries.append(Entry(f"{top}/{item.dest}", "file", item.mode, source=content,
                              ready=ready, size_hint=_size(item.source) if ready else None))
-        records.append({
+        record: WrittenFile = {
             "path": item.dest,
             "type": "file",
             "kind": item.kind,
@@ -365,11 +373,13 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
             "patched": _patched_record(item),
             "extracted": None if item.offset is None else {
                 "offset": item.offset, "length": item.length},
-        })
+        }
+        records.append(record)
     return entries, records
 
 
-def _fill_digests(plan: BundlePlan, records: list[dict], digests: dict[str, Digest]) -> None:
+def _fill_digests(plan: BundlePlan, records: list[WrittenRecord],
+                  digests: dict[str, Digest]) -> None:
     """The manifest's sha256 and size of each file: those of the bytes archived (a source
     that changed while it was read was refused by archive.py)."""
     for record in records:
@@ -378,7 +388,7 @@ def _fill_digests(plan: BundlePlan, records: list[dict], digests: dict[str, Dige
             record["sha256"], record["size"] = digest.sha256, digest.size
 
 
-def _stage_manifest(plan: BundlePlan, staging: str, records: list[dict]) -> Entry:
+def _stage_manifest(plan: BundlePlan, staging: str, records: list[WrittenRecord]) -> Entry:
     manifest = os.path.join(staging, "manifest.json")
     with open(manifest, "w") as handle:
         json.dump(_manifest(plan, records), handle, indent=2, sort_keys=True)
@@ -399,6 +409,9 @@ def _materialise(plan: BundlePlan, item: StagedFile, staging: str,
         _write_staged(path, launcher if launcher is not None
                       else render_launcher(plan, item.program).encode())
         return path
+    if (item.kind != "program" and item.kind != "library" and item.kind != "loader"
+            and item.kind != "data"):
+        assert_never(item.kind)  # every other kind is a copy of its source, below
     assert item.source is not None
     path = os.path.join(staging, item.dest.replace("/", "__"))
     if item.offset is not None:
@@ -440,11 +453,13 @@ def _extract(source: str, offset: int, length: int) -> bytes:
     return data
 
 
-def _patched_record(item: StagedFile) -> dict | None:
+def _patched_record(item: StagedFile) -> dict[str, object] | None:
     """The manifest's note of what was changed in a copy, with the original's identity."""
     if item.patch is None and not item.renames:
         return None
-    record: dict = {"source_sha256": sha256_of(item.source), "source_size": _size(item.source)}
+    assert item.source is not None  # only copies of a source are patched or renamed
+    record: dict[str, object] = {"source_sha256": sha256_of(item.source),
+                                 "source_size": _size(item.source)}
     if item.patch is not None:
         record.update(interpreter=item.patch.interpreter, rpath=item.patch.rpath)
     if item.renames:
@@ -456,7 +471,7 @@ def _size(path: str | None) -> int | None:
     return os.path.getsize(path) if path else None
 
 
-def _manifest(plan: BundlePlan, records: list[dict]) -> dict:
+def _manifest(plan: BundlePlan, records: list[WrittenRecord]) -> dict[str, object]:
     return {
         "format_version": MANIFEST_FORMAT,
         "tool": "bundle",

@@ -192,7 +192,8 @@ def decide(artifact: ArtifactSummary | None, static: StaticSide | None,
                      for h in high),
                    "until then the artifact: it carries its own glibc"
                    + (f"; {line}" if (line := _nss_line(artifact)) else ""),
-                   *_static_nss(static, artifact)]
+                   *_static_nss(static, artifact),
+                   *([] if static.same_program else [static.identity])]
         return Verdict("static-after-fixes",
                        "ship the static build only after these fixes; until then the artifact",
                        tuple(reasons), tuple(h.action for h in high))

@@ -21,6 +21,7 @@ from elftools.common.exceptions import ELFError
 from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_E_MACHINE
+from elftools.elf.segments import InterpSegment
 
 from bundler.errors import InputError
 
@@ -274,7 +275,7 @@ def _phdr_where_old_kernels_look(elf: ELFFile) -> bool:
     phdr = next((s for s in segments if s["p_type"] == "PT_PHDR"), None)
     if phdr is None or not loads:
         return True
-    return phdr["p_vaddr"] == loads[0]["p_vaddr"] - loads[0]["p_offset"] + elf["e_phoff"]
+    return bool(phdr["p_vaddr"] == loads[0]["p_vaddr"] - loads[0]["p_offset"] + elf["e_phoff"])
 
 
 def _program_headers(elf: ELFFile) -> tuple[ElfIdent, str | None, dict[str, list[object]],
@@ -288,6 +289,7 @@ def _program_headers(elf: ELFFile) -> tuple[ElfIdent, str | None, dict[str, list
     for segment in elf.iter_segments():
         kind = segment["p_type"]
         if kind == "PT_INTERP":
+            assert isinstance(segment, InterpSegment)  # pyelftools makes one of each PT_INTERP
             interpreter = segment.get_interp_name()
         elif kind == "PT_DYNAMIC":
             has_dynamic = True

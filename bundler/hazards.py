@@ -10,6 +10,7 @@ always carries.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from bundler import nss
 from bundler.elf import ElfFacts
@@ -41,6 +42,7 @@ DLOPEN_CALLERS = frozenset({"unixDlOpen", "pluginOpen", "plugin.open"})
 DLOPEN_CALLER_SUFFIXES = ("_Cfunc_sqlite3_load_extension", "_Cfunc_pluginOpen")
 ICONV_CALLERS = frozenset({"iconv_open"})
 SHOWN = 8
+Severity = Literal["high", "medium", "low"]  # "high" hazards decide the verdict (compare.py)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Hazard:
 
     code: str  # stable key, e.g. "static-nss"
     subject: str  # "static build", "program", "artifact"
-    severity: str  # "high", "medium", "low"
+    severity: Severity
     evidence: tuple[str, ...]
     effect: str
     action: str
@@ -150,7 +152,7 @@ def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
                     "others fail" if "gconv modules" in bundled else
                     "the artifact does not carry gconv modules: conversions other than the "
                     "built-in ones (UTF-8, ASCII, ISO-8859-1) fail (--gconv bundles them)")
-    for code, names, severity, effect, action in (
+    imports: tuple[tuple[str, frozenset[str], Severity, str, str], ...] = (
         ("dynamic-dlopen", DLOPEN_IMPORTS, "medium",
          "libraries loaded at run time are not DT_NEEDED, so they are not in the closure",
          "the artifact holds only the closure; a dlopen of a library outside it loads the "
@@ -161,7 +163,8 @@ def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
          nss_action),
         ("dynamic-iconv", ICONV_CALLERS, "low",
          "iconv_open loads gconv modules at run time for most charsets", iconv_action),
-    ):
+    )
+    for code, names, severity, effect, action in imports:
         evidence = sorted({f"{label}: {symbol}" for label, facts in objects
                            for symbol in names.intersection(facts.imported_symbols)})
         if evidence:

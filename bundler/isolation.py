@@ -349,8 +349,9 @@ def _exit_code(status: bytearray) -> int | None:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and isinstance(record.get("exit-code"), int):
-            return record["exit-code"]
+        code = record.get("exit-code") if isinstance(record, dict) else None
+        if isinstance(code, int):
+            return code
     return None
 
 

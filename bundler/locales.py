@@ -107,7 +107,7 @@ def parse_archive_index(read) -> dict[str, tuple[tuple[int, int, int], ...]]:
 
 def available(sysroot: Sysroot) -> tuple[dict[str, str], dict[str, tuple], str | None]:
     """(normalized name -> locale dir, normalized name -> archive ranges, archive host path)."""
-    directories = {}
+    directories: dict[str, str] = {}
     for entry in sysroot.list_dir(LOCALE_DIR):
         path = f"{LOCALE_DIR}/{entry}"
         if sysroot.is_file(f"{path}/LC_CTYPE"):

@@ -34,7 +34,7 @@ import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypedDict, TypeVar, Union
 
 from bundler.errors import InputError, UnsafeArtifactError
 
@@ -73,6 +73,42 @@ class FileRecord:
     source: str | None = None  # the build host's path it was copied from (informative)
     loaded_at_run_time: bool = False
     patched: Patched | None = None
+
+
+class WrittenFile(TypedDict):
+    """A file's record as the build writes it into manifest.json (`load` reads it back as a
+    FileRecord). `sha256` and `size` are None until the archive writer has read the file."""
+
+    path: str
+    type: Literal["file"]
+    kind: str
+    sha256: str | None
+    size: int | None
+    mode: str  # octal: "0755"
+    source: str | None
+    loaded_at_run_time: bool
+    patched: dict[str, object] | None
+    extracted: dict[str, int | None] | None  # {"offset", "length"} in the source
+
+
+class WrittenSymlink(TypedDict):
+    """A symlink's record as the build writes it into manifest.json."""
+
+    path: str
+    type: Literal["symlink"]
+    target: str | None
+    kind: str
+
+
+WrittenRecord = Union[WrittenFile, WrittenSymlink]
+
+
+def written_size(record: WrittenFile) -> int:
+    """The archived size of a written record; the build fills it in while archiving."""
+    size = record["size"]
+    if size is None:
+        raise AssertionError(f"{record['path']}: its size is read before it was archived")
+    return size
 
 
 @dataclass(frozen=True)
@@ -180,15 +216,15 @@ def parse(data: object, top_name: str) -> Manifest:
         launcher_type=_optional(root, "launcher_type", _text, "sh"),
         nss_used=_nss_used(root.get("nss")),
         library_home=_optional(root, "library_home", _relative_path, "lib"),
-        sealed=_list(_sealing(root), "sealed", _text, required=False),
-        unsealed=_list(_sealing(root), "unsealed", _text, required=False),
+        sealed=_list(_sealing(root), "sealed", _text, required=False, where="sealed."),
+        unsealed=_list(_sealing(root), "unsealed", _text, required=False, where="sealed."),
     )
 
 
 def _sealing(root: dict) -> dict:
     """The `sealed` object ({"sealed": [...], "unsealed": [...]}); {} when absent."""
     value = root.get("sealed")
-    return {} if value is None else _object(value, "sealed.")
+    return {} if value is None else _object(value, "sealed")
 
 
 def prefix_problem(prefix: str) -> str | None:

@@ -27,7 +27,7 @@ from importlib import resources
 from bundler import scratch
 from bundler.elf import read_elf
 from bundler.errors import BundleError, EnvironmentUnfitError, InputError
-from bundler.plan import LAUNCHER_TYPES, BundlePlan
+from bundler.plan import LAUNCHER_TYPES, BundlePlan, LauncherType
 
 SOURCE = "launcher.c"
 HEADER = "launcher-values.h"
@@ -67,7 +67,7 @@ class Compiler:
 class LauncherChoice:
     """Which launcher an artifact gets, and why (the summary and report quote `why`)."""
 
-    kind: str  # "native" or "sh"
+    kind: LauncherType
     why: str
     compiler: Compiler | None = None
 

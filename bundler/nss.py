@@ -351,7 +351,8 @@ def brief(cover: NssCoverage) -> str | None:
     if not cover.used:
         return None
     daemon = [f"{f.source} (with {f.daemon})" for f in cover.facts if f.state == DAEMON]
-    line = ("for NSS lookups the artifact serves " + ", ".join(cover.names(SERVED))
+    served = ", ".join(cover.names(SERVED)) or "no source"  # glibc < 2.34, no modules
+    line = ("for NSS lookups the artifact serves " + served
             + (" on any target, and " + ", ".join(daemon) if daemon else ""))
     cannot = cover.names(NOT_SERVED)
     if cannot:

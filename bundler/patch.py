@@ -12,6 +12,7 @@ is accepted, so a patch that went wrong is an error, never a broken file in an a
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import struct
 from typing import BinaryIO
@@ -287,7 +288,7 @@ def _changed_sections(source: str, dest: str, before: SectionTable) -> list[str]
     return problems
 
 
-def _digest(handle: BinaryIO, offset: int, size: int, buffer: memoryview) -> bytes:
+def _digest(handle: io.BufferedIOBase, offset: int, size: int, buffer: memoryview) -> bytes:
     """SHA-1 of `size` bytes at `offset` (a short file digests what is there)."""
     digest = hashlib.sha1(usedforsecurity=False)
     handle.seek(offset)

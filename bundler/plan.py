@@ -13,7 +13,7 @@ import hashlib
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from bundler.elf import ElfFacts
 from bundler.errors import InputError
@@ -24,8 +24,12 @@ from bundler.resolve import Closure, Library
 if TYPE_CHECKING:  # nss.py imports release_key from here
     from bundler.nss import NssCoverage
 
-LAUNCHER_MODES = ("loader", "env")
+# What an artifact entry is; build.py materialises each kind its own way.
+FileKind = Literal["program", "library", "loader", "launcher", "alias", "data"]
+LauncherMode = Literal["loader", "env"]  # how bin/NAME starts the program (launcher.py)
+LAUNCHER_MODES: tuple[LauncherMode, ...] = ("loader", "env")
 # What bin/NAME is: auto = native (a static C launcher) where a compiler exists, else sh.
+LauncherType = Literal["native", "sh"]
 LAUNCHER_TYPES = ("auto", "native", "sh")
 LIBRARY_HOME = "lib"
 IDENTITY_PREFIX = ".bundle-"
@@ -70,7 +74,7 @@ class StagedFile:
     """One entry of the artifact, relative to its top directory."""
 
     dest: str
-    kind: str  # "program", "library", "loader", "launcher", "alias"
+    kind: FileKind
     mode: int
     source: str | None = None  # host path of the original (None for generated files)
     patch: Patch | None = None
@@ -87,7 +91,7 @@ class StagedFile:
 class BundlePlan:
     name: str
     prefix: str
-    launcher: str
+    launcher: LauncherMode
     arch: str
     loader_name: str
     loader_supports_argv0: bool
@@ -103,7 +107,7 @@ class BundlePlan:
     library_home: str = LIBRARY_HOME  # lib/.bundle-ID once identify() has run
     sealed: tuple[str, ...] = ()  # host paths the bundled glibc can no longer open
     unsealed: tuple[str, ...] = ()  # those left open, and why (sealing.py)
-    launcher_type: str = "sh"  # "native" or "sh": decided by the build (native_launcher.py)
+    launcher_type: LauncherType = "sh"  # decided by the build (native_launcher.py)
     launcher_why: str = ""  # how it was built, or why the sh launcher was used
 
 
@@ -118,9 +122,16 @@ class PlanOptions:
 
 
 def validate_name(name: str) -> str:
-    if not name or name in (".", "..") or "/" in name or "\0" in name or "\n" in name:
+    """`name` as a file name in bin/ and libexec/, by the rule the manifest's reader holds
+    every program name to (printable, at most 255 characters): an artifact named otherwise
+    would be refused by its own `bundle verify`."""
+    if not name or name in (".", "..") or "/" in name or not _plain_text(name):
         raise InputError(f"--name {name!r}: must be a plain file name")
     return name
+
+
+def _plain_text(name: str) -> bool:
+    return name.isprintable() and len(name) <= 255
 
 
 def validate_prefix(prefix: str) -> str:
@@ -135,6 +146,14 @@ def validate_prefix(prefix: str) -> str:
     if problem:
         raise InputError(f"--prefix {prefix!r}: {problem}")
     return normal
+
+
+def launcher_mode(text: str) -> LauncherMode:
+    """`--launcher TEXT` as a LauncherMode, or a one-line error naming the choices."""
+    for mode in LAUNCHER_MODES:
+        if text == mode:
+            return mode
+    raise InputError(f"--launcher {text}: choose one of {', '.join(LAUNCHER_MODES)}")
 
 
 def release_key(release: str | None) -> tuple[int, ...]:
@@ -152,9 +171,7 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
     `added` are the closures of --add shared objects (plugins the programs dlopen): each
     goes into lib/ under its file name, with the libraries it needs.
     """
-    if options.launcher not in LAUNCHER_MODES:
-        choices = ", ".join(LAUNCHER_MODES)
-        raise InputError(f"--launcher {options.launcher}: choose one of {choices}")
+    launcher = launcher_mode(options.launcher)
     first = closures[0]
     name = validate_name(options.name or first.program_label)
     prefix = validate_prefix(options.prefix or f"/opt/{name}")
@@ -184,6 +201,9 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
     programs = []
     for closure in closures:
         label = closure.program_label
+        if not _plain_text(label):
+            raise InputError(f"{closure.program.path}: its file name {label!r} holds a control "
+                             "character or is too long; give it a plain name")
         if label in programs:
             raise InputError(f"{label}: given twice (two programs with the same file name)")
         programs.append(label)
@@ -198,7 +218,8 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
         add(_added_entry(plugin, first), plugin.program_label)
     for item in data:
         add(item, "data")
-    excluded = excluded_libraries(closures, options.exclude)
+    # The plugins count as needers: what one of them needs is not "only an excluded one's".
+    excluded = excluded_libraries([*closures, *(added or ())], options.exclude)
     for library, names, who in _libraries_by_file([*closures, *(added or ())]):
         if (library.soname or library.name) in excluded:
             continue
@@ -206,7 +227,7 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
             add(entry, who)
     missing = sorted({u.describe() for c in closures for u in c.unresolved})
     return BundlePlan(
-        name=name, prefix=prefix, launcher=options.launcher, arch=first.arch.name,
+        name=name, prefix=prefix, launcher=launcher, arch=first.arch.name,
         loader_name=loader_name,
         loader_supports_argv0=release_key(glibc_release) >= ARGV0_SINCE,
         glibc_release=glibc_release, min_kernel=min_kernel, programs=tuple(programs),
@@ -240,14 +261,14 @@ def excluded_libraries(closures: list[Closure], globs: tuple[str, ...]) -> set[s
         queue = [*closure.program.needed,
                  *(lib.name for lib in closure.libraries if lib.runtime)]
         while queue:
-            library = by_name.get(queue.pop())
-            if library is None:
+            needed = by_name.get(queue.pop())
+            if needed is None:
                 continue
-            soname = library.soname or library.name
+            soname = needed.soname or needed.name
             if soname in chosen or soname in kept:
                 continue
             kept.add(soname)
-            queue += library.facts.needed
+            queue += needed.facts.needed
     every = {lib.soname or lib.name for c in closures for lib in c.libraries}
     # glibc's own objects always stay: a host libm next to the bundled libc would not fit.
     return {soname for soname in every - kept if not is_glibc(soname)}

@@ -7,6 +7,7 @@ artifact, hazards, the static build, and the verdict. Renderers live in `render.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from bundler import __version__
 from bundler.diagnose import Diagnosis
@@ -22,6 +23,9 @@ from bundler.start_modes import StartMode
 from bundler.static import StaticContents
 
 REPORT_FORMAT_VERSION = 1
+# Which to ship: the static build, the artifact, or the static build once its high
+# hazards are fixed (the artifact until then); compare.decide chooses.
+Ship = Literal["static", "artifact", "static-after-fixes"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class RunComparison:
 
 @dataclass(frozen=True)
 class Verdict:
-    ship: str  # "static", "artifact" or "static-after-fixes"
+    ship: Ship
     headline: str
     reasons: tuple[str, ...]
     fixes: tuple[str, ...]

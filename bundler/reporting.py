@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from bundler.archive import output_format, sha256_of
 from bundler.compare import decide, run_both, static_side, unpacked
@@ -21,7 +22,7 @@ from bundler.hazards import (
 from bundler.inspection import diagnosis_for, requirements_of
 from bundler.ldso import search_facts
 from bundler.machine import architecture_of
-from bundler.manifest import Manifest
+from bundler.manifest import Manifest, WrittenRecord, written_size
 from bundler.manifest import load as load_manifest
 from bundler.native_launcher import launcher_note
 from bundler.nss import coverage_from_manifest
@@ -47,14 +48,14 @@ from bundler.sysroot import Sysroot
 THREAD_SYMBOLS = frozenset({"pthread_create", "pthread_cancel", "pthread_exit"})
 
 
-def artifact_summary(plan: BundlePlan, records: list[dict] | tuple[dict, ...],
+def artifact_summary(plan: BundlePlan, records: Sequence[WrittenRecord],
                      out: str | None, fmt: str | None, compressed_size: int | None,
                      threads: bool) -> ArtifactSummary:
     """The artifact section, from the plan and the manifest's file records."""
     files = [r for r in records if r["type"] == "file"]
     names = {r["path"].split("/", 1)[1] for r in records if r["path"].startswith("lib/")}
     return ArtifactSummary(
-        out=out, format=fmt, files=len(files), raw_size=sum(r["size"] for r in files),
+        out=out, format=fmt, files=len(files), raw_size=sum(written_size(r) for r in files),
         compressed_size=compressed_size, launcher=plan.launcher,
         interpreter=f"{plan.prefix}/{plan.library_home}/{plan.loader_name}",
         prefix=plan.prefix,

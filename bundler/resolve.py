@@ -20,6 +20,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bundler.elf import ElfFacts, read_elf, read_ident
 from bundler.errors import InputError, MissingLibraryError
@@ -31,7 +32,10 @@ from bundler.sysroot import Sysroot
 LEGACY_HWCAP_SUBDIRS = ("tls", "haswell", "xeon_phi", "avx512_1")
 _DST = re.compile(r"\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)(?![A-Za-z0-9_]))")
 
-FOUND_VIA_TEXT = {
+# How the loader found an object: the search step (DT_RPATH, LD_LIBRARY_PATH, ...) that
+# gave its path, or "loader" for the interpreter itself.
+FoundVia = Literal["rpath", "library_path", "runpath", "cache", "default", "path", "loader"]
+FOUND_VIA_TEXT: dict[FoundVia, str] = {
     "rpath": "DT_RPATH of {via}",
     "library_path": "--library-path",
     "runpath": "DT_RUNPATH of {via}",
@@ -51,7 +55,7 @@ class Library:
     path: str  # the path the loader would open (search dir + name), in target space
     realpath: str  # its canonical path in target space (or on the host, see `on_host`)
     host_path: str  # the file on this machine
-    found_via: str  # a key of FOUND_VIA_TEXT
+    found_via: FoundVia
     via_object: str | None  # whose DT_RPATH/DT_RUNPATH/DT_NEEDED gave it
     search_dir: str | None
     loaded_by: str  # the first object that needed it: the loader's `l_loader`
@@ -133,7 +137,7 @@ class ResolveOptions:
 class _SearchDir:
     path: str
     space: Sysroot
-    source: str
+    source: FoundVia
     via: str | None
 
 
@@ -151,7 +155,7 @@ class _Node:
     depth: int
     names: set[str] = field(default_factory=set)
     requested_by: list[str] = field(default_factory=list)
-    found_via: str = "main"
+    found_via: FoundVia | Literal["main"] = "main"  # "main": the program itself
     via_object: str | None = None
     search_dir: str | None = None
     variants: tuple[str, ...] = ()
@@ -163,7 +167,7 @@ class _Found:
     path: str
     realpath: str
     space: Sysroot
-    found_via: str
+    found_via: FoundVia
     via: str | None
     search_dir: str | None
     variants: tuple[str, ...]
@@ -306,25 +310,29 @@ class _Resolver:
                 del self.by_identity[identity]
 
     def _closure(self, loader: Loader | None, search: LoaderSearchFacts | None) -> Closure:
-        libraries = tuple(
-            Library(
-                name=node.label, soname=node.facts.soname, path=node.path,
-                realpath=node.realpath, host_path=node.space.host_path(node.realpath),
-                found_via=node.found_via, via_object=node.via_object,
-                search_dir=node.search_dir,
-                loaded_by=node.loader.label if node.loader else self.label,
-                requested_by=tuple(node.requested_by), depth=node.depth,
-                hwcap_variants=node.variants, facts=node.facts,
-                aliases=tuple(sorted(n for n in node.names if "/" not in n)),
-                runtime=node.runtime,
-            )
-            for node in self.loaded
-            if node.found_via not in ("main", "loader")
-        )
+        libraries = tuple(library for library in map(self._library, self.loaded)
+                          if library is not None)
         return Closure(
             program=self.program, program_label=self.label, arch=self.arch,
             sysroot=self.target.root, loader=loader, libraries=libraries,
             unresolved=tuple(self.unresolved), search=search, notes=tuple(self.notes),
+        )
+
+    def _library(self, node: _Node) -> Library | None:
+        """The closure's record of a loaded object; None for the program and its loader."""
+        via = node.found_via
+        if via == "main" or via == "loader":
+            return None
+        return Library(
+            name=node.label, soname=node.facts.soname, path=node.path,
+            realpath=node.realpath, host_path=node.space.host_path(node.realpath),
+            found_via=via, via_object=node.via_object,
+            search_dir=node.search_dir,
+            loaded_by=node.loader.label if node.loader else self.label,
+            requested_by=tuple(node.requested_by), depth=node.depth,
+            hwcap_variants=node.variants, facts=node.facts,
+            aliases=tuple(sorted(n for n in node.names if "/" not in n)),
+            runtime=node.runtime,
         )
 
     # -- the program and its loader -----------------------------------------------------
@@ -489,7 +497,7 @@ class _Resolver:
         return dirs
 
     def _split(
-        self, value: str, owner: _Node, source: str, via: str | None = ""
+        self, value: str, owner: _Node, source: FoundVia, via: str | None = ""
     ) -> list[_SearchDir]:
         dirs = []
         for entry in value.split(":"):

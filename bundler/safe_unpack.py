@@ -26,7 +26,7 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import zstandard
 
@@ -315,7 +315,7 @@ class _Writer:
             os.mkdir(path, 0o700)
         self.directories.append((path, mode))
 
-    def _file(self, path: str, name: str, source: BinaryIO, size: int, mode: int) -> None:
+    def _file(self, path: str, name: str, source: IO[bytes], size: int, mode: int) -> None:
         if os.path.lexists(path):
             raise UnsafeArtifactError(f"member {name}: appears twice")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -22,6 +22,7 @@ not read each other's settings; bundles with the same build may, harmlessly.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from bundler.plan import BundlePlan, Rename
 
@@ -52,9 +53,12 @@ def apply_renames(data: bytes, renames: tuple[Rename, ...]) -> bytes:
     `whole=False`); the length never changes."""
     for rename in renames:
         assert len(rename.original) == len(rename.scoped)
-        edge = b"\0" if rename.whole else b""
-        data = data.replace(edge + rename.original.encode() + edge,
-                            edge + rename.scoped.encode() + edge)
+        original, scoped = rename.original.encode(), rename.scoped.encode()
+        if rename.whole:  # the NUL after is looked at, not taken: "\0A\0A\0" renames both
+            pattern = re.compile(b"\0" + re.escape(original) + b"(?=\0)")
+            data = pattern.sub((b"\0" + scoped).replace(b"\\", b"\\\\"), data)
+        else:
+            data = data.replace(original, scoped)
     return data
 
 

@@ -31,7 +31,9 @@ def checkpoint() -> None:
 
 
 def _stop_for(signum: int) -> type[KeyboardInterrupt]:
-    return {signal.SIGTERM: Terminated, signal.SIGHUP: HungUp}.get(signum, KeyboardInterrupt)
+    stops: dict[int, type[KeyboardInterrupt]] = {signal.SIGTERM: Terminated,
+                                                 signal.SIGHUP: HungUp}
+    return stops.get(signum, KeyboardInterrupt)
 
 
 @contextlib.contextmanager
