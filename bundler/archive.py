@@ -105,11 +105,7 @@ def sha256_of(path: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _sha256_once(path: str, _dev: int, _ino: int, _size: int, _mtime: int, _ctime: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _digest_of(path).sha256
 
 
 @dataclass(frozen=True)
@@ -381,6 +377,7 @@ def _stat_input(path: str) -> os.stat_result:
 
 
 def _digest_of(path: str) -> Digest:
+    """sha256 and size of the bytes read from `path` now (one pass)."""
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
@@ -446,20 +443,6 @@ def _replace_directory(staging: str, out: str) -> None:
         raise
     os.rename(staging, out)
     old.discard()
-
-
-def write_checksum_file(out: str, digest: str | None = None) -> str:
-    """Write `OUT.sha256` in sha256sum format beside OUT (atomically); return the digest
-    (given when it was computed while writing OUT)."""
-    digest = digest or sha256_of(out)
-    part = _checksum_part(out, digest)
-    try:
-        os.replace(part.path, out + ".sha256")
-    except BaseException:
-        part.discard()
-        raise
-    part.release()
-    return digest
 
 
 def _checksum_part(out: str, digest: str) -> Held:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
-import tempfile
 from collections.abc import Iterator, Sequence
 
 import zstandard
@@ -29,7 +28,6 @@ from bundler.isolation import (
     make_bare_root,
     make_scratch,
     probe_sandbox,
-    remove_tree,
     run_sandboxed,
 )
 from bundler.manifest import MANIFEST_PATH
@@ -107,9 +105,9 @@ def unpacked(artifact: str) -> Iterator[str]:
     through one that leaves it)."""
     if not os.path.lexists(artifact):
         raise InputError(f"{artifact}: no such file")
-    work = tempfile.mkdtemp(prefix="bundle-compare.")
-    try:  # remove_tree, not rmtree: it does not recurse (any depth)
-        result = unpack_artifact(artifact, os.path.join(work, "unpacked"))
+    scratch = make_scratch("bundle-compare")  # swept by a later run if SIGKILL leaves it
+    try:
+        result = unpack_artifact(artifact, os.path.join(scratch.path, "unpacked"))
         if not os.path.isfile(os.path.join(result.top, MANIFEST_PATH)):
             raise InputError(f"{artifact}: not an artifact (no */{MANIFEST_PATH})")
         problems = check_tree(result.top, load_manifest(result.top, artifact),
@@ -120,7 +118,7 @@ def unpacked(artifact: str) -> Iterator[str]:
                                       f"{problems[0]}{more}; nothing was run")
         yield result.top
     finally:
-        remove_tree(work)
+        drop_scratch(scratch)
 
 
 def run_both(static_path: str, launcher: str, args: Sequence[str],

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from bundler.archive import sha256_of
 from bundler.manifest import NOT_LISTED, FileRecord, Manifest
-from bundler.manifest import load as load_manifest  # noqa: F401 (the loader's old name)
 from bundler.tree import walk
 
 

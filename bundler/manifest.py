@@ -290,9 +290,19 @@ def _text(value: object, where: str) -> str:
 
 def _plain_name(value: object, where: str) -> str:
     name = _text(value, where)
-    if not name or "/" in name or name in (".", "..") or len(name) > 255:
+    if name_problem(name):
         raise _Malformed(f"{where}: {name!r} is not a plain file name")
     return name
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a file name in an artifact's bin/ and libexec/, or None: the
+    rule the build holds --name and program names to as well (plan.validate_name)."""
+    if not name or "/" in name or name in (".", ".."):
+        return "not a plain file name"
+    if len(name) > 255 or not name.isprintable():
+        return "holds a control character or is too long"
+    return None
 
 
 def _relative_path(value: object, where: str) -> str:

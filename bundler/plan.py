@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from bundler.elf import ElfFacts
 from bundler.errors import InputError
 from bundler.glibc import is_glibc
-from bundler.manifest import prefix_problem
+from bundler.manifest import name_problem, prefix_problem
 from bundler.resolve import Closure, Library
 
 if TYPE_CHECKING:  # nss.py imports release_key from here
@@ -125,13 +125,9 @@ def validate_name(name: str) -> str:
     """`name` as a file name in bin/ and libexec/, by the rule the manifest's reader holds
     every program name to (printable, at most 255 characters): an artifact named otherwise
     would be refused by its own `bundle verify`."""
-    if not name or name in (".", "..") or "/" in name or not _plain_text(name):
+    if name_problem(name):
         raise InputError(f"--name {name!r}: must be a plain file name")
     return name
-
-
-def _plain_text(name: str) -> bool:
-    return name.isprintable() and len(name) <= 255
 
 
 def validate_prefix(prefix: str) -> str:
@@ -201,7 +197,7 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
     programs = []
     for closure in closures:
         label = closure.program_label
-        if not _plain_text(label):
+        if name_problem(label):
             raise InputError(f"{closure.program.path}: its file name {label!r} holds a control "
                              "character or is too long; give it a plain name")
         if label in programs:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from bundler.ldso import system_dirs_run
 from bundler.plan import BundlePlan, Rename
+from bundler.scoping import whole_string_count
 
 LD_SO_CACHE = "/etc/ld.so.cache"
 LD_SO_PRELOAD = "/etc/ld.so.preload"
@@ -67,19 +68,6 @@ def never_opened(path: str) -> str | None:
     if length >= len(SHORT_NEVER_DIR) and path.endswith("/"):
         return SHORT_NEVER_DIR + "/" * (length - len(SHORT_NEVER_DIR))
     return None
-
-
-def is_whole_string(data: bytes, text: str) -> bool:
-    """`text` occurs as a whole NUL-terminated string, and never as the tail of a longer
-    one (the linker merges tails: renaming would change the longer string too)."""
-    needle = text.encode() + b"\0"
-    start, found = data.find(needle), False
-    while start != -1:
-        if start > 0 and data[start - 1] != 0:
-            return False
-        found = True
-        start = data.find(needle, start + 1)
-    return found
 
 
 def seal_loader(data: bytes, keep_host_search: bool) -> Seal:
@@ -121,8 +109,8 @@ def seal_libc(data: bytes, gconv_home: str | None = None) -> Seal:
     gconv_dir = gconv_cache[: -len(GCONV_CACHE_NAME)] if gconv_cache else None
     archive = _string_ending(data, LOCALE_ARCHIVE_NAME)
     locale_dir = archive[: -len(LOCALE_ARCHIVE_NAME)] if archive else None
-    if gconv_dir and gconv_home and len(gconv_home) <= len(gconv_dir) and is_whole_string(
-            data, gconv_dir):
+    if (gconv_dir and gconv_home and len(gconv_home) <= len(gconv_dir)
+            and whole_string_count(data, gconv_dir)):
         padded = gconv_home + "\0" * (len(gconv_dir) - len(gconv_home))
         renames.append(Rename(gconv_dir, padded))
         sealed.append(f"gconv dir (now {gconv_home})")
@@ -142,7 +130,7 @@ def seal_libc(data: bytes, gconv_home: str | None = None) -> Seal:
 def _seal_whole(data: bytes, path: str, label: str, renames: list[Rename],
                 sealed: list[str], unsealed: list[str]) -> None:
     replacement = never_opened(path)
-    if replacement is not None and is_whole_string(data, path):
+    if replacement is not None and whole_string_count(data, path):
         renames.append(Rename(path, replacement))
         sealed.append(f"{label} {path}")
     else:

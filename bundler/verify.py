@@ -241,7 +241,10 @@ def _environment(pairs: tuple[str, ...]) -> dict[str, str]:
 def _emulator(text: str) -> tuple[str, ...]:
     """The emulator command, its binary resolved on this host and checked to be static
     (it runs inside the root, where none of this host's libraries are)."""
-    words = shlex.split(text)
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:  # e.g. "No closing quotation"
+        raise InputError(f"--emulator {text!r}: {exc}") from None
     if not words:
         raise InputError("--emulator: empty")
     found = shutil.which(words[0])

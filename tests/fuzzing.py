@@ -310,7 +310,8 @@ class Runner:
 
     def _check_artifact(self, artifact: Path) -> None:
         """A success must be whole: unpacks safely and matches its manifest."""
-        from bundler.integrity import check_tree, load_manifest
+        from bundler.integrity import check_tree
+        from bundler.manifest import load as load_manifest
         from bundler.safe_unpack import unpack_artifact
 
         with tempfile.TemporaryDirectory(dir=self.work) as scratch:

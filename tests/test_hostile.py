@@ -20,7 +20,8 @@ import pytest
 from conftest import assert_one_line_error, gcc, need_tool, run_cli
 from roots import empty_root, need_root, unpack
 
-from bundler.integrity import check_tree, load_manifest
+from bundler.integrity import check_tree
+from bundler.manifest import load as load_manifest
 from bundler.safe_unpack import unpack_artifact
 
 HELLO = r"""

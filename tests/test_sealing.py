@@ -25,8 +25,8 @@ from gobuild import build_agent
 from roots import BUSYBOX, ROOT_PATH, debian11_root, mounted_proc, need_root, unpack
 
 from bundler.plan import Rename
-from bundler.scoping import apply_renames
-from bundler.sealing import is_whole_string, never_opened, seal_libc, seal_loader
+from bundler.scoping import apply_renames, whole_string_count
+from bundler.sealing import never_opened, seal_libc, seal_loader
 
 LOADER_NAME = "ld-linux-x86-64.so.2"
 HOST_LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
@@ -332,11 +332,11 @@ def test_this_hosts_glibc_is_sealed_string_by_string() -> None:
     sealed_libc = apply_renames(libc, libc_seal.renames)
     for path in ("/usr/lib/x86_64-linux-gnu/gconv", "/usr/lib/locale",
                  "/usr/lib/locale/locale-archive"):
-        assert not is_whole_string(sealed_libc, path), path
+        assert not whole_string_count(sealed_libc, path), path
     # --exclude: the host's cache and dirs stay searchable; the preload file never is.
     kept = apply_renames(loader, seal_loader(loader, keep_host_search=True).renames)
-    assert is_whole_string(kept, "/etc/ld.so.cache")
-    assert not is_whole_string(kept, "/etc/ld.so.preload")
+    assert whole_string_count(kept, "/etc/ld.so.cache")
+    assert not whole_string_count(kept, "/etc/ld.so.preload")
 
 
 def test_a_privileged_programs_gconv_dir_points_at_its_prefix() -> None:

@@ -607,6 +607,9 @@ def test_a_mistyped_option_is_an_error_not_an_argument(built, host) -> None:
     assert_refused(result, 2, "--expect-exitt", "--expect-exit")
     assert_refused(bundle("compare", str(built["zst"]), "--bogus"), 2, "--bogus")
     assert_refused(bundle("verify"), 2, "ARTIFACT")
+    # An option value that does not split as the shell would (an unclosed quote).
+    assert_refused(bundle("verify", str(built["zst"]), "--emulator", "qemu 'x"), 2,
+                   "--emulator", "quotation")
     assert host() == before
 
 
