@@ -290,6 +290,22 @@ SIGNALS = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminate
            signal.SIGHUP: (129, "hung up")}
 
 
+def start_compare_run(artifact: Path, place: Path, tmp: Path,
+                      args: str) -> subprocess.Popen[str]:
+    """`bundle compare ARTIFACT hostile-static --run ARGS` (the hostile program built
+    static, once), with `tmp` as its TMPDIR so what it leaves there can be seen."""
+    static = place / "build" / "hostile-static"
+    if not static.exists():
+        gcc(static, HOSTILE_SOURCE.read_text(), "-static")
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp),
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return subprocess.Popen([sys.executable, "-m", "bundler", "compare", str(artifact),
+                             str(static), "--run", args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
 def signal_once(process: subprocess.Popen[str], started: Callable[[], bool], signum: int,
                 what: str) -> tuple[str, str]:
     """Send `signum` to `process` once `started()` says the sandboxed program runs (and a
@@ -390,17 +406,8 @@ def test_signals_during_compare_run_leave_nothing(hostile_artifact: Path, place:
                                                   signum: int) -> None:
     """The static build sleeps in its sandbox (away from a prefix, `sleep loader` sleeps)
     when compare is stopped."""
-    static = place / "build" / "hostile-static"
-    if not static.exists():
-        gcc(static, HOSTILE_SOURCE.read_text(), "-static")
     tmp = place / "tmp-compare-signal"
-    tmp.mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    process = subprocess.Popen([sys.executable, "-m", "bundler", "compare",
-                                str(hostile_artifact), str(static), "--run", "sleep loader"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env)
+    process = start_compare_run(hostile_artifact, place, tmp, "sleep loader")
     stdout, stderr = signal_once(
         process, lambda: any(" hostile-static: " in line for line in leftovers()), signum,
         "the static build")
@@ -500,18 +507,9 @@ def test_a_signal_at_a_random_point_of_compare(hostile_artifact: Path, place: Pa
     """`bundle compare --run`: unpacking, the manifest check, the analysis, the sandboxed
     runs of both builds, the report. Stopped (its line, its code) or finished (exit 0);
     no temporary directory, process or mount is left either way."""
-    static = place / "build" / "hostile-static"
-    if not static.exists():
-        gcc(static, HOSTILE_SOURCE.read_text(), "-static")
-    tmp = place / f"tmp-compare-random-{seed}"
-    tmp.mkdir(exist_ok=True)
     before = HostState.of(sentinel_dir)
-    env = {**os.environ, "TMPDIR": str(tmp),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    process = subprocess.Popen([sys.executable, "-m", "bundler", "compare",
-                                str(hostile_artifact), str(static), "--run", "flood 1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env)
+    tmp = place / f"tmp-compare-random-{seed}"
+    process = start_compare_run(hostile_artifact, place, tmp, "flood 1")
     stdout = stopped_or_finished(process, 1000 + seed, 1.5)
     if process.returncode == 0:
         assert "Verdict" in stdout
