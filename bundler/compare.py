@@ -24,9 +24,7 @@ from bundler.isolation import (
     ROOT_ENV,
     Layout,
     Sandbox,
-    drop_scratch,
     make_bare_root,
-    make_scratch,
     probe_sandbox,
     run_sandboxed,
 )
@@ -34,6 +32,7 @@ from bundler.manifest import MANIFEST_PATH
 from bundler.manifest import load as load_manifest
 from bundler.report import ArtifactSummary, RunComparison, RunResult, StaticSide, Verdict
 from bundler.safe_unpack import unpack_artifact
+from bundler.scratch import drop_scratch, make_scratch
 from bundler.signals import deferred_signals
 from bundler.static import static_contents
 from bundler.units import human_size

@@ -31,14 +31,12 @@ import selectors
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bundler.elf import read_elf
 from bundler.errors import BundleError, EnvironmentUnfitError, InputError
-from bundler.scratch import Held, make_dir, sweep
 from bundler.signals import checkpoint
 
 BARE_ETC = {
@@ -365,49 +363,3 @@ def _kill(process: subprocess.Popen) -> None:
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
-
-
-def make_scratch(stem: str) -> Held:
-    """A private (0700) temporary directory for a verify or compare run, named and locked
-    as scratch.py's temporaries: when a SIGKILL leaves one (nothing can remove it then),
-    the next run's sweep does, once its lock is free. Give it back with drop_scratch."""
-    parent = tempfile.gettempdir()
-    sweep(parent)
-    return make_dir(parent, stem)
-
-
-def drop_scratch(held: Held) -> None:
-    remove_tree(held.path)
-    held.release()
-
-
-def remove_tree(path: str) -> None:
-    """rm -rf that never raises: shutil.rmtree recurses (a tree 1,100 deep was a
-    RecursionError), so what it leaves goes to `rm -rf`, which walks any depth."""
-    if not os.path.lexists(path):
-        return
-    try:
-        shutil.rmtree(path)
-        return
-    except (OSError, RecursionError):
-        pass
-    for directory, dirs, _ in _walk_dirs(path):
-        for name in dirs:
-            with contextlib.suppress(OSError):  # not a symlink: scandir said a directory
-                os.chmod(os.path.join(directory, name), 0o700)
-    subprocess.run(["rm", "-rf", "--one-file-system", "--", path], capture_output=True,
-                   check=False)
-
-
-def _walk_dirs(path: str):
-    """os.walk without recursion limits (Python 3.11's os.walk recurses)."""
-    stack = [path]
-    while stack:
-        directory = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        dirs = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
-        yield directory, dirs, []
-        stack += [os.path.join(directory, name) for name in dirs]

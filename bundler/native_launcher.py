@@ -20,7 +20,6 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 
@@ -136,10 +135,8 @@ def compile_launcher(compiler: Compiler, header: str) -> bytes:
     the build host's paths reaches the output), checked to be a static ELF for the arch.
     Cached per process: the fuzzer and the tests build the same artifact many times."""
     source = source_text()
-    temp_root = tempfile.gettempdir()
-    scratch.sweep(temp_root)  # what a SIGKILLed build left (its lock is gone)
     try:
-        held = scratch.make_dir(temp_root, "bundle-launcher")
+        held = scratch.make_scratch("bundle-launcher")  # swept later if SIGKILL leaves it
     except OSError as exc:
         raise EnvironmentUnfitError(f"no temporary directory to build the launcher in: "
                                     f"{exc.strerror or exc}") from None
@@ -173,8 +170,7 @@ def compile_launcher(compiler: Compiler, header: str) -> bytes:
         with open(output, "rb") as handle:
             return handle.read()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        held.release()
+        scratch.drop_scratch(held)
 
 
 def _check_output(path: str, compiler: Compiler) -> None:

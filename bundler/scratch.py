@@ -18,11 +18,12 @@ import contextlib
 import fcntl
 import os
 import re
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
+
+from bundler.tree import remove_tree
 
 SUFFIX = ".part"
 _NAME = re.compile(r"\..+\.[0-9]+\.[a-z0-9_]{8}\.part")
@@ -49,7 +50,7 @@ class Held:
             with contextlib.suppress(OSError):
                 self.handle.close()
         if os.path.isdir(self.path) and not os.path.islink(self.path):
-            shutil.rmtree(self.path, ignore_errors=True)
+            remove_tree(self.path)
         else:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
@@ -147,7 +148,7 @@ def _remove_if_orphaned(directory: str, name: str) -> bool:
         except OSError:  # held: its build is alive
             return False
         if is_dir:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
         else:
             os.unlink(path)
         return not os.path.lexists(path)
@@ -155,3 +156,18 @@ def _remove_if_orphaned(directory: str, name: str) -> bool:
         return False
     finally:
         os.close(descriptor)
+
+
+def make_scratch(stem: str) -> Held:
+    """A private (0700) temporary directory under TMPDIR for one run (verify, compare, a
+    launcher's compile), named and locked like the temporaries beside OUT: when SIGKILL
+    leaves one, the next run's sweep removes it once its lock is free. Give it back with
+    drop_scratch."""
+    parent = tempfile.gettempdir()
+    sweep(parent)
+    return make_dir(parent, stem)
+
+
+def drop_scratch(held: Held) -> None:
+    remove_tree(held.path)
+    held.release()

@@ -28,9 +28,7 @@ from bundler.isolation import (
     Outcome,
     Sandbox,
     check_user_root,
-    drop_scratch,
     make_bare_root,
-    make_scratch,
     probe_sandbox,
     run_sandboxed,
 )
@@ -39,6 +37,7 @@ from bundler.manifest import load as load_manifest
 from bundler.nss import root_warnings as nss_root_warnings
 from bundler.plan import ARGV0_SINCE, release_key
 from bundler.safe_unpack import Unpacked, unpack_artifact
+from bundler.scratch import drop_scratch, make_scratch
 from bundler.signals import checkpoint
 from bundler.text import one_line
 from bundler.units import human_size

@@ -32,7 +32,7 @@ from conftest import gcc, need_tool, run_cli
 from roots import need_root
 from test_verify import _unprivileged_command
 
-from bundler.isolation import remove_tree
+from bundler.tree import remove_tree
 
 HOSTILE_SOURCE = Path(__file__).parent / "fixtures" / "hostile.c"
 ATTACKS = {"plain-read", "plain-write", "dotdot-walk", "fchdir-out", "setns", "core-pattern",
