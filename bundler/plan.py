@@ -317,6 +317,14 @@ def program_patch(prefix: str, loader_name: str, home: str, privileged: bool) ->
     return Patch(f"{prefix}/{home}/{loader_name}", rpath)
 
 
+def with_renames(plan: BundlePlan, renames: dict[str, tuple[Rename, ...]]) -> BundlePlan:
+    """The plan with string edits added to the copies at these dests (glibc's libc and
+    loader: scoping.py and sealing.py)."""
+    files = tuple(dataclasses.replace(f, renames=(*f.renames, *renames[f.dest]))
+                  if f.dest in renames and f.kind != "alias" else f for f in plan.files)
+    return dataclasses.replace(plan, files=files)
+
+
 def library_identity(plan: BundlePlan, digest: Callable[[str], str]) -> str:
     """16 hex digits naming everything under lib/: the files' content (by `digest` of the
     source), what is done to each copy, names and modes. Two artifacts share it only when

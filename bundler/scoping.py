@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from bundler.plan import BundlePlan, Rename
+from bundler.plan import BundlePlan, Rename, with_renames
 
 # The scoped name: this prefix, then hex digits of the libc's sha256 up to the length.
 SCOPED_PREFIXES = {"GCONV_PATH": "BGC", "LOCPATH": "BLP"}
@@ -83,7 +83,5 @@ def scope_environment(plan: BundlePlan, libc_dest: str, libc: bytes, loader: byt
             settings.append(setting)
     if not renames:
         return dataclasses.replace(plan, env=tuple(settings))
-    files = tuple(dataclasses.replace(f, renames=(*f.renames, *renames))
-                  if f.dest == libc_dest and f.kind != "alias" else f
-                  for f in plan.files)
-    return dataclasses.replace(plan, env=tuple(settings), files=files)
+    return with_renames(dataclasses.replace(plan, env=tuple(settings)),
+                        {libc_dest: tuple(renames)})

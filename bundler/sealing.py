@@ -36,7 +36,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from bundler.ldso import system_dirs_run
-from bundler.plan import BundlePlan, Rename
+from bundler.plan import BundlePlan, Rename, with_renames
 from bundler.scoping import whole_string_count
 
 LD_SO_CACHE = "/etc/ld.so.cache"
@@ -155,10 +155,8 @@ def _string_ending(data: bytes, tail: str) -> str | None:
 def seal_plan(plan: BundlePlan, seals: list[tuple[str, Seal]]) -> BundlePlan:
     """The plan with each Seal's edits added to the copy at its `dest`, and what is sealed
     and what is not recorded for the manifest and the report."""
-    by_dest = dict(seals)
-    files = tuple(dataclasses.replace(f, renames=(*f.renames, *by_dest[f.dest].renames))
-                  if f.dest in by_dest and f.kind != "alias" else f for f in plan.files)
+    edited = with_renames(plan, {dest: seal.renames for dest, seal in seals})
     return dataclasses.replace(
-        plan, files=files,
+        edited,
         sealed=tuple(item for _, seal in seals for item in seal.sealed),
         unsealed=tuple(item for _, seal in seals for item in seal.unsealed))
