@@ -21,7 +21,7 @@ import lzma
 import os
 import shutil
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal, Protocol
 
@@ -116,24 +116,39 @@ class Digest:
     size: int
 
 
-@dataclass(frozen=True)
-class Written:
-    """What writing produced: each file entry's digest (hashed as it was written, one read
-    per file) and the archive's own sha256 (hashed as its bytes left; None for a dir)."""
+class OutputWriter:
+    """The output being written (`open_output`): entries are added in batches, and each
+    batch's file digests come back, so the build can write the entries made from them
+    (the manifest) last, without reading a file twice."""
 
-    digests: dict[str, Digest]
-    archive_sha256: str | None
+    def __init__(self, place: Callable[[Entry], Digest | None]) -> None:
+        self._place: Callable[[Entry], Digest | None] | None = place
+        self.archive_sha256: str | None = None  # once in place; None for a directory
+
+    def add(self, entries: Iterable[Entry]) -> dict[str, Digest]:
+        """Write `entries`, sorted by path; the digest of each file among them, taken from
+        the bytes written (an entry still being patched is waited for: Entry.ready)."""
+        if self._place is None:
+            raise AssertionError("entries added after the output was written")
+        digests = {}
+        for entry in sorted(entries, key=lambda e: e.path):
+            digest = self._place(entry)
+            if digest is not None:
+                digests[entry.path] = digest
+        return digests
+
+    def _close(self) -> None:
+        self._place = None
 
 
-Trailer = Callable[[dict[str, Digest]], list[Entry]]
+@contextlib.contextmanager
+def open_output(out: str, epoch: int, planned: int, level: int = ZSTD_LEVEL,
+                ) -> Iterator[OutputWriter]:
+    """Write to `out` in the format its name asks for, atomically: leaving the block
+    normally puts OUT (and OUT.sha256) in place, whole; leaving it by an exception, Ctrl-C
+    or SIGTERM removes what was written and leaves an existing OUT untouched.
 
-
-def write_output(entries: list[Entry], out: str, epoch: int, level: int = ZSTD_LEVEL,
-                 trailer: Trailer | None = None) -> Written:
-    """Write `entries` (sorted) to `out` in the format its name asks for, atomically.
-
-    `trailer(digests)` gives the entries written last, made from the digests of the others:
-    the manifest, so no file is read a second time to hash it.
+    `planned`: the bytes the files will hold (`planned_size`); it decides zstd's threading.
     """
     fmt = output_format(out)
     target = out.rstrip("/") or out
@@ -146,15 +161,18 @@ def write_output(entries: list[Entry], out: str, epoch: int, level: int = ZSTD_L
         raise InputError(f"-o {out}: is a directory; end it with / to write a directory")
     if fmt == "dir":
         _check_replaceable(out, target)
-    ordered = sorted(entries, key=lambda e: e.path)
     with deferred_signals():
         if fmt == "dir":
-            return _write_directory(ordered, target, parent, trailer)
-        return _write_file(ordered, target, parent, fmt, epoch, level, trailer)
+            with _writing_directory(target, parent) as writer:
+                yield writer
+        else:
+            with _writing_file(target, parent, fmt, epoch, level, planned) as writer:
+                yield writer
 
 
-def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: int,
-                level: int, trailer: Trailer | None) -> Written:
+@contextlib.contextmanager
+def _writing_file(out: str, parent: str, fmt: str, epoch: int, level: int, planned: int,
+                  ) -> Iterator[OutputWriter]:
     parts: list[Held] = []  # the archive, then its checksum file, until renamed
     try:
         parts.append(make_file(parent, os.path.basename(out)))
@@ -162,13 +180,22 @@ def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: in
         assert handle is not None
         with handle:
             hashed = _HashingWriter(handle)
-            total = planned_size(entries)
-            threads = -1 if total >= MULTITHREAD_FROM else 0
+            threads = -1 if planned >= MULTITHREAD_FROM else 0
             # A writer only: the zstandard stub and typeshed's tarfile ask for a whole
             # file object (IO[bytes], read/seek/tell) though a stream only writes to it.
             with _compressor(hashed, fmt, level, epoch, threads) as stream:  # type: ignore[arg-type]
-                digests = _write_tar(entries, stream, epoch, trailer,
-                                     Progress(f"bundle: writing {os.path.basename(out)}", total))
+                progress = Progress(f"bundle: writing {os.path.basename(out)}", planned)
+                try:
+                    with tarfile.open(fileobj=stream, mode="w|",
+                                      format=tarfile.GNU_FORMAT) as tar:
+                        writer = OutputWriter(functools.partial(
+                            _add_entry, tar, epoch=epoch, progress=progress))
+                        try:
+                            yield writer
+                        finally:
+                            writer._close()
+                finally:
+                    progress.finish()
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(parts[0].path, 0o644)
@@ -190,7 +217,7 @@ def _write_file(entries: list[Entry], out: str, parent: str, fmt: str, epoch: in
         raise
     for part in parts:
         part.release()
-    return Written(digests, digest)
+    writer.archive_sha256 = digest
 
 
 class _HashingWriter:
@@ -243,22 +270,8 @@ def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int, threads: int,
         raise AssertionError(fmt)
 
 
-def _write_tar(entries: list[Entry], stream: _TarStream, epoch: int, trailer: Trailer | None,
-               progress: Progress) -> dict[str, Digest]:
-    digests: dict[str, Digest] = {}
-    try:
-        with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
-            for entry in entries:
-                _add_entry(tar, entry, epoch, digests, progress)
-            for entry in trailer(dict(digests)) if trailer else ():
-                _add_entry(tar, entry, epoch, digests, progress)
-    finally:
-        progress.finish()
-    return digests
-
-
-def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, digests: dict[str, Digest],
-               progress: Progress) -> None:
+def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, progress: Progress,
+               ) -> Digest | None:
     info = tarfile.TarInfo(entry.path)
     info.mtime = epoch
     info.uid = info.gid = 0
@@ -286,10 +299,12 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, digests: dict[str
                 refuse_if_changed(entry.source, before, os.fstat(source.fileno()))
                 raise
             refuse_if_changed(entry.source, before, os.fstat(source.fileno()))
-            digests[entry.path] = Digest(reader.digest.hexdigest(), reader.count)
+        checkpoint()
+        return Digest(reader.digest.hexdigest(), reader.count)
     else:
         assert_never(entry.kind)
     checkpoint()
+    return None
 
 
 def refuse_if_changed(path: str, before: os.stat_result, after: os.stat_result) -> None:
@@ -319,17 +334,17 @@ class _CheckedReader:
         return data
 
 
-def _write_directory(entries: list[Entry], out: str, parent: str,
-                     trailer: Trailer | None) -> Written:
-    digests: dict[str, Digest] = {}
+@contextlib.contextmanager
+def _writing_directory(out: str, parent: str) -> Iterator[OutputWriter]:
     held: list[Held] = []
     try:
         held.append(make_dir(parent, os.path.basename(out)))
         staging = held[0].path
-        for entry in entries:
-            _place_entry(staging, entry, digests)
-        for entry in trailer(dict(digests)) if trailer else ():
-            _place_entry(staging, entry, digests)
+        writer = OutputWriter(functools.partial(_place_entry, staging))
+        try:
+            yield writer
+        finally:
+            writer._close()
         os.chmod(staging, 0o755)
         with directory_lock(parent):
             _replace_directory(staging, out)
@@ -343,18 +358,18 @@ def _write_directory(entries: list[Entry], out: str, parent: str,
             temporary.discard()
         raise
     held[0].release()
-    return Written(digests, None)
 
 
-def _place_entry(staging: str, entry: Entry, digests: dict[str, Digest]) -> None:
+def _place_entry(staging: str, entry: Entry) -> Digest | None:
     checkpoint()
     dest = os.path.join(staging, entry.path)
+    digest = None
     if entry.kind == "dir":
         os.makedirs(dest, exist_ok=True)
     elif entry.kind == "symlink":
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.symlink(entry.link_target or "", dest)
-        return
+        return None
     elif entry.kind == "file":
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         assert entry.source is not None
@@ -363,10 +378,11 @@ def _place_entry(staging: str, entry: Entry, digests: dict[str, Digest]) -> None
         before = _stat_input(entry.source)
         copy_file(entry.source, dest)
         refuse_if_changed(entry.source, before, _stat_input(entry.source))
-        digests[entry.path] = _digest_of(dest)  # the copy: what the artifact holds
+        digest = _digest_of(dest)  # the copy: what the artifact holds
     else:
         assert_never(entry.kind)
     os.chmod(dest, entry.mode)
+    return digest
 
 
 def _stat_input(path: str) -> os.stat_result:

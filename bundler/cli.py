@@ -15,6 +15,7 @@ import sys
 import click
 
 from bundler import __version__
+from bundler.choices import LAUNCHER_MODES, LAUNCHER_TYPES
 from bundler.errors import EXIT_BAD_INPUT, BundleError, HungUp, InputError, Terminated
 from bundler.signals import forget_written, settle, stop_at_once, written
 from bundler.text import one_line, terminal_safe
@@ -123,7 +124,7 @@ def run_option(value: str | None) -> tuple[str, ...] | None:
 
 def emit_report(report, report_file: str | None, as_json: bool, text_on_stdout: bool) -> None:
     """Write the report where it was asked for; the text goes to stdout in compare mode."""
-    from bundler.render import report_json, report_text, use_color
+    from bundler.report_render import report_json, report_text, use_color
 
     if report_file:
         write_report_file(report, report_file)
@@ -147,7 +148,7 @@ def write_report_file(report, path: str) -> None:
     """Atomically: a temporary beside PATH renamed over it. The rename replaces whatever
     PATH is, a symlink included: the report is never written through a link (to a file
     the user did not name), and a reader never sees half a report."""
-    from bundler.render import report_json, report_markdown, report_text
+    from bundler.report_render import report_json, report_markdown, report_text
     from bundler.scratch import make_file, sweep
 
     check_report_file(path)
@@ -183,9 +184,9 @@ def write_report_file(report, path: str) -> None:
               help="OUT.tar.zst (default ./NAME.tar.zst), .tar.gz, .tar.xz, .tar, or DIR/.")
 @click.option("--name", metavar="NAME", help="Artifact name (default: the first BINARY's).")
 @click.option("--prefix", metavar="DIR", help="Install prefix (default /opt/NAME).")
-@click.option("--launcher", type=click.Choice(["loader", "env"]), default="loader",
+@click.option("--launcher", type=click.Choice(LAUNCHER_MODES), default="loader",
               show_default=True, help="How bin/ starts the program (env leaks to children).")
-@click.option("--launcher-type", "launcher_type", type=click.Choice(["auto", "native", "sh"]),
+@click.option("--launcher-type", "launcher_type", type=click.Choice(LAUNCHER_TYPES),
               default="auto", show_default=True,
               help="What bin/NAME is: a static native launcher (keeps argv[0], needs no "
                    "/bin/sh; built with the C compiler for the architecture), a POSIX sh "
@@ -235,7 +236,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
     )
     from bundler.plan import PlanOptions
     from bundler.resolve import ResolveOptions
-    from bundler.summary import summary_text
+    from bundler.terminal_summary import summary_text
 
     stop_at_once()  # a signal from here on stops the build, one since start-up now
     check_report_file(report_file)
@@ -268,7 +269,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
 def compare(artifact: str, static: str, run_args: str | None, sysroot: str,
             report_file: str | None, as_json: bool) -> None:
     """Compare an artifact (OUT.tar.zst or its directory) with the static build."""
-    from bundler.reporting import compare_report
+    from bundler.compare import compare_report
     from bundler.signals import checkpoint, deferred_signals
 
     stop_at_once()  # a signal since start-up (entry.py) stops it here, before any work

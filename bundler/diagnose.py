@@ -13,7 +13,10 @@ import shlex
 from dataclasses import dataclass
 
 from bundler.elf import ElfFacts
-from bundler.golang import BuildInfo
+from bundler.glibc import is_glibc
+from bundler.golang import BuildInfo, function_names
+from bundler.resolve import Closure
+from bundler.sysroot import Sysroot
 
 SQLITE_MODULE = "github.com/mattn/go-sqlite3"
 CONTAINERD_MODULES = ("github.com/containerd/containerd/v2", "github.com/containerd/containerd")
@@ -261,3 +264,32 @@ def _package(info: BuildInfo) -> str:
     if module and info.path.startswith(module + "/"):
         return "./" + info.path[len(module) + 1:]
     return info.path
+
+
+def go_diagnosis(closure: Closure, info: BuildInfo, sysroot: Sysroot) -> Diagnosis:
+    """Gather the evidence for the static-readiness diagnosis of a Go program."""
+    library_needs = {lib.name: lib.facts.needed for lib in closure.libraries
+                     if not is_glibc(lib.soname or lib.name)}
+    system_dirs = closure.search.system_dirs if closure.search is not None else None
+    return diagnosis_for(closure.program, info, library_needs, system_dirs, sysroot)
+
+
+def diagnosis_for(program: ElfFacts, info: BuildInfo,
+                  library_needs: dict[str, tuple[str, ...]],
+                  system_dirs: tuple[str, ...] | None, sysroot: Sysroot) -> Diagnosis:
+    """The diagnosis from a program's facts, its libraries' needs, and the static archives
+    (libc.a, lib<name>.a) found in `system_dirs` of `sysroot` (not looked for when None)."""
+    missing = []
+    if not program.is_static and system_dirs is not None:
+        wanted = ["libc.a"] + [_archive_name(name) for name in program.needed
+                               if not is_glibc(name)]
+        for archive in wanted:
+            if not any(sysroot.is_file(f"{d}/{archive}") for d in system_dirs):
+                missing.append(archive)
+    evidence = evidence_of(info, program, function_names(program.path), library_needs,
+                           tuple(missing))
+    return diagnose(evidence)
+
+
+def _archive_name(soname: str) -> str:
+    return soname.split(".so", 1)[0] + ".a"

@@ -12,6 +12,8 @@ import posixpath
 from dataclasses import dataclass
 
 from bundler.errors import InputError
+from bundler.plan import EnvSetting, StagedFile
+from bundler.resolve import Closure
 from bundler.sysroot import Sysroot
 
 CONFIG = "gconv-modules"
@@ -85,3 +87,17 @@ def _for_charsets(choice: str, aliases: dict[str, str], modules: list[tuple[str,
 
 def relative_dest(name: str) -> str:
     return posixpath.join("lib", "gconv", name)
+
+
+def staged_modules(choice: str | None, sysroot: Sysroot, closure: Closure,
+                   ) -> tuple[tuple[StagedFile, ...], tuple[EnvSetting, ...]]:
+    """`--gconv`: the modules for lib/gconv and the GCONV_PATH the launcher sets."""
+    if not choice:
+        return (), ()
+    directory = gconv_dir(sysroot, closure.search.system_dirs if closure.search else ())
+    if directory is None:
+        raise InputError(f"--gconv {choice}: no gconv-modules in {sysroot.root}")
+    files = select_files(choice, sysroot, directory)
+    data = tuple(StagedFile(relative_dest(f.name), "data", 0o644, source=f.source)
+                 for f in files)
+    return data, (EnvSetting("GCONV_PATH", "GCONV_PATH", "lib/gconv"),)

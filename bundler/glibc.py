@@ -51,3 +51,12 @@ def release_of_libc(data: bytes, version_definitions: tuple[str, ...]) -> str | 
         return match.group(1).decode()
     keys = [k for k in (glibc_version_key(v) for v in version_definitions) if k]
     return format_version(max(keys)) if keys else None
+
+
+
+
+def release_key(release: str | None) -> tuple[int, ...]:
+    """A release as numbers, for comparing ("2.100" > "2.34"); () when unknown."""
+    if not release:
+        return ()
+    return tuple(int(p) for p in release.split(".") if p.isdigit())

@@ -14,35 +14,15 @@ from typing import Literal
 
 from bundler import nss
 from bundler.elf import ElfFacts
-from bundler.glibc import is_glibc
-from bundler.resolve import Closure
 from bundler.static import StaticContents
 
-NSS_CALLERS = frozenset({
-    "getaddrinfo", "getnameinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r",
-    "gethostbyname2_r", "gethostbyaddr", "gethostbyaddr_r", "getpwnam", "getpwnam_r",
-    "getpwuid", "getpwuid_r", "getpwent", "getgrnam", "getgrnam_r", "getgrgid", "getgrgid_r",
-    "getgrent", "getgrouplist", "initgroups", "getspnam", "getspnam_r", "getservbyname",
-    "getservbyname_r", "getservbyport", "getprotobyname", "getnetbyname", "getnetgrent",
-    "innetgr", "ether_hostton", "ether_ntohost",
-    # Entry points that look up through NSS inside glibc: enumeration and the rarer
-    # databases, getaddrinfo_a (libanl), getlogin (getpwuid_r of the login uid), the r*
-    # commands (getpwnam, gethostbyname), and ~user expansion in glob and wordexp.
-    "getpwent_r", "getgrent_r", "getspent", "getspent_r", "getsgnam", "getsgnam_r",
-    "getsgent", "getprotobynumber", "getprotobynumber_r", "getprotobyname_r", "getprotoent",
-    "getservbyport_r", "getservent", "gethostent", "gethostent_r", "getnetbyaddr",
-    "getnetbyname_r", "getnetent", "getrpcbyname", "getrpcbynumber", "getrpcent",
-    "getaliasbyname", "getaliasent", "setnetgrent", "getnetgrent_r", "getaddrinfo_a",
-    "getlogin", "getlogin_r", "cuserid", "getpw", "ruserok", "iruserok", "rcmd", "rcmd_af",
-    "rexec", "rexec_af", "glob", "glob64", "wordexp",
-})
 DLOPEN_IMPORTS = frozenset({"dlopen", "dlmopen"})
 # Callers of dlopen in static programs: SQLite's loader of extensions, Go's plugin package.
 DLOPEN_CALLERS = frozenset({"unixDlOpen", "pluginOpen", "plugin.open"})
 DLOPEN_CALLER_SUFFIXES = ("_Cfunc_sqlite3_load_extension", "_Cfunc_pluginOpen")
 ICONV_CALLERS = frozenset({"iconv_open"})
 SHOWN = 8
-Severity = Literal["high", "medium", "low"]  # "high" hazards decide the verdict (compare.py)
+Severity = Literal["high", "medium", "low"]  # "high" hazards decide the verdict (verdict.py)
 
 
 @dataclass(frozen=True)
@@ -61,9 +41,10 @@ def static_hazards(contents: StaticContents, symbols: frozenset[str] | None) -> 
     """Hazards inside a static program; `symbols` is None when it is stripped."""
     hazards = []
     if contents.libc == "glibc":
-        nss = sorted(NSS_CALLERS & symbols) if symbols is not None else []
-        if nss or (symbols is None and contents.nss):
-            evidence = nss[:SHOWN] if nss else [f"string {m!r}" for m in contents.nss_markers]
+        callers = sorted(nss.NSS_CALLERS & symbols) if symbols is not None else []
+        if callers or (symbols is None and contents.nss):
+            evidence = (callers[:SHOWN] if callers
+                        else [f"string {m!r}" for m in contents.nss_markers])
             fix = ("build with -tags netgo,osusergo (Go's own resolver and user lookups)"
                    if contents.go_runtime else
                    "keep getaddrinfo/getpw*/getgr* out of the static build, or link it "
@@ -108,15 +89,6 @@ def _dlopen_callers(symbols: frozenset[str]) -> set[str]:
     return found
 
 
-def closure_objects(closure: Closure) -> list[tuple[str, ElfFacts]]:
-    """The program and its non-glibc DT_NEEDED libraries, labelled: what the hazards (and
-    the threads test) look at. What glibc loads at run time (NSS modules, libgcc_s) is
-    glibc's business, not the program's."""
-    objects: list[tuple[str, ElfFacts]] = [(closure.program_label, closure.program)]
-    objects += [(lib.name, lib.facts) for lib in closure.libraries
-                if not is_glibc(lib.soname or lib.name) and not lib.runtime]
-    return objects
-
 
 def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
                     bundled: frozenset[str] = frozenset(),
@@ -157,7 +129,7 @@ def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
          "libraries loaded at run time are not DT_NEEDED, so they are not in the closure",
          "the artifact holds only the closure; a dlopen of a library outside it loads the "
          "host's copy (or fails); add such plugins to the bundle (--add)"),
-        ("dynamic-nss", NSS_CALLERS, "medium",
+        ("dynamic-nss", nss.NSS_CALLERS, "medium",
          "lookups go through /etc/nsswitch.conf of the host; glibc >= 2.34 has files and "
          "dns built in, other modules (systemd, sss, ldap) are loaded at run time",
          nss_action),

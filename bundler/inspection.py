@@ -7,100 +7,22 @@ are pure renderers of the result, so that the report issue can reuse the model.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from bundler import __version__
-from bundler.diagnose import Diagnosis, diagnose, evidence_of
 from bundler.elf import ElfFacts
-from bundler.glibc import is_glibc, release_of_libc
-from bundler.golang import BuildInfo, function_names, read_build_info
-from bundler.requirements import GlibcNeed, Requirements, glibc_need, other_needs
+from bundler.glibc import is_glibc
+from bundler.program_facts import ProgramFacts, program_facts
+from bundler.report_render import go_lines, symbols_text
+from bundler.requirements import GlibcNeed, Requirements, glibc_need
 from bundler.resolve import Closure, Library, ResolveOptions, resolve_closure
-from bundler.static import StaticContents, static_contents
 from bundler.sysroot import Sysroot
 from bundler.text import one_line
 
 JSON_FORMAT_VERSION = 1
-SYMBOLS_SHOWN = 6
 
 
-@dataclass(frozen=True)
-class Inspection:
-    closure: Closure
-    requirements: Requirements
-    static: StaticContents | None
-    go: BuildInfo | None = None
-    diagnosis: Diagnosis | None = None
-
-
-def inspect_program(path: str, sysroot: Sysroot, options: ResolveOptions) -> Inspection:
-    closure = resolve_closure(path, sysroot, options)
-    static = static_contents(path) if closure.program.is_static else None
-    libc, release = libc_release(closure)
-    go = read_build_info(path)
-    diagnosis = go_diagnosis(closure, go, sysroot) if go is not None else None
-    return Inspection(closure, requirements_of(closure, libc, release), static, go, diagnosis)
-
-
-def go_diagnosis(closure: Closure, info: BuildInfo, sysroot: Sysroot) -> Diagnosis:
-    """Gather the evidence for the static-readiness diagnosis of a Go program."""
-    library_needs = {lib.name: lib.facts.needed for lib in closure.libraries
-                     if not is_glibc(lib.soname or lib.name)}
-    system_dirs = closure.search.system_dirs if closure.search is not None else None
-    return diagnosis_for(closure.program, info, library_needs, system_dirs, sysroot)
-
-
-def diagnosis_for(program: ElfFacts, info: BuildInfo,
-                  library_needs: dict[str, tuple[str, ...]],
-                  system_dirs: tuple[str, ...] | None, sysroot: Sysroot) -> Diagnosis:
-    """The diagnosis from a program's facts, its libraries' needs, and the static archives
-    (libc.a, lib<name>.a) found in `system_dirs` of `sysroot` (not looked for when None)."""
-    missing = []
-    if not program.is_static and system_dirs is not None:
-        wanted = ["libc.a"] + [_archive_name(name) for name in program.needed
-                               if not is_glibc(name)]
-        for archive in wanted:
-            if not any(sysroot.is_file(f"{d}/{archive}") for d in system_dirs):
-                missing.append(archive)
-    evidence = evidence_of(info, program, function_names(program.path), library_needs,
-                           tuple(missing))
-    return diagnose(evidence)
-
-
-def _archive_name(soname: str) -> str:
-    return soname.split(".so", 1)[0] + ".a"
-
-
-def libc_release(closure: Closure) -> tuple[Library | None, str | None]:
-    """The libc.so.6 of the closure and its glibc release (read from its banner)."""
-    libc = find_libc(closure)
-    if libc is None:
-        return None, None
-    with open(libc.host_path, "rb") as handle:
-        return libc, release_of_libc(handle.read(), libc.facts.version_definitions)
-
-
-def find_libc(closure: Closure) -> Library | None:
-    return next((lib for lib in closure.libraries if (lib.soname or lib.name) == "libc.so.6"),
-                None)
-
-
-def requirements_of(closure: Closure, libc: Library | None, release: str | None) -> Requirements:
-    """Requirements of the program alone and of the program with its non-glibc libraries."""
-    program = (closure.program_label, closure.program)
-    own = [(lib.name, lib.facts) for lib in closure.libraries
-           if not is_glibc(lib.soname or lib.name)]
-    tag = (libc.facts.abi_tag if libc else None) or (
-        closure.program.abi_tag if closure.program.is_static else None
-    )
-    return Requirements(
-        program_glibc=glibc_need([program]),
-        closure_glibc=glibc_need([program, *own]),
-        other=other_needs([program, *own]),
-        bundled_glibc=release,
-        libc_path=libc.realpath if libc else None,
-        min_kernel=tag.describe() if tag else None,
-    )
+def inspect_program(path: str, sysroot: Sysroot, options: ResolveOptions) -> ProgramFacts:
+    return program_facts(resolve_closure(path, sysroot, options), sysroot)
 
 
 # -- JSON ------------------------------------------------------------------------------
@@ -160,7 +82,7 @@ def _library_json(lib: Library) -> dict:
     }
 
 
-def inspection_json(result: Inspection) -> dict:
+def inspection_json(result: ProgramFacts) -> dict:
     closure, req = result.closure, result.requirements
     needed = req.closure_glibc or req.program_glibc
     return {
@@ -213,7 +135,7 @@ def inspection_json(result: Inspection) -> dict:
 
 
 # -- text ------------------------------------------------------------------------------
-def inspection_text(result: Inspection) -> str:
+def inspection_text(result: ProgramFacts) -> str:
     closure = result.closure
     program = closure.program
     linkage = "statically linked" if program.is_static else "dynamically linked"
@@ -235,7 +157,7 @@ def inspection_text(result: Inspection) -> str:
     return "\n".join(one_line(line) for line in lines) + "\n"
 
 
-def _static_lines(result: Inspection) -> list[str]:
+def _static_lines(result: ProgramFacts) -> list[str]:
     lines = ["", "Static: no loader and no shared libraries; it contains"]
     assert result.static is not None
     lines += [f"  - {part}" for part in result.static.describe()]
@@ -295,35 +217,12 @@ def _requirement_lines(req: Requirements, static: bool) -> list[str]:
     return lines
 
 
-def go_lines(info: BuildInfo, diagnosis: Diagnosis | None) -> list[str]:
-    """The Go build info and the static-readiness diagnosis, for inspect and the report."""
-    module = info.main.path if info.main else info.path
-    lines = ["", f"Go: {info.go_version}, module {module}, CGO_ENABLED="
-                 f"{info.setting('CGO_ENABLED') or '?'}, tags {','.join(info.tags) or '(none)'}"]
-    if diagnosis is None:
-        return lines
-    if not diagnosis.causes:
-        lines.append("  static build: nothing found that keeps it from a clean static link")
-    else:
-        lines.append("  what keeps a static build from being clean, and the fix:")
-        for cause in diagnosis.causes:
-            lines.append(f"    - {cause.code}: {cause.explanation}")
-            lines.append(f"      evidence: {', '.join(cause.evidence)}")
-            lines.append(f"      fix: {cause.fix}")
-    lines.append("  static build command:")
-    lines.append(f"    {diagnosis.command}")
-    lines += [f"  this warning will remain: {r}" for r in diagnosis.remaining]
-    lines += [f"  note: {n}" for n in diagnosis.notes]
-    return lines
-
 
 def _need_lines(what: str, need: GlibcNeed | None) -> list[str]:
     if need is None:
         return [f"    {what:<20} no versioned glibc symbols"]
     lines = [f"    {what:<20} GLIBC_{need.release}"]
     for forced in need.forced_by:
-        shown = list(forced.symbols[:SYMBOLS_SHOWN])
-        more = len(forced.symbols) - len(shown)
-        text = ", ".join(shown) + (f" (+{more} more)" if more > 0 else "")
-        lines.append(f"      {forced.object}: {forced.version} {text}".rstrip())
+        lines.append(f"      {forced.object}: {forced.version} "
+                     f"{symbols_text(forced.symbols)}".rstrip())
     return lines

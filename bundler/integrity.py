@@ -7,12 +7,18 @@ named, as is anything the manifest does not know.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bundler.archive import sha256_of
-from bundler.manifest import NOT_LISTED, FileRecord, Manifest
+from bundler.errors import InputError, UnsafeArtifactError
+from bundler.manifest import MANIFEST_PATH, NOT_LISTED, FileRecord, Manifest
+from bundler.manifest import load as load_manifest
+from bundler.safe_unpack import Unpacked, unpack_artifact
+from bundler.scratch import drop_scratch, make_scratch
 from bundler.tree import walk
 
 
@@ -69,3 +75,53 @@ def _check_record(top: str, record: FileRecord, claimed: int | None) -> list[str
 def _present(top: str) -> set[str]:
     """Every file and symlink under `top`, relative ("/"-separated); not recursive."""
     return {relative for relative, info in walk(top) if not stat.S_ISDIR(info.st_mode)}
+
+
+@dataclass(frozen=True)
+class CheckedArtifact:
+    """An artifact unpacked safely, its manifest loaded, and its tree compared with it."""
+
+    unpacked: Unpacked
+    manifest: Manifest
+    integrity: IntegrityResult
+
+    @property
+    def top(self) -> str:
+        return self.unpacked.top
+
+
+def unpack_and_check(artifact: str, into: str) -> CheckedArtifact:
+    """What verify reports and compare and the build's --run refuse on: the artifact
+    unpacked into `into` (safe_unpack), its manifest (manifest.load) and every difference
+    between the two (check_tree)."""
+    return checked_against_manifest(artifact, unpack_artifact(artifact, into))
+
+
+def checked_against_manifest(artifact: str, unpacked: Unpacked) -> CheckedArtifact:
+    manifest = load_manifest(unpacked.top, artifact)
+    return CheckedArtifact(unpacked, manifest,
+                           check_tree(unpacked.top, manifest, unpacked.modes))
+
+
+@contextlib.contextmanager
+def unpacked(artifact: str) -> Iterator[CheckedArtifact]:
+    """The artifact, unpacked safely into a temporary directory and checked against its
+    manifest (exit 4 naming the first difference: nothing is analysed or run);
+    a directory artifact is copied by the same rules (its symlinks judged, nothing read
+    through one that leaves it)."""
+    if not os.path.lexists(artifact):
+        raise InputError(f"{artifact}: no such file")
+    scratch = make_scratch("bundle-compare")  # swept by a later run if SIGKILL leaves it
+    try:
+        result = unpack_artifact(artifact, os.path.join(scratch.path, "unpacked"))
+        if not os.path.isfile(os.path.join(result.top, MANIFEST_PATH)):
+            raise InputError(f"{artifact}: not an artifact (no */{MANIFEST_PATH})")
+        checked = checked_against_manifest(artifact, result)
+        problems = checked.integrity.problems
+        if problems:  # a launcher changed after bundling must not be run, nor analysed
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise UnsafeArtifactError(f"{artifact}: differs from its manifest: "
+                                      f"{problems[0]}{more}; nothing was run")
+        yield checked
+    finally:
+        drop_scratch(scratch)

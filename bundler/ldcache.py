@@ -8,6 +8,7 @@ is kept so that the report can say it.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import posixpath
 import struct
 from dataclasses import dataclass
@@ -139,7 +140,7 @@ def read_ld_so_cache(sysroot: Sysroot) -> CacheReading:
     if data is None:
         return CacheReading(None, None)
     try:
-        return CacheReading(parse_ld_so_cache(data), None)
+        return CacheReading(_parsed(data), None)
     except CacheFormatError as exc:
         return CacheReading(None, f"{CACHE_PATH} is not a valid cache ({exc}); ld.so ignores it")
 
@@ -197,3 +198,10 @@ def _glob(sysroot: Sysroot, pattern: str) -> list[str]:
         for name in sysroot.list_dir(directory)
         if fnmatch.fnmatchcase(name, leaf)
     ]
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(data: bytes) -> LdCache:
+    """One parse per cache content: the resolver reads the cache, and `--nss auto` reads it
+    again for the directories of the modules it names."""
+    return parse_ld_so_cache(data)

@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 
 from bundler.errors import InputError
+from bundler.plan import EnvSetting, StagedFile
 from bundler.sysroot import Sysroot
 
 LOCALE_DIR = "/usr/lib/locale"
@@ -168,3 +169,14 @@ def _directory_files(key: str, directory: str, sysroot: Sysroot) -> list[LocaleF
 
 def relative_dest(name: str) -> str:
     return posixpath.join("lib", "locale", name)
+
+
+def staged_locales(names: tuple[str, ...], sysroot: Sysroot,
+                   ) -> tuple[tuple[StagedFile, ...], tuple[EnvSetting, ...]]:
+    """`--locale`: compiled locales for lib/locale and the LOCPATH the launcher sets."""
+    if not names:
+        return (), ()
+    files = select_files(validate_names(names), sysroot)
+    data = tuple(StagedFile(relative_dest(f.dest), "data", 0o644, source=f.source,
+                            offset=f.offset, length=f.length) for f in files)
+    return data, (EnvSetting("LOCPATH", "LOCPATH", "lib/locale"),)

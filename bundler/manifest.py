@@ -1,4 +1,8 @@
-"""The artifact's manifest (`.bundle/manifest.json`): its paths, its records, one loader.
+"""The artifact's manifest (MANIFEST_PATH): its paths, its records, one loader, one writer.
+
+The build makes a `Manifest` of frozen records and writes it with `dump`; `load` reads it
+back into the same records, so what is written and what is read cannot drift apart (a
+real artifact's manifest is `dump(load(it))`, byte for byte).
 
 `bundle verify` and `bundle compare` read manifests from artifacts that may be hostile, so
 the manifest is data to be checked, never a source of host paths: `load` checks every field
@@ -14,11 +18,13 @@ What `load` promises:
   record `libexec/NAME`); file paths and symlink
   targets are relative, with no `..`, `.` or empty parts (a symlink target may use `..`,
   the unpacker resolves every link inside the artifact); no string holds a control
-  character (they reach the terminal);
+  character (they reach the terminal), but for the NULs between the strings of a
+  recorded string edit (`renamed_strings`: a sealed run of search directories);
 - sizes, modes and counts are integers in range; the JSON is at most MAX_BYTES and nested
   no deeper than the parser's recursion limit (JSON nested 100,000 deep is refused, not a
   RecursionError).
 
+Every field the build writes is read (and so checked), also those only `dump` needs.
 Unknown keys are tolerated (a newer `bundle` may add some) and optional ones get defaults.
 Refusals are one line: `UnsafeArtifactError` (exit 4) for a manifest that is there but
 malformed or hostile, `InputError` (exit 2) when there is no manifest at all (not an
@@ -27,19 +33,22 @@ artifact).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import posixpath
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, TypedDict, TypeVar, Union
+from typing import Literal, TypeVar
 
 from bundler.errors import InputError, UnsafeArtifactError
+from bundler.exhaustive import assert_never
 
 MANIFEST_PATH = ".bundle/manifest.json"
 REPORT_PATH = ".bundle/report.md"
+FORMAT_VERSION = 1  # the manifest's format, recorded in it
 NOT_LISTED = frozenset({MANIFEST_PATH, REPORT_PATH})  # written after the records
 MAX_BYTES = 32 << 20  # a manifest of ~100,000 records; a real one is a few KiB to a few MiB
 MAX_RECORDS = 200_000  # as many as the unpacker accepts members
@@ -54,11 +63,29 @@ Reader = Callable[[object, str], T]  # checks one value ("where" names it), retu
 
 
 @dataclass(frozen=True)
+class ElfEdit:
+    """The new PT_INTERP and DT_RPATH patch.py wrote into a copy (plan.Patch, as recorded)."""
+
+    interpreter: str | None
+    rpath: str
+
+
+@dataclass(frozen=True)
 class Patched:
     """What was changed in a copy, with the original's identity (for compare's input)."""
 
     source_sha256: str | None
     source_size: int | None
+    elf: ElfEdit | None = None  # None: not patched by patch.py (strings renamed only)
+    renamed_strings: tuple[tuple[str, str], ...] = ()  # (original, replacement), sorted
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """Where a file's bytes were cut from its source (a locale category in locale-archive)."""
+
+    offset: int
+    length: int | None
 
 
 @dataclass(frozen=True)
@@ -73,42 +100,12 @@ class FileRecord:
     source: str | None = None  # the build host's path it was copied from (informative)
     loaded_at_run_time: bool = False
     patched: Patched | None = None
+    extracted: Extracted | None = None  # files only: cut out of `source`
 
 
-class WrittenFile(TypedDict):
-    """A file's record as the build writes it into manifest.json (`load` reads it back as a
-    FileRecord). `sha256` and `size` are None until the archive writer has read the file."""
-
-    path: str
-    type: Literal["file"]
-    kind: str
-    sha256: str | None
-    size: int | None
-    mode: str  # octal: "0755"
-    source: str | None
-    loaded_at_run_time: bool
-    patched: dict[str, object] | None
-    extracted: dict[str, int | None] | None  # {"offset", "length"} in the source
-
-
-class WrittenSymlink(TypedDict):
-    """A symlink's record as the build writes it into manifest.json."""
-
-    path: str
-    type: Literal["symlink"]
-    target: str | None
-    kind: str
-
-
-WrittenRecord = Union[WrittenFile, WrittenSymlink]
-
-
-def written_size(record: WrittenFile) -> int:
-    """The archived size of a written record; the build fills it in while archiving."""
-    size = record["size"]
-    if size is None:
-        raise AssertionError(f"{record['path']}: its size is read before it was archived")
-    return size
+def archived_size(files: Iterable[FileRecord]) -> int:
+    """The bytes the files hold in the artifact (a symlink holds none)."""
+    return sum(f.size or 0 for f in files if f.type == "file")
 
 
 @dataclass(frozen=True)
@@ -119,6 +116,18 @@ class EnvRecord:
     means: str
     path: str
     scoped: bool
+
+
+@dataclass(frozen=True)
+class NssRecord:
+    """The manifest's "nss": what a target may name, and what then must run there (the
+    build's nss.NssCoverage, as recorded)."""
+
+    used: bool | None  # whether the programs do NSS lookups (None: not recorded)
+    modules: tuple[str, ...] = ()  # libnss_*.so.2 in lib/
+    served: tuple[str, ...] = ()
+    daemon: tuple[tuple[str, str | None], ...] = ()  # (source, the daemon it needs), sorted
+    not_served: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,13 +144,20 @@ class Manifest:
     excluded: tuple[str, ...]
     environment: tuple[EnvRecord, ...]
     runtime_missing: tuple[str, ...]
-    files: tuple[FileRecord, ...]
-    format_version: int = 1
+    files: tuple[FileRecord, ...]  # sorted by path
+    format_version: int = FORMAT_VERSION
     launcher_type: str = "sh"  # what bin/NAME is: native or sh (manifests before it: sh)
-    nss_used: bool | None = None  # whether the programs do NSS lookups (None: not recorded)
+    nss: NssRecord | None = None
     library_home: str = "lib"  # lib/.bundle-ID: where PT_INTERP and DT_RPATH point
     sealed: tuple[str, ...] = ()  # host paths its glibc never opens (sealing.py)
     unsealed: tuple[str, ...] = ()  # those left open, and why
+    tool: str | None = None  # what wrote it: "bundle"
+    tool_version: str | None = None
+
+    @property
+    def nss_used(self) -> bool | None:
+        """Whether the programs do NSS lookups (None: not recorded)."""
+        return None if self.nss is None else self.nss.used
 
 
 def manifest_file(top: str) -> str:
@@ -160,6 +176,74 @@ def load(top: str, artifact: str) -> Manifest:
         return parse(data, os.path.basename(top))
     except _Malformed as exc:
         raise UnsafeArtifactError(f"{artifact}: manifest {exc}") from None
+
+
+def dump(manifest: Manifest) -> str:
+    """The manifest's JSON text as the artifact holds it: keys sorted, indented by two, a
+    final newline. `load` reads every field back: `dump(load(x)) == x` for what the build
+    writes."""
+    return json.dumps(_written(manifest), indent=2, sort_keys=True) + "\n"
+
+
+def _written(m: Manifest) -> dict[str, object]:
+    return {
+        "format_version": m.format_version,
+        "tool": m.tool,
+        "tool_version": m.tool_version,
+        "name": m.name,
+        "arch": m.arch,
+        "prefix": m.prefix,
+        "launcher": m.launcher,
+        "launcher_type": m.launcher_type,
+        "loader": m.loader,
+        "glibc": m.glibc,
+        "min_kernel": m.min_kernel,
+        "programs": list(m.programs),
+        "missing": list(m.missing),
+        "excluded": list(m.excluded),
+        "environment": [dataclasses.asdict(e) for e in m.environment],
+        "runtime_missing": list(m.runtime_missing),
+        "library_home": m.library_home,
+        "sealed": {"sealed": list(m.sealed), "unsealed": list(m.unsealed)},
+        "nss": None if m.nss is None else {
+            "used": m.nss.used,
+            "modules": list(m.nss.modules),
+            "served": list(m.nss.served),
+            "daemon": dict(m.nss.daemon),
+            "not_served": list(m.nss.not_served),
+        },
+        "files": [_written_file(f) for f in m.files],
+    }
+
+
+def _written_file(record: FileRecord) -> dict[str, object]:
+    if record.type == "symlink":
+        return {"path": record.path, "type": "symlink", "target": record.target,
+                "kind": record.kind}
+    if record.type != "file":
+        assert_never(record.type)
+    return {
+        "path": record.path,
+        "type": "file",
+        "kind": record.kind,
+        "sha256": record.sha256,
+        "size": record.size,
+        "mode": None if record.mode is None else f"{record.mode:04o}",
+        "source": record.source,
+        "loaded_at_run_time": record.loaded_at_run_time,
+        "patched": None if record.patched is None else _written_patch(record.patched),
+        "extracted": None if record.extracted is None else dataclasses.asdict(record.extracted),
+    }
+
+
+def _written_patch(patched: Patched) -> dict[str, object]:
+    written: dict[str, object] = {"source_sha256": patched.source_sha256,
+                                  "source_size": patched.source_size}
+    if patched.elf is not None:
+        written.update(interpreter=patched.elf.interpreter, rpath=patched.elf.rpath)
+    if patched.renamed_strings:
+        written["renamed_strings"] = dict(patched.renamed_strings)
+    return written
 
 
 def _read(top: str, artifact: str) -> bytes:
@@ -214,10 +298,12 @@ def parse(data: object, top_name: str) -> Manifest:
         files=files,
         format_version=_optional(root, "format_version", _count, 1),
         launcher_type=_optional(root, "launcher_type", _text, "sh"),
-        nss_used=_nss_used(root.get("nss")),
+        nss=_optional(root, "nss", _nss, None),
         library_home=_optional(root, "library_home", _relative_path, "lib"),
         sealed=_list(_sealing(root), "sealed", _text, required=False, where="sealed."),
         unsealed=_list(_sealing(root), "unsealed", _text, required=False, where="sealed."),
+        tool=_optional(root, "tool", _text, None),
+        tool_version=_optional(root, "tool_version", _text, None),
     )
 
 
@@ -373,14 +459,50 @@ def _record(value: object, where: str) -> FileRecord:
                       size=_field(record, "size", _count, where),
                       mode=_field(record, "mode", _mode, where), source=source,
                       loaded_at_run_time=run_time,
-                      patched=_optional(record, "patched", _patched, None, where))
+                      patched=_optional(record, "patched", _patched, None, where),
+                      extracted=_optional(record, "extracted", _extracted, None, where))
 
 
 def _patched(value: object, where: str) -> Patched:
     patched = _object(value, where)
     where += "."
+    elf = None
+    if "interpreter" in patched or "rpath" in patched:  # both written, or neither
+        elf = ElfEdit(_optional(patched, "interpreter", _text, None, where),
+                      _field(patched, "rpath", _text, where))
     return Patched(_optional(patched, "source_sha256", _sha256, None, where),
-                   _optional(patched, "source_size", _count, None, where))
+                   _optional(patched, "source_size", _count, None, where), elf,
+                   _pairs(patched, "renamed_strings", _edited_string, _edited_string, where))
+
+
+def _extracted(value: object, where: str) -> Extracted:
+    extracted = _object(value, where)
+    where += "."
+    return Extracted(_field(extracted, "offset", _count, where),
+                     _optional(extracted, "length", _count, None, where))
+
+
+def _edited_string(value: object, where: str) -> str:
+    """A string edit's side (sealing.py, scoping.py): printable but for the NULs that end
+    the strings of a run."""
+    if not isinstance(value, str):
+        raise _Malformed(f"{where}: expected a string, found {_kind(value)}")
+    if len(value) > MAX_PATH * 4 or not value.replace("\0", "").isprintable():
+        raise _Malformed(f"{where}: too long or holds a control character")
+    return value
+
+
+def _pairs(parent: dict, key: str, read_name: Reader[str], read: Reader[T], where: str,
+           limit: int = 10_000) -> tuple[tuple[str, T], ...]:
+    """An optional object of names to values, as (name, value) pairs in the file's order."""
+    value = parent.get(key)
+    if value is None:
+        return ()
+    mapping = _object(value, f"{where}{key}")
+    if len(mapping) > limit:
+        raise _Malformed(f"{where}{key}: {len(mapping)} entries, over the limit of {limit}")
+    return tuple((read_name(name, f"{where}{key}"), read(item, f"{where}{key}[{name!r:.40}]"))
+                 for name, item in mapping.items())
 
 
 def _environment(value: object, where: str) -> EnvRecord:
@@ -392,10 +514,18 @@ def _environment(value: object, where: str) -> EnvRecord:
                      scoped=_optional(setting, "scoped", _flag, False, where))
 
 
-def _nss_used(value: object) -> bool | None:
-    if value is None:
-        return None
-    return _optional(_object(value, "nss"), "used", _flag, None, "nss.")
+def _nss(value: object, where: str) -> NssRecord:
+    nss = _object(value, where)
+    where += "."
+    return NssRecord(used=_optional(nss, "used", _flag, None, where),
+                     modules=_list(nss, "modules", _text, required=False, where=where),
+                     served=_list(nss, "served", _text, required=False, where=where),
+                     daemon=_pairs(nss, "daemon", _text, _optional_text, where),
+                     not_served=_list(nss, "not_served", _text, required=False, where=where))
+
+
+def _optional_text(value: object, where: str) -> str | None:
+    return None if value is None else _text(value, where)
 
 
 def _kind(value: object) -> str:

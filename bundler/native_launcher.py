@@ -14,19 +14,20 @@ no path and no compiler version in the output: two builds give the same bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import platform
 import shutil
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 
 from bundler import scratch
+from bundler.choices import LAUNCHER_TYPES, LauncherType
 from bundler.elf import read_elf
 from bundler.errors import BundleError, EnvironmentUnfitError, InputError
-from bundler.plan import LAUNCHER_TYPES, BundlePlan, LauncherType
+from bundler.plan import BundlePlan
 
 SOURCE = "launcher.c"
 HEADER = "launcher-values.h"
@@ -204,9 +205,21 @@ def choose(wanted: str, arch: str, multiarch: str) -> LauncherChoice:
     return LauncherChoice("sh", why)
 
 
-def build_launchers(plan: BundlePlan, wanted: str, multiarch: str,
-                    ) -> tuple[BundlePlan, dict[str, bytes]]:
-    """The plan with its launcher type decided, and each program's native launcher.
+@dataclass(frozen=True)
+class Launchers:
+    """What each program's bin/NAME is: a native launcher built for it, or the sh script.
+
+    Kept beside the plan, not in it: whether a compiler works is known only once it has
+    compiled the launchers, which hold the final plan's paths (its lib/.bundle-ID).
+    """
+
+    kind: LauncherType
+    why: str  # how they were built, or why the sh launcher is used
+    native: Mapping[str, bytes] = field(default_factory=dict)  # program -> its launcher
+
+
+def build_launchers(plan: BundlePlan, wanted: str, multiarch: str) -> Launchers:
+    """Each program's native launcher, or the sh launcher and why.
 
     In auto mode a compiler that fails falls back to the sh launcher with the reason; asked
     for native, the failure is the error (exit 3).
@@ -222,7 +235,7 @@ def build_launchers(plan: BundlePlan, wanted: str, multiarch: str,
             if wanted == "native":
                 raise
             choice, built = LauncherChoice("sh", exc.message), {}
-    return dataclasses.replace(plan, launcher_type=choice.kind, launcher_why=choice.why), built
+    return Launchers(choice.kind, choice.why, built)
 
 
 def launcher_note(kind: str, why: str, argv0_elsewhere: bool = True) -> str:

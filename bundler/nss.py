@@ -35,11 +35,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bundler.errors import InputError
+from bundler.glibc import release_key
 from bundler.ldcache import read_ld_so_cache
-from bundler.manifest import Manifest
-from bundler.plan import release_key
+from bundler.manifest import Manifest, NssRecord
 from bundler.sysroot import Sysroot
 
+# Imported symbols that make glibc look up through NSS (user, group, host, service...).
+NSS_CALLERS = frozenset({
+    "getaddrinfo", "getnameinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r",
+    "gethostbyname2_r", "gethostbyaddr", "gethostbyaddr_r", "getpwnam", "getpwnam_r",
+    "getpwuid", "getpwuid_r", "getpwent", "getgrnam", "getgrnam_r", "getgrgid", "getgrgid_r",
+    "getgrent", "getgrouplist", "initgroups", "getspnam", "getspnam_r", "getservbyname",
+    "getservbyname_r", "getservbyport", "getprotobyname", "getnetbyname", "getnetgrent",
+    "innetgr", "ether_hostton", "ether_ntohost",
+    # Entry points that look up through NSS inside glibc: enumeration and the rarer
+    # databases, getaddrinfo_a (libanl), getlogin (getpwuid_r of the login uid), the r*
+    # commands (getpwnam, gethostbyname), and ~user expansion in glob and wordexp.
+    "getpwent_r", "getgrent_r", "getspent", "getspent_r", "getsgnam", "getsgnam_r",
+    "getsgent", "getprotobynumber", "getprotobynumber_r", "getprotobyname_r", "getprotoent",
+    "getservbyport_r", "getservent", "gethostent", "gethostent_r", "getnetbyaddr",
+    "getnetbyname_r", "getnetent", "getrpcbyname", "getrpcbynumber", "getrpcent",
+    "getaliasbyname", "getaliasent", "setnetgrent", "getnetgrent_r", "getaddrinfo_a",
+    "getlogin", "getlogin_r", "cuserid", "getpw", "ruserok", "iruserok", "rcmd", "rcmd_af",
+    "rexec", "rexec_af", "glob", "glob64", "wordexp",
+})
 NSSWITCH = "/etc/nsswitch.conf"
 MAX_NSSWITCH = 1 << 20  # a real one is a few hundred bytes
 BUILT_IN_SINCE = (2, 34)
@@ -114,7 +133,7 @@ class SourceFact:
 class NssCoverage:
     """The artifact's NSS: does the program look anything up, and which sources work."""
 
-    used: bool  # the program or a library calls an NSS lookup (hazards.NSS_CALLERS)
+    used: bool  # the program or a library calls an NSS lookup (NSS_CALLERS)
     glibc: str | None
     modules: tuple[str, ...]  # libnss_*.so.2 in lib/
     facts: tuple[SourceFact, ...]
@@ -129,15 +148,15 @@ class NssCoverage:
                 return fact
         return _not_served(source, self.glibc)
 
-    def manifest(self) -> dict:
+    def manifest(self) -> NssRecord:
         """The manifest's "nss": what a target may name, and what then must run there."""
-        return {
-            "used": self.used,
-            "modules": list(self.modules),
-            "served": list(self.names(SERVED)),
-            "daemon": {f.source: f.daemon for f in self.facts if f.state == DAEMON},
-            "not_served": list(self.names(NOT_SERVED)),
-        }
+        return NssRecord(
+            used=self.used,
+            modules=self.modules,
+            served=self.names(SERVED),
+            daemon=tuple(sorted((f.source, f.daemon) for f in self.facts if f.state == DAEMON)),
+            not_served=self.names(NOT_SERVED),
+        )
 
 
 @dataclass(frozen=True)

@@ -13,31 +13,27 @@ import hashlib
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from bundler import nss
+from bundler.choices import LAUNCHER_MODES, LauncherMode
 from bundler.elf import ElfFacts
 from bundler.errors import InputError
-from bundler.glibc import is_glibc
+from bundler.glibc import is_glibc, release_key
 from bundler.manifest import name_problem, prefix_problem
+from bundler.nss import NssCoverage
 from bundler.resolve import Closure, Library
-
-if TYPE_CHECKING:  # nss.py imports release_key from here
-    from bundler.nss import NssCoverage
+from bundler.scoping import SCOPED_PREFIXES, Rename, scoped_name, whole_string_count
+from bundler.sealing import Seal, seal_libc, seal_loader
 
 # What an artifact entry is; build.py materialises each kind its own way.
 FileKind = Literal["program", "library", "loader", "launcher", "alias", "data"]
-LauncherMode = Literal["loader", "env"]  # how bin/NAME starts the program (launcher.py)
-LAUNCHER_MODES: tuple[LauncherMode, ...] = ("loader", "env")
-# What bin/NAME is: auto = native (a static C launcher) where a compiler exists, else sh.
-LauncherType = Literal["native", "sh"]
-LAUNCHER_TYPES = ("auto", "native", "sh")
 LIBRARY_HOME = "lib"
+LIBC = "libc.so.6"
 IDENTITY_PREFIX = ".bundle-"
 LIBRARY_RPATH = "$ORIGIN"
 EXECUTABLE_MODE = 0o755
 DATA_MODE = 0o644
-ARGV0_SINCE = (2, 33)  # ld.so --argv0 appeared in glibc 2.33
-
 
 @dataclass(frozen=True)
 class Patch:
@@ -46,17 +42,6 @@ class Patch:
     interpreter: str | None
     rpath: str
 
-
-@dataclass(frozen=True)
-class Rename:
-    """Replace the NUL-terminated string `original` by `scoped` (same length) in a copy:
-    how the bundled glibc gets variables of its own (scoping.py) and is kept from host
-    paths (sealing.py). `whole=False`: `original` is a run of several strings, replaced
-    wherever it occurs."""
-
-    original: str
-    scoped: str
-    whole: bool = True
 
 
 @dataclass(frozen=True)
@@ -107,8 +92,6 @@ class BundlePlan:
     library_home: str = LIBRARY_HOME  # lib/.bundle-ID once identify() has run
     sealed: tuple[str, ...] = ()  # host paths the bundled glibc can no longer open
     unsealed: tuple[str, ...] = ()  # those left open, and why (sealing.py)
-    launcher_type: LauncherType = "sh"  # decided by the build (native_launcher.py)
-    launcher_why: str = ""  # how it was built, or why the sh launcher was used
 
 
 @dataclass(frozen=True)
@@ -152,17 +135,50 @@ def launcher_mode(text: str) -> LauncherMode:
     raise InputError(f"--launcher {text}: choose one of {', '.join(LAUNCHER_MODES)}")
 
 
-def release_key(release: str | None) -> tuple[int, ...]:
-    if not release:
-        return ()
-    return tuple(int(p) for p in release.split(".") if p.isdigit())
+
+@dataclass(frozen=True)
+class GlibcCopies:
+    """The bytes of the loader and libc.so.6 the artifact copies, read by the build (the
+    plan's string edits are decided from them: scoping and sealing)."""
+
+    loader: bytes
+    libc_path: str | None  # the host file of the closure's libc.so.6 (None: it has none)
+    libc: bytes | None
+
+
+@dataclass(frozen=True)
+class RuntimeNeeds:
+    """What glibc will load at run time that the plan records (runtime_loads.py)."""
+
+    missing: tuple[str, ...] = ()  # asked for, but the build root could not give them
+    nss_lookups: bool = False  # anything in the closures calls an NSS lookup
 
 
 def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: str | None,
               options: PlanOptions, added: list[Closure] | None = None,
-              data: tuple[StagedFile, ...] = (),
-              env: tuple[EnvSetting, ...] = ()) -> BundlePlan:
-    """Decide the artifact's content; refuses what could not run from the bundle.
+              data: tuple[StagedFile, ...] = (), env: tuple[EnvSetting, ...] = (),
+              copies: GlibcCopies | None = None, runtime: RuntimeNeeds | None = None,
+              digest: Callable[[str], str] | None = None) -> BundlePlan:
+    """The artifact's final plan: where each file goes (refusing what could not run from
+    the bundle), the string edits of glibc's copies (`copies`: scoping and sealing), what
+    glibc loads at run time and the NSS sources served (`runtime`), and the programs
+    pointed at lib/.bundle-ID (`digest` hashes a source; last, since the ID covers every
+    edit of lib/). Without `copies`, `runtime` or `digest` that step is left out (the
+    unit tests of the layout)."""
+    plan = _lay_out(closures, glibc_release, min_kernel, options, added, data, env)
+    if copies is not None:
+        plan = _edit_glibc_copies(plan, copies)
+    if runtime is not None:
+        plan = dataclasses.replace(plan, runtime_missing=runtime.missing,
+                                   nss=nss_coverage(runtime.nss_lookups, plan, glibc_release))
+    return identify(plan, digest) if digest is not None else plan
+
+
+def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str | None,
+             options: PlanOptions, added: list[Closure] | None = None,
+             data: tuple[StagedFile, ...] = (),
+             env: tuple[EnvSetting, ...] = ()) -> BundlePlan:
+    """Which file goes where; refuses what could not run from the bundle.
 
     `added` are the closures of --add shared objects (plugins the programs dlopen): each
     goes into lib/ under its file name, with the libraries it needs.
@@ -225,7 +241,7 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
     return BundlePlan(
         name=name, prefix=prefix, launcher=launcher, arch=first.arch.name,
         loader_name=loader_name,
-        loader_supports_argv0=release_key(glibc_release) >= ARGV0_SINCE,
+        loader_supports_argv0=first.search is not None and first.search.argv0,
         glibc_release=glibc_release, min_kernel=min_kernel, programs=tuple(programs),
         files=tuple(sorted(files.values(), key=lambda f: f.dest)), missing=tuple(missing),
         excluded=tuple(sorted(excluded)), env=env,
@@ -428,3 +444,67 @@ def _library_patch(facts: ElfFacts) -> Patch | None:
 def _library_mode(library: Library) -> int:
     # libc.so.6 is executable (it prints its version); keep the x bit where it was meant.
     return EXECUTABLE_MODE if library.facts.interpreter else DATA_MODE
+
+
+def scope_environment(plan: BundlePlan, libc_dest: str, libc: bytes, loader: bytes,
+                      libc_sha256: str) -> BundlePlan:
+    """The plan with each variable the launcher sets renamed in the bundled libc where it
+    is a whole string (and the loader knows the original, so secure mode strips it); the
+    others stay unscoped (the report says programs started by the bundled one inherit
+    them). Nothing is scoped for an artifact holding a privileged program."""
+    if any(f.privileged for f in plan.files):
+        return plan
+    renames = []
+    settings = []
+    for setting in plan.env:
+        in_libc = whole_string_count(libc, setting.means)
+        in_loader = whole_string_count(loader, setting.means)
+        if setting.means in SCOPED_PREFIXES and in_libc and in_loader:
+            scoped = scoped_name(setting.means, libc_sha256)
+            renames.append(Rename(setting.means, scoped))
+            settings.append(dataclasses.replace(setting, variable=scoped, scoped=True))
+        else:
+            settings.append(setting)
+    if not renames:
+        return dataclasses.replace(plan, env=tuple(settings))
+    return with_renames(dataclasses.replace(plan, env=tuple(settings)),
+                        {libc_dest: tuple(renames)})
+
+
+def seal_plan(plan: BundlePlan, seals: list[tuple[str, Seal]]) -> BundlePlan:
+    """The plan with each Seal's edits added to the copy at its `dest`, and what is sealed
+    and what is not recorded for the manifest and the report."""
+    edited = with_renames(plan, {dest: seal.renames for dest, seal in seals})
+    return dataclasses.replace(
+        edited,
+        sealed=tuple(item for _, seal in seals for item in seal.sealed),
+        unsealed=tuple(item for _, seal in seals for item in seal.unsealed))
+
+
+def _edit_glibc_copies(plan: BundlePlan, copies: GlibcCopies) -> BundlePlan:
+    """The string edits of the bundled libc.so.6 and loader: the launcher's variables
+    renamed in libc (scope_environment), host paths sealed in both (sealing.py)."""
+    loader = next(f for f in plan.files if f.kind == "loader")
+    libc_entry = None if copies.libc_path is None else next(
+        (f for f in plan.files if f.source == copies.libc_path and f.kind == "library"), None)
+    if loader.source is None:
+        return plan
+    if copies.libc is not None and libc_entry is not None and plan.env:
+        plan = scope_environment(plan, libc_entry.dest, copies.libc, copies.loader,
+                                 hashlib.sha256(copies.libc).hexdigest())
+    seals = [(loader.dest, seal_loader(copies.loader, keep_host_search=bool(plan.excluded)))]
+    if copies.libc is not None and libc_entry is not None:
+        privileged = any(f.privileged for f in plan.files)
+        gconv = any(e.means == "GCONV_PATH" for e in plan.env)
+        home = f"{plan.prefix}/lib/gconv" if privileged and gconv else None
+        seals.append((libc_entry.dest, seal_libc(copies.libc, gconv_home=home)))
+    else:
+        seals.append((f"lib/{LIBC}", Seal((), (), (f"{LIBC}: not bundled",))))
+    return seal_plan(plan, seals)
+
+
+def nss_coverage(lookups: bool, plan: BundlePlan, release: str | None) -> nss.NssCoverage:
+    """Which sources the planned artifact serves: its lib/libnss_*.so.2 and its glibc."""
+    modules = [posixpath.basename(f.dest) for f in plan.files
+               if f.kind == "library" and nss.source_of(posixpath.basename(f.dest))]
+    return nss.coverage(lookups, modules, release, release_key(release))

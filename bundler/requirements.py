@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bundler.elf import ElfFacts
 from bundler.glibc import ABI_MARKERS, format_version, glibc_version_key, is_glibc
+from bundler.resolve import Closure, Library
 
 _FAMILY = re.compile(r"^(.*?)[_.]?(\d+(?:[._]\d+)*)$")
 
@@ -113,3 +114,21 @@ def _family_and_key(version: str) -> tuple[str, tuple[int, ...]]:
         return version, ()
     numbers = tuple(int(p) for p in re.split(r"[._]", match.group(2)))
     return match.group(1), numbers
+
+
+def requirements_of(closure: Closure, libc: Library | None, release: str | None) -> Requirements:
+    """Requirements of the program alone and of the program with its non-glibc libraries."""
+    program = (closure.program_label, closure.program)
+    own = [(lib.name, lib.facts) for lib in closure.libraries
+           if not is_glibc(lib.soname or lib.name)]
+    tag = (libc.facts.abi_tag if libc else None) or (
+        closure.program.abi_tag if closure.program.is_static else None
+    )
+    return Requirements(
+        program_glibc=glibc_need([program]),
+        closure_glibc=glibc_need([program, *own]),
+        other=other_needs([program, *own]),
+        bundled_glibc=release,
+        libc_path=libc.realpath if libc else None,
+        min_kernel=tag.describe() if tag else None,
+    )

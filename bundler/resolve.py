@@ -16,14 +16,17 @@ chosen where glibc-hwcaps (or legacy hwcap) variants exist; the variants are rec
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from bundler.elf import ElfFacts, read_elf, read_ident
 from bundler.errors import InputError, MissingLibraryError
+from bundler.glibc import is_glibc, release_of_libc
 from bundler.ldcache import CacheReading, read_ld_so_cache, read_ld_so_conf
 from bundler.ldso import LoaderSearchFacts, search_facts
 from bundler.machine import ARCHITECTURES, Architecture, architecture_of, same_abi
@@ -181,8 +184,26 @@ def resolve_closure(
     program_path: str, sysroot: Sysroot, options: ResolveOptions = ResolveOptions()
 ) -> Closure:
     """Resolve the closure of the ELF file at `program_path` (a path on this machine)."""
-    program = read_elf(program_path)
-    return _Resolver(program, sysroot, options).run()
+    return resolve_closures([program_path], sysroot, options)[0]
+
+
+def resolve_closures(program_paths: Sequence[str], sysroot: Sysroot, options: ResolveOptions,
+                     runtime_loaded: Callable[[list[Closure]], tuple[str, ...]] | None = None,
+                     ) -> list[Closure]:
+    """The closures of several programs, each walked once.
+
+    `runtime_loaded` (runtime_loads.py) sees every program's DT_NEEDED closure and names
+    what glibc itself will dlopen for them (libgcc_s, NSS modules); each resolver then loads
+    those after `options.runtime_loaded`, searched as libc.so.6 would search them. A program
+    missing a DT_NEEDED library is refused before the next one is read.
+    """
+    resolvers = []
+    for path in program_paths:
+        resolver = _Resolver(read_elf(path), sysroot, options)
+        resolver.walk()
+        resolvers.append(resolver)
+    extra = runtime_loaded([r.closure() for r in resolvers]) if runtime_loaded else ()
+    return [r.finish((*options.runtime_loaded, *extra)) for r in resolvers]
 
 
 def sysroot_architectures(sysroot: Sysroot) -> tuple[tuple[Architecture, str], ...]:
@@ -225,15 +246,19 @@ class _Resolver:
         self.listing: dict[tuple[int, str], list[str]] = {}
 
     # -- entry -------------------------------------------------------------------------
-    def run(self) -> Closure:
+    def walk(self) -> None:
+        """The loader, the search facts and the DT_NEEDED closure, breadth first; a miss
+        not allowed is the error here (what glibc loads later never adds one)."""
+        self.loader: Loader | None = None
+        self.searched: LoaderSearchFacts | None = None  # the closure's: None when static
         if self.program.is_static:
-            return self._closure(None, None)
+            return
         main = self._main_node()
-        loader = self._loader()
+        loader = self.loader = self._loader()
         search = search_facts(
             self.target.read_bytes(loader.realpath) if loader else None, self.arch
         )
-        self.search = search
+        self.search = self.searched = search
         self.cache = self._cache()
         self._register(main)
         if loader is not None:
@@ -248,12 +273,19 @@ class _Resolver:
                 rtld.names.add(loader.facts.soname)
             self._register(rtld)
         self._walk([main])
-        for name in self.options.runtime_loaded:
-            self._load_at_run_time(name)
         if self.unresolved and not self.options.allow_missing:
             first = self.unresolved[0]
             raise MissingLibraryError(first.describe())
-        return self._closure(loader, search)
+
+    def finish(self, runtime_loaded: tuple[str, ...]) -> Closure:
+        """The closure with what glibc loads at run time added (each a note if missing)."""
+        if not self.program.is_static:
+            for name in runtime_loaded:
+                self._load_at_run_time(name)
+        return self.closure()
+
+    def closure(self) -> Closure:
+        return self._closure(self.loader, self.searched)
 
     def _walk(self, queue: list[_Node]) -> None:
         """Breadth-first over DT_NEEDED, as `_dl_map_object_deps` loads them."""
@@ -605,3 +637,37 @@ class _Resolver:
         if ident.file_type != "ET_DYN":
             raise _Refused(f"{shown}: not a shared object ({ident.file_type})")
         return True
+
+
+def libc_release(closure: Closure) -> tuple[Library | None, str | None]:
+    """The libc.so.6 of the closure and its glibc release (read from its banner)."""
+    libc = find_libc(closure)
+    if libc is None:
+        return None, None
+    st = os.stat(libc.host_path)
+    return libc, _release_once(libc.host_path, st.st_dev, st.st_ino, st.st_size,
+                               st.st_mtime_ns, libc.facts.version_definitions)
+
+
+@functools.lru_cache(maxsize=16)
+def _release_once(path: str, _dev: int, _ino: int, _size: int, _mtime: int,
+                  version_definitions: tuple[str, ...]) -> str | None:
+    """The release in a libc's banner, read once per file identity and change (the build
+    asks for it while deciding NSS modules and again for the program's facts)."""
+    with open(path, "rb") as handle:
+        return release_of_libc(handle.read(), version_definitions)
+
+
+def find_libc(closure: Closure) -> Library | None:
+    return next((lib for lib in closure.libraries if (lib.soname or lib.name) == "libc.so.6"),
+                None)
+
+
+def closure_objects(closure: Closure) -> list[tuple[str, ElfFacts]]:
+    """The program and its non-glibc DT_NEEDED libraries, labelled: what the hazards (and
+    the threads test) look at. What glibc loads at run time (NSS modules, libgcc_s) is
+    glibc's business, not the program's."""
+    objects: list[tuple[str, ElfFacts]] = [(closure.program_label, closure.program)]
+    objects += [(lib.name, lib.facts) for lib in closure.libraries
+                if not is_glibc(lib.soname or lib.name) and not lib.runtime]
+    return objects

@@ -21,13 +21,23 @@ not read each other's settings; bundles with the same build may, harmlessly.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-
-from bundler.plan import BundlePlan, Rename, with_renames
+from dataclasses import dataclass
 
 # The scoped name: this prefix, then hex digits of the libc's sha256 up to the length.
 SCOPED_PREFIXES = {"GCONV_PATH": "BGC", "LOCPATH": "BLP"}
+
+
+@dataclass(frozen=True)
+class Rename:
+    """Replace the NUL-terminated string `original` by `scoped` (same length) in a copy:
+    how the bundled glibc gets variables of its own (scoping.py) and is kept from host
+    paths (sealing.py). `whole=False`: `original` is a run of several strings, replaced
+    wherever it occurs."""
+
+    original: str
+    scoped: str
+    whole: bool = True
 
 
 def scoped_name(variable: str, libc_sha256: str) -> str:
@@ -60,28 +70,3 @@ def apply_renames(data: bytes, renames: tuple[Rename, ...]) -> bytes:
         else:
             data = data.replace(original, scoped)
     return data
-
-
-def scope_environment(plan: BundlePlan, libc_dest: str, libc: bytes, loader: bytes,
-                      libc_sha256: str) -> BundlePlan:
-    """The plan with each variable the launcher sets renamed in the bundled libc where it
-    is a whole string (and the loader knows the original, so secure mode strips it); the
-    others stay unscoped (the report says programs started by the bundled one inherit
-    them). Nothing is scoped for an artifact holding a privileged program."""
-    if any(f.privileged for f in plan.files):
-        return plan
-    renames = []
-    settings = []
-    for setting in plan.env:
-        in_libc = whole_string_count(libc, setting.means)
-        in_loader = whole_string_count(loader, setting.means)
-        if setting.means in SCOPED_PREFIXES and in_libc and in_loader:
-            scoped = scoped_name(setting.means, libc_sha256)
-            renames.append(Rename(setting.means, scoped))
-            settings.append(dataclasses.replace(setting, variable=scoped, scoped=True))
-        else:
-            settings.append(setting)
-    if not renames:
-        return dataclasses.replace(plan, env=tuple(settings))
-    return with_renames(dataclasses.replace(plan, env=tuple(settings)),
-                        {libc_dest: tuple(renames)})

@@ -32,12 +32,10 @@ when that path fits in the original's length.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from bundler.ldso import system_dirs_run
-from bundler.plan import BundlePlan, Rename, with_renames
-from bundler.scoping import whole_string_count
+from bundler.scoping import Rename, whole_string_count
 
 LD_SO_CACHE = "/etc/ld.so.cache"
 LD_SO_PRELOAD = "/etc/ld.so.preload"
@@ -152,11 +150,3 @@ def _string_ending(data: bytes, tail: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def seal_plan(plan: BundlePlan, seals: list[tuple[str, Seal]]) -> BundlePlan:
-    """The plan with each Seal's edits added to the copy at its `dest`, and what is sealed
-    and what is not recorded for the manifest and the report."""
-    edited = with_renames(plan, {dest: seal.renames for dest, seal in seals})
-    return dataclasses.replace(
-        edited,
-        sealed=tuple(item for _, seal in seals for item in seal.sealed),
-        unsealed=tuple(item for _, seal in seals for item in seal.unsealed))

@@ -1,6 +1,6 @@
 """What holds for the program in each way an artifact can be started, for the report.
 
-Measured with tests/test_sealing.py (strace in the Debian 11 root and in an empty root):
+Measured with tests/integration/test_sealing.py (strace in the Debian 11 root and in an empty root):
 in every mode the bundled loader and glibc open nothing of the host's but its
 configuration files (/etc/nsswitch.conf, /etc/passwd, /etc/hosts, ...), because their
 copies are sealed (sealing.py). What differs between the modes is how the program sees

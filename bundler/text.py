@@ -1,4 +1,4 @@
-"""Text from hostile files made safe for a terminal and for one-line errors.
+"""Text from hostile files made safe for a terminal, for one-line errors and for sh.
 
 Library names, paths and build settings come from the files being inspected; a DT_NEEDED
 string may hold a newline (fuzzing found one splitting an error over two lines) or an
@@ -34,6 +34,12 @@ def terminal_safe(text: str) -> str:
 
 def _block(text: str) -> str:
     return "".join(c if c.isprintable() or c in KEPT_IN_BLOCKS else _escaped(c) for c in text)
+
+
+def shell_quote(value: str) -> str:
+    """One single-quoted shell word for `value` (POSIX: no escapes inside '...'), whatever
+    it holds: spaces, quotes, `$`, newlines."""
+    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def _escaped(char: str) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from bundler.elf import read_elf
 from bundler.errors import EnvironmentUnfitError, InputError, UnsafeArtifactError
-from bundler.integrity import IntegrityResult, check_tree
+from bundler.integrity import IntegrityResult, unpack_and_check
 from bundler.isolation import (
     OUTPUT_LIMIT,
     ROOT_ENV,
@@ -32,11 +32,10 @@ from bundler.isolation import (
     probe_sandbox,
     run_sandboxed,
 )
+from bundler.ldso import read_loader, supports_argv0
 from bundler.manifest import Manifest
-from bundler.manifest import load as load_manifest
 from bundler.nss import root_warnings as nss_root_warnings
-from bundler.plan import ARGV0_SINCE, release_key
-from bundler.safe_unpack import Unpacked, unpack_artifact
+from bundler.safe_unpack import Unpacked
 from bundler.scratch import drop_scratch, make_scratch
 from bundler.signals import checkpoint
 from bundler.text import one_line
@@ -115,10 +114,9 @@ def verify(request: VerifyRequest) -> VerifyResult:
     scratch = make_scratch("bundle-verify")  # 0700: unpacked files are only ours to read
     work = scratch.path
     try:
-        unpacked = unpack_artifact(request.artifact, os.path.join(work, "unpacked"))
-        manifest = load_manifest(unpacked.top, request.artifact)
+        checked = unpack_and_check(request.artifact, os.path.join(work, "unpacked"))
+        unpacked, manifest, integrity = checked.unpacked, checked.manifest, checked.integrity
         checksum = _checksum(request.artifact, unpacked)
-        integrity = check_tree(unpacked.top, manifest, unpacked.modes)
         if checksum.startswith("MISMATCH"):
             integrity = IntegrityResult(integrity.checked, (checksum, *integrity.problems))
         arch, glibc = manifest.arch, manifest.glibc
@@ -144,13 +142,13 @@ def verify(request: VerifyRequest) -> VerifyResult:
             emulator_inside = f"{EMULATOR_PATH}/{os.path.basename(emulator[0])}"
             binds.append((emulator[0], emulator_inside))
         runs = []
-        for label, command, copies in _plans(prefix, unpacked.name, program, loader, glibc,
-                                             request.args, emulator, emulator_inside,
-                                             # a native bin/NAME needs no /bin/sh
-                                             has_shell=os.path.lexists(
-                                                 f"{user_root or base_root}/bin/sh")
-                                             or manifest.launcher_type == "native",
-                                             install=install):
+        installed = Installed(prefix, unpacked.name, program, loader,
+                              supports_argv0(read_loader(unpacked.top, loader)), install)
+        # a native bin/NAME needs no /bin/sh
+        has_shell = (os.path.lexists(f"{user_root or base_root}/bin/sh")
+                     or manifest.launcher_type == "native")
+        for label, command, copies in _plans(installed, request.args, emulator,
+                                             emulator_inside, has_shell):
             # A copy, not a second bind of the same tree: the launcher recognises its
             # prefix by inode (test -ef), so a bind would start directly, not through the
             # loader. Shown read-only like the rest; every run gets a fresh /tmp and HOME,
@@ -189,12 +187,26 @@ def _prepare_root(work: str, user_root: str | None, prefix: str, sandbox: Sandbo
     return (user_root, [], f"{user_root} (read-only; a fresh /tmp and HOME per run), {how}")
 
 
-def _plans(prefix: str, name: str, program: str, loader: str, glibc: str | None,
-           args: tuple[str, ...], emulator: tuple[str, ...] | None,
-           emulator_inside: str | None, has_shell: bool, install: str,
+@dataclass(frozen=True)
+class Installed:
+    """The artifact as the runs see it: shown at `prefix` in the root, its unpacked tree
+    `install` on the host, and whether its loader takes --argv0 (read from the file)."""
+
+    prefix: str
+    name: str
+    program: str
+    loader: str  # relative to the top, e.g. lib/ld-linux-x86-64.so.2
+    argv0: bool
+    install: str
+
+
+def _plans(installed: Installed, args: tuple[str, ...], emulator: tuple[str, ...] | None,
+           emulator_inside: str | None, has_shell: bool,
            ) -> list[tuple[str, list[str], tuple[tuple[str, str], ...]]]:
     """The runs: (label, command inside the root, (host tree, copy inside the root))."""
-    argv0 = ["--argv0", f"{prefix}/bin/{program}"] if release_key(glibc) >= ARGV0_SINCE else []
+    prefix, name, program = installed.prefix, installed.name, installed.program
+    loader, install = installed.loader, installed.install
+    argv0 = ["--argv0", f"{prefix}/bin/{program}"] if installed.argv0 else []
     if emulator is not None:
         assert emulator_inside is not None
         command = [emulator_inside, *emulator[1:], f"{prefix}/{loader}", "--library-path",

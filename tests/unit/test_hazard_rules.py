@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from builders import LIBC, closure, elf, library, program
+from support.builders import LIBC, closure, elf, library, program
 
 from bundler import nss
 from bundler.hazards import (
     SHOWN,
     artifact_hazards,
-    closure_objects,
     dynamic_hazards,
     static_hazards,
 )
+from bundler.resolve import closure_objects
 from bundler.static import StaticContents
 
 GLIBC = StaticContents(libc="glibc", go_runtime=False)

@@ -1,5 +1,5 @@
 """manifest.parse and prefix_problem on small dicts: the one validating reader of an
-artifact's manifest (tests/test_untrusted.py covers hostile artifacts end to end)."""
+artifact's manifest (tests/integration/test_untrusted.py covers hostile artifacts end to end)."""
 
 from __future__ import annotations
 

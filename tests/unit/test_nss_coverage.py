@@ -6,6 +6,7 @@ import pytest
 
 from bundler import nss
 from bundler.errors import InputError
+from bundler.manifest import NssRecord
 from bundler.nss import DAEMON, NOT_SERVED, SERVED
 from bundler.sysroot import Sysroot
 
@@ -80,13 +81,13 @@ def test_coverage_of_a_bundle() -> None:
     assert unknown.state == NOT_SERVED and "Debian" not in unknown.how
     assert cover.facts[-1].source == "extra"  # the table's order, then other bundled ones
     assert cover.names(DAEMON) == ("sss",)
-    assert cover.manifest() == {
-        "used": True,
-        "modules": ["libnss_compat.so.2", "libnss_extra.so.2", "libnss_sss.so.2"],
-        "served": ["files", "dns", "compat", "extra"],
-        "daemon": {"sss": "sssd"},
-        "not_served": [s for s in cover.names(NOT_SERVED)],
-    }
+    assert cover.manifest() == NssRecord(
+        used=True,
+        modules=("libnss_compat.so.2", "libnss_extra.so.2", "libnss_sss.so.2"),
+        served=("files", "dns", "compat", "extra"),
+        daemon=(("sss", "sssd"),),
+        not_served=cover.names(NOT_SERVED),
+    )
     assert "files" not in cover.names(NOT_SERVED) and "ldap" in cover.names(NOT_SERVED)
 
 

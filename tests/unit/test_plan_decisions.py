@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from builders import AARCH64, LIBC, LOADER_NAME, closure, elf, library, loader, program
+from support.builders import AARCH64, LIBC, LOADER_NAME, closure, elf, library, loader, program
 
 from bundler.errors import InputError
+from bundler.ldso import supports_argv0
 from bundler.plan import (
     BundlePlan,
     PlanOptions,
@@ -54,11 +55,18 @@ def test_the_layout_of_one_program() -> None:
     assert (libc.kind, libc.patch, libc.mode) == ("library", None, 0o755)  # libc runs
 
 
-def test_the_argv0_feature_follows_the_glibc_release() -> None:
-    assert plan_of(glibc="2.33").loader_supports_argv0 is True
-    assert plan_of(glibc="2.32").loader_supports_argv0 is False
-    assert plan_of(glibc="2.100").loader_supports_argv0 is True  # not a string comparison
-    assert plan_of(glibc=None).loader_supports_argv0 is False
+def test_the_argv0_feature_is_the_loaders_not_the_releases() -> None:
+    """Read from the loader file (ldso.supports_argv0), whatever the release says."""
+    assert plan_of(closure(argv0=True), glibc="2.31").loader_supports_argv0 is True
+    assert plan_of(closure(argv0=False), glibc="2.36").loader_supports_argv0 is False
+    assert plan_of(closure(argv0=True), glibc=None).loader_supports_argv0 is True
+
+
+def test_argv0_is_the_option_string_in_the_loader() -> None:
+    assert supports_argv0(b"..\0--argv0\0--list\0") is True
+    assert supports_argv0(b"usage: --argv0 STRING\0") is False  # the help text alone
+    assert supports_argv0(b"\0--argv0x\0") is False
+    assert supports_argv0(None) is False
 
 
 def test_only_libraries_with_a_search_path_of_their_own_are_patched() -> None:

@@ -1,5 +1,5 @@
 """sealing.py and scoping.py on small synthetic blobs: which strings of the bundled loader
-and libc are renamed, and that the renames keep every length (tests/test_sealing.py does
+and libc are renamed, and that the renames keep every length (tests/integration/test_sealing.py does
 the same on real glibc files)."""
 
 from __future__ import annotations
@@ -7,10 +7,17 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from builders import closure
+from support.builders import closure
 
-from bundler.plan import BundlePlan, EnvSetting, PlanOptions, Rename, make_plan
-from bundler.scoping import apply_renames, scope_environment, scoped_name, whole_string_count
+from bundler.plan import (
+    BundlePlan,
+    EnvSetting,
+    PlanOptions,
+    make_plan,
+    scope_environment,
+    seal_plan,
+)
+from bundler.scoping import Rename, apply_renames, scoped_name, whole_string_count
 from bundler.sealing import (
     LD_SO_CACHE,
     LD_SO_PRELOAD,
@@ -18,7 +25,6 @@ from bundler.sealing import (
     never_opened,
     seal_libc,
     seal_loader,
-    seal_plan,
 )
 
 SYSTEM_DIRS = b"/lib/x86_64-linux-gnu/\0/usr/lib/x86_64-linux-gnu/\0/lib/\0/usr/lib/\0"

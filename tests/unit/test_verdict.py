@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from builders import artifact_summary, hazard, runs, static_side
+from support.builders import DIGEST, artifact_summary, hazard, runs, static_side
 
 from bundler import nss
-from bundler.compare import decide
+from bundler.report_model import InputSummary, Needs, Report, StaticSide, assemble
 from bundler.static import StaticContents
+from bundler.verdict import completed, decide, verdict_for
 
 
 def test_no_static_build_ships_the_artifact_and_says_why() -> None:
@@ -169,3 +170,37 @@ def test_a_pure_go_static_build_is_told_what_it_does_with_nss() -> None:
     assert not any(r.startswith("NSS in the static build") for r in flagged.reasons)
     assert flagged.reasons[-1] == "until then the artifact: it carries its own glibc; " + str(
         nss.brief(_cover()))
+
+
+def _report_before_writing(static: StaticSide | None) -> Report:
+    """A build's report as report.md holds it: no output path, size or runs yet."""
+    before = artifact_summary(compressed_size=None, raw_size=8000)
+    needs = Needs(None, None, (), (), ())
+    first = verdict_for(needs, before, static, None, (), None)
+    summary = InputSummary("/usr/bin/prog", DIGEST, "x86-64", 100, "executable", "dynamic",
+                           None)
+    return assemble(summary, needs, before, (), static, None, first)
+
+
+def test_the_report_is_completed_with_the_written_artifact_and_the_runs() -> None:
+    """The build assembles its report once; what writing and running found is added and
+    the verdict decided again on it (here the static build's runs disagree)."""
+    before = _report_before_writing(static_side(compressed_size=1024))
+    assert before.verdict.ship == "static"
+    assert "raw (" in before.verdict.reasons[1]  # before compression: raw with raw
+    both = runs((0,), (1,), args=("--version",))
+    after = completed(before, "out.tar.zst", "zst", 2048, both)
+    assert after.artifact is not None and before.artifact is not None
+    assert (after.artifact.out, after.artifact.format, after.artifact.compressed_size) == (
+        "out.tar.zst", "zst", 2048)
+    assert after.runs == both and before.runs is None
+    assert after.verdict.ship == "artifact"  # the runs differ: the artifact
+    assert after.verdict.reasons[0].startswith("run with --version: exit codes static [0]")
+    assert after.needs == before.needs and after.hazards == before.hazards
+
+
+def test_a_directory_artifact_is_completed_without_a_compressed_size() -> None:
+    after = completed(_report_before_writing(static_side(size=3000, compressed_size=10)),
+                      "out/", "dir", None, None)
+    assert after.artifact is not None and after.artifact.compressed_size is None
+    assert after.verdict.reasons[1].startswith("it is smaller raw (2.9 KiB vs 7.8 KiB)")

@@ -1,0 +1,76 @@
+"""The report of a build, assembled once from the program's facts and the plan.
+
+It is assembled before the archive is written (the artifact's own .bundle/report.md holds
+it), then completed with where the artifact went, its compressed size and the runs
+(verdict.completed). `bundle compare` assembles its report from the artifact instead
+(compare.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bundler.archive import sha256_of
+from bundler.hazards import (
+    Hazard,
+    artifact_hazards,
+    dynamic_hazards,
+)
+from bundler.manifest import FileRecord, archived_size
+from bundler.native_launcher import Launchers, launcher_note
+from bundler.plan import BundlePlan
+from bundler.program_facts import ProgramFacts
+from bundler.report_model import (
+    ArtifactSummary,
+    Report,
+    StaticSide,
+    assemble,
+    carried,
+    input_summary,
+    needs_of,
+    runtime_parts,
+)
+from bundler.resolve import closure_objects
+from bundler.start_modes import start_modes
+from bundler.verdict import verdict_for
+
+
+def artifact_summary(plan: BundlePlan, launchers: Launchers, records: Sequence[FileRecord],
+                     threads: bool) -> ArtifactSummary:
+    """The artifact section, from the plan and the manifest's file records; where it is
+    written and its compressed size are not known yet (verdict.completed adds them)."""
+    files = [r for r in records if r.type == "file"]
+    names = {r.path.split("/", 1)[1] for r in records if r.path.startswith("lib/")}
+    return ArtifactSummary(
+        out=None, format=None, files=len(files), raw_size=archived_size(files),
+        compressed_size=None, launcher=plan.launcher,
+        interpreter=f"{plan.prefix}/{plan.library_home}/{plan.loader_name}",
+        prefix=plan.prefix,
+        glibc=plan.glibc_release, min_kernel=plan.min_kernel,
+        runtime_parts=runtime_parts(names, threads,
+                                    tuple((e.means, e.variable, e.scoped) for e in plan.env),
+                                    plan.runtime_missing, plan.nss),
+        nss=plan.nss,
+        launcher_type=launchers.kind,
+        launcher_note=launcher_note(launchers.kind, launchers.why, plan.loader_supports_argv0),
+        sealed=plan.sealed, unsealed=plan.unsealed,
+        start_modes=start_modes(launchers.kind, plan.loader_supports_argv0,
+                                plan.loader_name, any(f.privileged for f in plan.files)),
+    )
+
+
+
+def build_report(facts: ProgramFacts, plan: BundlePlan, artifact: ArtifactSummary,
+                 static: StaticSide | None) -> Report:
+    """The report of one build: its first program against the optional static build."""
+    closure = facts.closure
+    hazards: tuple[Hazard, ...] = (dynamic_hazards(closure.program, closure_objects(closure),
+                                                   carried(artifact), artifact.nss)
+                                   + artifact_hazards(plan.launcher, plan.excluded))
+    needs = needs_of(closure, facts.requirements)
+    verdict = verdict_for(needs, artifact, static, None, hazards, facts.diagnosis)
+    return assemble(input_summary(closure.program, sha256_of(closure.program.path)), needs,
+                    artifact, hazards, static, None, verdict, facts.go, facts.diagnosis)
+
+
+

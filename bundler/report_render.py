@@ -1,0 +1,234 @@
+"""The report's three renderings: terminal text, Markdown and JSON.
+
+Pure functions of the `Report` model. JSON keys are the dataclass field names (stable);
+Markdown is what goes into release notes and `.bundle/report.md`; terminal text is
+aligned and coloured only on a terminal, and never when NO_COLOR is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from bundler import nss
+from bundler.diagnose import Diagnosis
+from bundler.golang import BuildInfo
+from bundler.hazards import Hazard
+from bundler.report_model import Report
+from bundler.text import one_line
+from bundler.units import human_size
+
+SECTIONS = ("The input", "What it needs unbundled", "The artifact", "Hazards",
+            "Against the static build", "Verdict")
+
+SYMBOLS_SHOWN = 8  # of the symbols that force a glibc version
+
+
+def report_json(report: Report) -> str:
+    data = dataclasses.asdict(report)
+    if report.static and report.static.contents is not None:
+        data["static"]["contents"]["nss"] = report.static.contents.nss
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def use_color(stream_is_tty: bool) -> bool:
+    # no-color.org: NO_COLOR set to a non-empty value turns colour off.
+    return stream_is_tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def report_text(report: Report, color: bool = False) -> str:
+    def heading(number: int) -> str:
+        text = f"{number}. {SECTIONS[number - 1]}"
+        return f"\033[1m{text}\033[0m" if color else text
+
+    lines: list[str] = []
+    for number, body in enumerate(_sections(report), start=1):
+        lines.append(heading(number))
+        # Names, symbols and paths come from the files read: one line each, inert (text.py).
+        lines += [f"  {one_line(line)}" if line else "" for line in body]
+        lines.append("")
+    verdict = report.verdict.headline.upper()
+    if color:
+        tint = "32" if report.verdict.ship == "static" else "33"
+        verdict = f"\033[1;{tint}m{verdict}\033[0m"
+    lines.append(f"=> {verdict}")
+    return "\n".join(lines) + "\n"
+
+
+def _pairs(rows: list[tuple[str, str]]) -> list[str]:
+    width = max((len(k) for k, _ in rows), default=0)
+    return [f"{key:<{width}}  {value}" for key, value in rows]
+
+
+def _sections(report: Report) -> list[list[str]]:
+    return [_input(report), _needs(report), _artifact(report), _hazards(report.hazards),
+            _static(report), _verdict(report)]
+
+
+def _input(report: Report) -> list[str]:
+    i = report.input
+    return _pairs([("path", i.path), ("sha256", i.sha256), ("arch", i.arch),
+                   ("size", f"{i.size} bytes ({human_size(i.size)})"),
+                   ("linkage", f"{i.linkage}, {i.kind}"),
+                   ("interpreter", i.interpreter or "none")])
+
+
+def _needs(report: Report) -> list[str]:
+    n = report.needs
+    lines = []
+    for label, need in (("program", n.glibc_program), ("with its libraries", n.glibc_closure)):
+        if need is None:
+            lines.append(f"glibc ({label}): no versioned glibc symbols")
+            continue
+        lines.append(f"glibc ({label}): >= {need.release}, forced by")
+        for forced in need.forced_by:
+            lines.append(f"    {forced.object}: {forced.version} {symbols_text(forced.symbols)}")
+    for other in n.other:
+        lines.append(f"needs {other.highest} from {other.library} "
+                     f"(by {', '.join(other.needed_by)})")
+    if n.libraries:
+        lines.append(f"libraries ({len(n.libraries)}):")
+        lines += _pairs([(f"    {lib.name}", f"{lib.realpath}  [{lib.reason}]"
+                          + ("  (glibc)" if lib.glibc else "")) for lib in n.libraries])
+    lines += [f"MISSING {u}" for u in n.unresolved]
+    return lines
+
+
+def _artifact(report: Report) -> list[str]:
+    a = report.artifact
+    if a is None:
+        return ["no artifact (nothing to bundle)"]
+    size = f"{human_size(a.raw_size)} raw"
+    if a.compressed_size is not None:
+        size += f", {human_size(a.compressed_size)} as {a.format}"
+    rows = [("output", a.out or "(this artifact: report written at build time, before "
+                                 "compression; run results are in the --report file)"),
+            ("files", str(a.files)), ("size", size),
+            ("launcher", a.launcher), ("bin/ launcher", a.launcher_note or a.launcher_type),
+            ("interpreter", a.interpreter), ("prefix", a.prefix),
+            ("glibc bundled", a.glibc or "unknown"), ("minimum kernel", a.min_kernel or "?")]
+    if a.format == "zst":
+        rows.append(("note", ".tar.zst needs a zstd-aware tar; old hosts: -o NAME.tar.gz"))
+    lines = _pairs(rows)
+    lines.append("loaded at run time:")
+    lines += [f"    {'included' if p.included else 'left out'}: {p.name} ({p.note})"
+              for p in a.runtime_parts]
+    if a.sealed or a.unsealed:
+        lines.append("sealed (the bundled glibc never opens these host paths):")
+        lines += [f"    {item}" for item in a.sealed]
+        lines += [f"    NOT SEALED: {item}" for item in a.unsealed]
+    if a.start_modes:
+        lines.append("start modes:")
+        lines += [f"    {mode.how}: {mode.holds}" for mode in a.start_modes]
+    return lines
+
+
+def _hazards(hazards: tuple[Hazard, ...]) -> list[str]:
+    if not hazards:
+        return ["none found"]
+    lines = []
+    for hazard in hazards:
+        lines.append(f"[{hazard.severity}] {hazard.subject}: {hazard.code}")
+        lines.append(f"    evidence: {', '.join(hazard.evidence)}")
+        lines.append(f"    effect:   {hazard.effect}")
+        lines.append(f"    action:   {hazard.action}")
+    return lines
+
+
+def _static(report: Report) -> list[str]:
+    s, a = report.static, report.artifact
+    go = ([f"diagnosis of the program given ({os.path.basename(report.input.path)}), "
+           "not of the static build:"]
+          + [line[2:] if line.startswith("  ") else line
+             for line in go_lines(report.go, report.diagnosis) if line]
+          if report.go is not None else [])
+    if s is None:
+        return ["no static build given (--static STATIC_BINARY compares one)", *go]
+    rows = [("path", s.path), ("really static", "yes" if s.really_static else
+                                "NO: " + "; ".join(s.not_static_because)),
+            ("same program", s.identity)]
+    if s.contents is not None:
+        rows.append(("contains", "; ".join(s.contents.describe()[:2])))
+        rows.append(("NSS lookups", nss.static_lookups(nss.static_kind(
+            s.contents.go_runtime, any(h.code == "static-nss" for h in s.hazards)))))
+    lines = _pairs(rows)
+    needed = "nothing at start-up" if s.really_static else "the host's, at start-up"
+    if s.hazards:
+        needed += "; the build host's glibc for NSS/dlopen"
+    table = [("", "static build", "artifact"),
+             ("size raw", human_size(s.size), human_size(a.raw_size) if a else "-"),
+             ("size zst", human_size(s.compressed_size),
+              human_size(a.compressed_size) if a and a.compressed_size else "-"),
+             ("glibc on the host", needed,
+              f"nothing (brings {a.glibc})" if a and a.glibc else "-"),
+             ("minimum kernel", s.min_kernel or "?", (a.min_kernel or "?") if a else "-")]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    lines += [f"{k:<{widths[0]}}  {v:<{widths[1]}}  {w}".rstrip() for k, v, w in table]
+    lines.append("hazards inside:" if s.hazards else "hazards inside: none found")
+    lines += [f"    [{h.severity}] {h.code}: {', '.join(h.evidence)}" for h in s.hazards]
+    lines += go
+    if report.runs is not None:
+        r = report.runs
+        lines.append(f"runs ({r.runs} each, args: {' '.join(r.args) or '(none)'}):")
+        lines += _pairs([
+            ("    static", f"exit {list(r.static.exit_codes)}, median "
+                          f"{r.static.median_seconds * 1000:.1f} ms"),
+            ("    artifact", f"exit {list(r.artifact.exit_codes)}, median "
+                            f"{r.artifact.median_seconds * 1000:.1f} ms"),
+            ("    outputs", "match" if r.outputs_match else "DIFFER"),
+        ])
+    return lines
+
+
+def _verdict(report: Report) -> list[str]:
+    v = report.verdict
+    lines = [v.headline]
+    lines += [f"- {reason}" for reason in v.reasons]
+    if v.fixes:
+        lines.append("fixes:")
+        lines += [f"- {fix}" for fix in v.fixes]
+    return lines
+
+
+def report_markdown(report: Report) -> str:
+    """Markdown for release notes: each section preformatted, the verdict as a list."""
+    out = [f"# bundle report: {os.path.basename(report.input.path)}", ""]
+    sections = _sections(report)
+    for number, body in enumerate(sections[:-1], start=1):
+        out += [f"## {number}. {SECTIONS[number - 1]}", "", "```text", *body, "```", ""]
+    verdict = report.verdict
+    out += [f"## 6. {SECTIONS[5]}", "", f"**{verdict.headline}**", ""]
+    out += [f"- {reason}" for reason in verdict.reasons]
+    if verdict.fixes:
+        out += ["", "Fixes:", ""] + [f"- {fix}" for fix in verdict.fixes]
+    return "\n".join(out) + "\n"
+
+
+def go_lines(info: BuildInfo, diagnosis: Diagnosis | None) -> list[str]:
+    """The Go build info and the static-readiness diagnosis, for inspect and the report."""
+    module = info.main.path if info.main else info.path
+    lines = ["", f"Go: {info.go_version}, module {module}, CGO_ENABLED="
+                 f"{info.setting('CGO_ENABLED') or '?'}, tags {','.join(info.tags) or '(none)'}"]
+    if diagnosis is None:
+        return lines
+    if not diagnosis.causes:
+        lines.append("  static build: nothing found that keeps it from a clean static link")
+    else:
+        lines.append("  what keeps a static build from being clean, and the fix:")
+        for cause in diagnosis.causes:
+            lines.append(f"    - {cause.code}: {cause.explanation}")
+            lines.append(f"      evidence: {', '.join(cause.evidence)}")
+            lines.append(f"      fix: {cause.fix}")
+    lines.append("  static build command:")
+    lines.append(f"    {diagnosis.command}")
+    lines += [f"  this warning will remain: {r}" for r in diagnosis.remaining]
+    lines += [f"  note: {n}" for n in diagnosis.notes]
+    return lines
+
+
+def symbols_text(symbols: tuple[str, ...]) -> str:
+    """The symbols that force a glibc version, the first SYMBOLS_SHOWN of them (the report
+    and `bundle inspect` alike)."""
+    more = len(symbols) - SYMBOLS_SHOWN
+    return ", ".join(symbols[:SYMBOLS_SHOWN]) + (f" (+{more} more)" if more > 0 else "")

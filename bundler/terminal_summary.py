@@ -1,0 +1,70 @@
+"""The one-screen summary printed when an artifact has been written."""
+
+from __future__ import annotations
+
+import shlex
+
+from bundler.native_launcher import launcher_note
+from bundler.outcome import BuildResult
+from bundler.plan import privileges
+from bundler.units import human_size
+
+
+def summary_text(result: BuildResult) -> str:
+    plan = result.plan
+    files = [r for r in result.manifest.files if r.type == "file"]
+    libraries = [r for r in files if r.kind in ("library", "loader")]
+    ratio = f" ({result.output_size / result.raw_size:.0%})" if result.raw_size else ""
+    lines = [
+        f"bundle: wrote {result.out}",
+        f"  programs       {', '.join(plan.programs)} ({plan.arch})",
+        f"  files          {len(files)} ({len(libraries)} in lib/, loader {plan.loader_name})",
+        f"  size           {human_size(result.raw_size)} raw, "
+        f"{human_size(result.output_size)} {result.format}{ratio}",
+        f"  glibc bundled  {plan.glibc_release or 'unknown'}; needs kernel "
+        f"{plan.min_kernel or 'unknown'} or newer",
+        f"  launcher       {plan.launcher}"
+        + ("  (exports LD_LIBRARY_PATH: child processes inherit it)"
+           if plan.launcher == "env" else ""),
+        "  bin/ launcher  "
+        + launcher_note(result.launchers.kind, result.launchers.why,
+                        plan.loader_supports_argv0),
+    ]
+    if result.sha256:
+        lines.append(f"  sha256         {result.sha256}  ({result.out}.sha256)")
+    for closure in result.closures:
+        held = privileges(closure.program)
+        if held:
+            lines.append(f"  PRIVILEGED     {closure.program_label} has {' and '.join(held)}: it "
+                         "keeps it only installed at the prefix (tar as root keeps the setuid "
+                         "bit; file capabilities need setcap again) and started directly")
+    if plan.excluded:
+        lines.append(f"  LEFT TO HOST   {', '.join(plan.excluded)} (--exclude): every target "
+                     "must have them, built for a glibc no newer than the bundled one")
+    for missing in plan.missing:
+        lines.append(f"  LEFT OUT       {missing}")
+    program = plan.programs[0]
+    out, prefix = shlex.quote(result.out), shlex.quote(plan.prefix)
+    unpack = {
+        "zst": f"tar --zstd -xf {out}",
+        "gz": f"tar -xzf {out}",
+        "xz": f"tar -xJf {out}",
+        "tar": f"tar -xf {out}",
+    }.get(result.format)
+    tree = shlex.quote(f"{result.out.rstrip('/')}/{plan.name}")
+    install = (f"mkdir -p {prefix} && {unpack} -C {prefix} --strip-components=1"
+               if unpack else f"mkdir -p {prefix} && cp -a {tree}/. {prefix}/")
+    launcher = shlex.quote(f"{plan.prefix}/bin/{program}")
+    direct = shlex.quote(f"{plan.prefix}/libexec/{program}")
+    lines += [
+        "",
+        f"  install:  {install}",
+        f"  run:      {launcher} ARGS   (or from wherever it is unpacked)",
+        f"  systemd:  ExecStart={direct} (direct start at the prefix)",
+    ]
+    if plan.env:
+        settings = " ".join(f'"{e.variable}={plan.prefix}/{e.path}"' for e in plan.env)
+        lines.append(f"            Environment={settings}")
+    if result.format == "zst":
+        lines.append("  old hosts without a zstd-aware tar: use -o NAME.tar.gz")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,164 @@
+"""manifest.dump and manifest.parse on small records: what the build writes is what the
+loader reads back, field for field (tests/integration/test_artifact.py checks
+`dump(load(x)) == x` on real artifacts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bundler.manifest import (
+    ElfEdit,
+    EnvRecord,
+    Extracted,
+    FileRecord,
+    Manifest,
+    NssRecord,
+    Patched,
+    dump,
+    parse,
+)
+
+SHA = "ab" * 32
+OTHER = "cd" * 32
+RUN = "/lib/x86_64-linux-gnu/\0/usr/lib/x86_64-linux-gnu/\0"  # a sealed run of strings
+
+
+def program(**changes: object) -> FileRecord:
+    fields: dict = {"path": "libexec/prog", "type": "file", "kind": "program",
+                    "sha256": SHA, "size": 10, "mode": 0o755, "source": "/usr/bin/prog"}
+    fields.update(changes)
+    return FileRecord(**fields)
+
+
+def manifest(*files: FileRecord, **changes: object) -> Manifest:
+    fields: dict = {
+        "name": "prog", "arch": "x86-64", "prefix": "/opt/prog", "launcher": "loader",
+        "loader": "lib/ld-linux-x86-64.so.2", "glibc": "2.36", "min_kernel": "3.2.0",
+        "programs": ("prog",), "missing": (), "excluded": (), "environment": (),
+        "runtime_missing": (), "files": files or (program(),), "tool": "bundle",
+        "tool_version": "0.1.0",
+    }
+    fields.update(changes)
+    return Manifest(**fields)
+
+
+def everything() -> Manifest:
+    """Every field the build writes, each with a value that is not its default."""
+    return manifest(
+        FileRecord("bin/prog", "file", "launcher", sha256=OTHER, size=3272, mode=0o755),
+        FileRecord("lib/.bundle-0123456789abcdef", "symlink", "alias", target="."),
+        FileRecord("lib/ld-linux-x86-64.so.2", "file", "loader", sha256=SHA, size=215000,
+                   mode=0o755, source="/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                   patched=Patched(OTHER, 215000, renamed_strings=(
+                       ("/etc/ld.so.cache", "/dev/null/xxxxxx"),
+                       (RUN, "/dev/null/xxxxxxxxxxx/\0/dev/null/xxxxxxxxxxxxxxx/\0")))),
+        FileRecord("lib/locale/en_US.utf8/LC_TIME", "file", "data", sha256=SHA, size=3360,
+                   mode=0o644, source="/usr/lib/locale/locale-archive",
+                   extracted=Extracted(offset=4096, length=3360)),
+        FileRecord("lib/libnss_systemd.so.2", "file", "library", sha256=OTHER, size=326000,
+                   mode=0o644, source="/usr/lib/x86_64-linux-gnu/libnss_systemd.so.2",
+                   loaded_at_run_time=True),
+        program(patched=Patched(OTHER, 9, elf=ElfEdit(
+            "/opt/prog/lib/.bundle-0123456789abcdef/ld-linux-x86-64.so.2",
+            "$ORIGIN/../lib/.bundle-0123456789abcdef")), loaded_at_run_time=False),
+        programs=("prog",), missing=("libgone.so.1",), excluded=("libGL.so.1",),
+        environment=(EnvRecord("BGC1234567", "GCONV_PATH", "lib/gconv", True),),
+        runtime_missing=("libgcc_s.so.1",), format_version=1, launcher_type="native",
+        nss=NssRecord(used=True, modules=("libnss_systemd.so.2",), served=("files", "dns"),
+                      daemon=(("systemd", "systemd-userdbd (and PID 1)"),),
+                      not_served=("sss",)),
+        library_home="lib/.bundle-0123456789abcdef",
+        sealed=("ld.so.cache /etc/ld.so.cache",), unsealed=("gconv: not bundled",),
+    )
+
+
+def test_what_is_dumped_parses_back_to_the_same_records() -> None:
+    written = everything()
+    assert parse(json.loads(dump(written)), "elsewhere") == written
+
+
+def test_the_text_is_sorted_indented_json_with_a_final_newline() -> None:
+    text = dump(manifest())
+    data = json.loads(text)
+    assert text == json.dumps(data, indent=2, sort_keys=True) + "\n"
+    assert data["files"] == [{
+        "path": "libexec/prog", "type": "file", "kind": "program", "sha256": SHA, "size": 10,
+        "mode": "0755", "source": "/usr/bin/prog", "loaded_at_run_time": False,
+        "patched": None, "extracted": None}]
+    assert {k: v for k, v in data.items() if k != "files"} == {
+        "format_version": 1, "tool": "bundle", "tool_version": "0.1.0", "name": "prog",
+        "arch": "x86-64", "prefix": "/opt/prog", "launcher": "loader",
+        "launcher_type": "sh", "loader": "lib/ld-linux-x86-64.so.2", "glibc": "2.36",
+        "min_kernel": "3.2.0", "programs": ["prog"], "missing": [], "excluded": [],
+        "environment": [], "runtime_missing": [], "library_home": "lib",
+        "sealed": {"sealed": [], "unsealed": []}, "nss": None}
+
+
+def test_records_are_written_as_the_build_always_wrote_them() -> None:
+    data = json.loads(dump(everything()))
+    files = {r["path"]: r for r in data["files"]}
+    assert files["lib/.bundle-0123456789abcdef"] == {
+        "path": "lib/.bundle-0123456789abcdef", "type": "symlink", "target": ".",
+        "kind": "alias"}
+    assert files["lib/ld-linux-x86-64.so.2"]["patched"] == {
+        "source_sha256": OTHER, "source_size": 215000, "renamed_strings": {
+            RUN: "/dev/null/xxxxxxxxxxx/\0/dev/null/xxxxxxxxxxxxxxx/\0",
+            "/etc/ld.so.cache": "/dev/null/xxxxxx"}}
+    assert files["libexec/prog"]["patched"] == {
+        "source_sha256": OTHER, "source_size": 9,
+        "interpreter": "/opt/prog/lib/.bundle-0123456789abcdef/ld-linux-x86-64.so.2",
+        "rpath": "$ORIGIN/../lib/.bundle-0123456789abcdef"}
+    assert files["lib/locale/en_US.utf8/LC_TIME"]["extracted"] == {"offset": 4096,
+                                                                   "length": 3360}
+    assert data["nss"] == {"used": True, "modules": ["libnss_systemd.so.2"],
+                           "served": ["files", "dns"], "not_served": ["sss"],
+                           "daemon": {"systemd": "systemd-userdbd (and PID 1)"}}
+    assert data["environment"] == [{"variable": "BGC1234567", "means": "GCONV_PATH",
+                                    "path": "lib/gconv", "scoped": True}]
+
+
+@pytest.mark.parametrize("written", [
+    program(patched=Patched(SHA, 9, elf=ElfEdit(None, "$ORIGIN/../lib"))),  # no PT_INTERP
+    program(extracted=Extracted(0, None)),
+    program(source=None),
+])
+def test_nulls_the_build_writes_round_trip(written: FileRecord) -> None:
+    assert parse(json.loads(dump(manifest(written))), "t").files == (written,)
+
+
+def test_text_read_and_written_again_is_the_same_text() -> None:
+    text = dump(everything())
+    assert dump(parse(json.loads(text), "t")) == text
+    nss_unrecorded = dump(manifest(nss=None))
+    assert dump(parse(json.loads(nss_unrecorded), "t")) == nss_unrecorded
+
+
+def field(data: dict, path: str) -> dict:
+    (record,) = [r for r in data["files"] if r["path"] == path]
+    return record
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: field(d, "lib/ld-linux-x86-64.so.2")["patched"]["renamed_strings"].update(
+        {"/etc/x": "\x1b[2J"}), "renamed_strings.*control character"),
+    (lambda d: field(d, "lib/ld-linux-x86-64.so.2")["patched"].update(renamed_strings=["x"]),
+     "renamed_strings: expected an object, found a list"),
+    (lambda d: field(d, "libexec/prog")["patched"].pop("rpath"), r"patched.rpath: missing"),
+    (lambda d: field(d, "libexec/prog")["patched"].update(rpath=None),
+     r"patched.rpath: expected a string, found null"),
+    (lambda d: field(d, "lib/locale/en_US.utf8/LC_TIME")["extracted"].update(offset=-1),
+     r"extracted.offset: expected an integer from 0"),
+    (lambda d: field(d, "lib/locale/en_US.utf8/LC_TIME").update(extracted=[0, 1]),
+     r"extracted: expected an object, found a list"),
+    (lambda d: d["nss"]["daemon"].update(sss=7), r"nss.daemon\['sss'\]: expected a string"),
+    (lambda d: d["nss"].update(served="files"), "nss.served: expected a list"),
+    (lambda d: d.update(tool="bundle\n"), "tool: too long or holds a control character"),
+    (lambda d: d.update(tool_version=1), "tool_version: expected a string"),
+])
+def test_a_record_the_loader_refuses(change, message: str) -> None:
+    data = json.loads(dump(everything()))
+    change(data)
+    with pytest.raises(ValueError, match=message):
+        parse(data, "t")
