@@ -110,10 +110,12 @@ def _sha256_once(path: str, _dev: int, _ino: int, _size: int, _mtime: int, _ctim
 
 @dataclass(frozen=True)
 class Digest:
-    """A file as it went into the artifact: the sha256 and size of the bytes written."""
+    """A file as it went into the artifact: the sha256 and size of the bytes written, and
+    their SHA-1, which SPDX 2.3 requires of every file it lists (the SBOMs)."""
 
     sha256: str
     size: int
+    sha1: str = ""
 
 
 class OutputWriter:
@@ -124,6 +126,20 @@ class OutputWriter:
     def __init__(self, place: Callable[[Entry], Digest | None]) -> None:
         self._place: Callable[[Entry], Digest | None] | None = place
         self.archive_sha256: str | None = None  # once in place; None for a directory
+        self.companions: list[tuple[str, bytes]] = []  # (suffix, content): beside()
+        self.stale: list[str] = []  # suffixes whose OUT+suffix goes when OUT is in place
+        self.written: dict[str, Digest] = {}  # every file's digest so far, by entry path
+
+    def beside(self, suffix: str, content: bytes | None) -> None:
+        """A file to put next to OUT as OUT+`suffix` (e.g. OUT.cdx.json), in place with
+        OUT and OUT.sha256 or not at all; None: an OUT+`suffix` left by an earlier build
+        is removed then (it would describe another artifact)."""
+        if self._place is None:
+            raise AssertionError("a companion added after the output was written")
+        if content is None:
+            self.stale.append(suffix)
+        else:
+            self.companions.append((suffix, content))
 
     def add(self, entries: Iterable[Entry]) -> dict[str, Digest]:
         """Write `entries`, sorted by path; the digest of each file among them, taken from
@@ -135,6 +151,7 @@ class OutputWriter:
             digest = self._place(entry)
             if digest is not None:
                 digests[entry.path] = digest
+        self.written.update(digests)
         return digests
 
     def _close(self) -> None:
@@ -200,12 +217,18 @@ def _writing_file(out: str, parent: str, fmt: str, epoch: int, level: int, plann
             os.fsync(handle.fileno())
         os.chmod(parts[0].path, 0o644)
         digest = hashed.digest.hexdigest()
-        parts.append(_checksum_part(out, digest))
+        named = [(out, ""), (out + ".sha256", ".sha256")]
+        parts.append(_companion_part(out, ".sha256",
+                                     f"{digest}  {os.path.basename(out)}\n".encode()))
+        for suffix, content in writer.companions:
+            parts.append(_companion_part(out, suffix, content))
+            named.append((out + suffix, suffix))
         # Two builds writing the same OUT each finish whole temporary files; without the
         # lock one could rename its archive while the other renames its checksum file.
         with directory_lock(parent):
-            os.replace(parts[0].path, out)
-            os.replace(parts[1].path, out + ".sha256")
+            for part, (path, _) in zip(parts, named):
+                os.replace(part.path, path)
+            _remove_stale(out, writer.stale)
             note_written(out)
     except OSError as exc:
         for part in parts:
@@ -300,7 +323,7 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, progress: Progres
                 raise
             refuse_if_changed(entry.source, before, os.fstat(source.fileno()))
         checkpoint()
-        return Digest(reader.digest.hexdigest(), reader.count)
+        return Digest(reader.digest.hexdigest(), reader.count, reader.sha1.hexdigest())
     else:
         assert_never(entry.kind)
     checkpoint()
@@ -322,6 +345,7 @@ class _CheckedReader:
     def __init__(self, handle: BinaryIO, progress: Progress) -> None:
         self.handle = handle
         self.digest = hashlib.sha256()
+        self.sha1 = hashlib.sha1(usedforsecurity=False)
         self.count = 0  # bytes read: what the archive holds
         self.progress = progress
 
@@ -329,6 +353,7 @@ class _CheckedReader:
         checkpoint()
         data = self.handle.read(size)
         self.digest.update(data)
+        self.sha1.update(data)
         self.count += len(data)
         self.progress.advance(len(data))
         return data
@@ -346,8 +371,13 @@ def _writing_directory(out: str, parent: str) -> Iterator[OutputWriter]:
         finally:
             writer._close()
         os.chmod(staging, 0o755)
+        for suffix, content in writer.companions:
+            held.append(_companion_part(out, suffix, content))
         with directory_lock(parent):
             _replace_directory(staging, out)
+            for part, (suffix, _) in zip(held[1:], writer.companions):
+                os.replace(part.path, out + suffix)
+            _remove_stale(out, writer.stale)
             note_written(out + "/")
     except OSError as exc:
         for temporary in held:
@@ -357,7 +387,8 @@ def _writing_directory(out: str, parent: str) -> Iterator[OutputWriter]:
         for temporary in held:
             temporary.discard()
         raise
-    held[0].release()
+    for temporary in held:
+        temporary.release()
 
 
 def _place_entry(staging: str, entry: Entry) -> Digest | None:
@@ -394,12 +425,13 @@ def _stat_input(path: str) -> os.stat_result:
 
 def _digest_of(path: str) -> Digest:
     """sha256 and size of the bytes read from `path` now (one pass)."""
-    digest, size = hashlib.sha256(), 0
+    digest, sha1, size = hashlib.sha256(), hashlib.sha1(usedforsecurity=False), 0
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
+            sha1.update(chunk)
             size += len(chunk)
-    return Digest(digest.hexdigest(), size)
+    return Digest(digest.hexdigest(), size, sha1.hexdigest())
 
 
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -461,13 +493,22 @@ def _replace_directory(staging: str, out: str) -> None:
     old.discard()
 
 
-def _checksum_part(out: str, digest: str) -> Held:
-    """`OUT.sha256`'s content in a temporary beside OUT, to be renamed into place."""
-    part = make_file(os.path.dirname(os.path.abspath(out)), os.path.basename(out) + ".sha256")
+def _remove_stale(out: str, suffixes: list[str]) -> None:
+    """Remove OUT+suffix for each suffix (a regular file or a symlink, not a directory)."""
+    for suffix in suffixes:
+        path = out + suffix
+        if os.path.islink(path) or os.path.isfile(path):
+            os.unlink(path)
+
+
+def _companion_part(out: str, suffix: str, content: bytes) -> Held:
+    """OUT+`suffix`'s content (OUT.sha256, an SBOM) in a temporary beside OUT, to be
+    renamed into place with it."""
+    part = make_file(os.path.dirname(os.path.abspath(out)), os.path.basename(out) + suffix)
     try:
         assert part.handle is not None
         with part.handle as handle:
-            handle.write(f"{digest}  {os.path.basename(out)}\n".encode())
+            handle.write(content)
         os.chmod(part.path, 0o644)
     except BaseException:
         part.discard()

@@ -17,6 +17,7 @@ from bundler import __version__, gconv, locales
 from bundler.archive import (
     Digest,
     Entry,
+    OutputWriter,
     open_output,
     output_format,
     planned_size,
@@ -24,15 +25,23 @@ from bundler.archive import (
     source_date_epoch,
 )
 from bundler.build_report import artifact_summary, build_report
+from bundler.choices import SBOM_FORMATS
 from bundler.elf import refuse_hostile_layout
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.exhaustive import assert_never
+from bundler.golang import BuildInfo, read_build_info
 from bundler.integrity import unpacked
+from bundler.inventory import Inventory, Provenance
 from bundler.launcher import render_launcher
 from bundler.manifest import (
     FORMAT_VERSION,
     MANIFEST_PATH,
+    NOTICE_KIND,
     REPORT_PATH,
+    SBOM_KIND,
+    SBOM_PATHS,
+    SBOM_SUFFIXES,
+    SOURCES_PATH,
     ElfEdit,
     EnvRecord,
     Extracted,
@@ -43,9 +52,11 @@ from bundler.manifest import (
     dump,
 )
 from bundler.native_launcher import Launchers, build_launchers
+from bundler.notices import carried_licences, inventory_of, sources_notice
 from bundler.outcome import BuildResult
 from bundler.patch_worker import PatchWorker
 from bundler.plan import (
+    DATA_MODE,
     BundlePlan,
     GlibcCopies,
     PlanOptions,
@@ -54,7 +65,8 @@ from bundler.plan import (
     make_plan,
 )
 from bundler.program_facts import program_facts
-from bundler.report_model import Report
+from bundler.provenance import find_provenance, go_modules
+from bundler.report_model import Report, licensing_of
 from bundler.report_render import report_markdown
 from bundler.resolve import Closure, Library, ResolveOptions, closure_objects
 from bundler.runtime_loads import resolve_programs, uses_threads
@@ -80,6 +92,7 @@ class BuildRequest:
     locales: tuple[str, ...] = ()  # compiled locales: names, or ("all",)
     static: str | None = None  # compare mode: the fully static build
     run_args: tuple[str, ...] | None = None  # compare mode: run both with these
+    sbom: tuple[str, ...] = SBOM_FORMATS  # SBOM formats, inside and beside OUT; () for none
 
 
 def default_out(name: str) -> str:
@@ -118,7 +131,8 @@ def refuse_inputs_as_output(out: str, option: str, inputs: Iterable[str]) -> Non
     the input is refused too, though the rename would only replace the link)."""
     as_directory = out.endswith("/")
     target = out.rstrip("/") or out
-    targets = [target] if as_directory else [target, target + ".sha256"]
+    beside = [target + suffix for suffix in (".sha256", *SBOM_SUFFIXES.values())]
+    targets = [target, *beside]  # a directory gets no .sha256, but its SBOMs beside it
     for path in inputs:
         real = os.path.realpath(path)
         for candidate in targets:
@@ -163,6 +177,7 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
         raise InputError(f"-o {out}: directory {parent} does not exist")
     epoch = source_date_epoch()
     launchers = build_launchers(plan, request.plan.launcher_type, closures[0].arch.multiarch)
+    provenance = _provenance(sysroot, plan, closures, facts.go)
     with deferred_signals():  # Ctrl-C/SIGTERM/SIGHUP while patching must clean up too
         sweep(parent)  # what builds killed by SIGKILL left here
         try:
@@ -175,12 +190,22 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
             entries, staged = _stage(plan, staging, patcher, launchers.native)
             with open_output(out, epoch, planned_size(entries)) as writer:
                 # .bundle/ last: the manifest holds the digests and sizes taken while
-                # writing (patched copies were still being made when writing began).
-                manifest = _manifest(plan, launchers,
-                                     _fill_digests(plan, staged, writer.add(entries)))
+                # writing (patched copies were still being made when writing began); the
+                # SBOMs hold them too, and the manifest theirs.
+                records = _with_packages(_fill_digests(plan, staged, writer.add(entries)),
+                                         provenance)
+                records += _add_notices(plan, staging, provenance, writer)
+                inventory = inventory_of(plan, records, provenance, closures, __version__,
+                                         epoch, {path.removeprefix(f"{plan.name}/"): d.sha1
+                                                 for path, d in writer.written.items()})
+                records += _add_sboms(plan, staging, inventory, request.sbom, writer)
+                manifest = _manifest(plan, launchers, records, provenance)
                 report = build_report(facts, plan,
                                       artifact_summary(plan, launchers, manifest.files, threads),
-                                      static)
+                                      static, licensing_of(
+                                          provenance.packages,
+                                          [(f.dest, f.package) for f in provenance.files
+                                           if f.source is not None], provenance.note))
                 writer.add([_stage_manifest(plan, staging, manifest),
                             _stage_report(plan, staging, report)])
             digest = writer.archive_sha256
@@ -346,7 +371,75 @@ def _size(path: str | None) -> int | None:
     return os.path.getsize(path) if path else None
 
 
-def _manifest(plan: BundlePlan, launchers: Launchers, records: list[FileRecord]) -> Manifest:
+def _provenance(sysroot: Sysroot, plan: BundlePlan, closures: list[Closure],
+                first_go: BuildInfo | None) -> Provenance:
+    """The package of every copied file, and each Go program's modules."""
+    found = find_provenance(sysroot, [(f.dest, f.source) for f in plan.files
+                                      if f.kind != "alias" and f.kind != "launcher"])
+    modules = []
+    for number, closure in enumerate(closures):
+        info = first_go if number == 0 else read_build_info(closure.program.path)
+        if info is not None:
+            modules.append((closure.program_label, go_modules(info)))
+    return dataclasses.replace(found, go_modules=tuple(modules))
+
+
+def _with_packages(records: list[FileRecord], provenance: Provenance) -> list[FileRecord]:
+    """The records with the package each file came from."""
+    keys = {f.dest: f.package for f in provenance.files}
+    return [dataclasses.replace(r, package=keys.get(r.path)) if r.type == "file" else r
+            for r in records]
+
+
+def _add_notices(plan: BundlePlan, staging: str, provenance: Provenance,
+                 writer: OutputWriter) -> list[FileRecord]:
+    """Each package's copyright file and the SOURCES notice, archived; their records."""
+    licences = [Entry(f"{plan.name}/{path}", "file", DATA_MODE, source=host)
+                for path, host in carried_licences(provenance.packages)]
+    sources = os.path.join(staging, posixpath.basename(SOURCES_PATH))
+    _write_staged(sources, sources_notice(provenance, __version__).encode())
+    notice = Entry(f"{plan.name}/{SOURCES_PATH}", "file", DATA_MODE, source=sources)
+    digests = writer.add([*licences, notice])
+    return (_records_of(plan, digests, NOTICE_KIND, licences, carried=True)
+            + _records_of(plan, digests, NOTICE_KIND, [notice], carried=False))
+
+
+def _add_sboms(plan: BundlePlan, staging: str, inventory: Inventory, formats: tuple[str, ...],
+               writer: OutputWriter) -> list[FileRecord]:
+    """The SBOMs asked for, in .bundle/ and beside OUT (the same bytes); their records."""
+    for name in sorted(SBOM_SUFFIXES.keys() - set(formats)):
+        writer.beside(SBOM_SUFFIXES[name], None)  # not asked for: an old one would mislead
+    if not formats:
+        return []
+    from bundler import sbom  # the SBOM libraries cost ~0.3 s to import: only when asked
+
+    entries = []
+    for name in formats:
+        text = (sbom.cyclonedx_json(inventory) if name == "cyclonedx"
+                else sbom.spdx_json(inventory)).encode()
+        path = os.path.join(staging, posixpath.basename(SBOM_PATHS[name]))
+        _write_staged(path, text)
+        writer.beside(SBOM_SUFFIXES[name], text)
+        entries.append(Entry(f"{plan.name}/{SBOM_PATHS[name]}", "file", DATA_MODE,
+                             source=path))
+    return _records_of(plan, writer.add(entries), SBOM_KIND, entries, carried=False)
+
+
+def _records_of(plan: BundlePlan, digests: dict[str, Digest], kind: str,
+                entries: list[Entry], carried: bool) -> list[FileRecord]:
+    """Manifest records of files carried into .bundle/ (their source recorded) or made
+    there by the build (no source: the staging copy is nobody's business)."""
+    records = []
+    for entry in entries:
+        digest = digests[entry.path]
+        records.append(FileRecord(entry.path.removeprefix(f"{plan.name}/"), "file", kind,
+                                  sha256=digest.sha256, size=digest.size, mode=entry.mode,
+                                  source=entry.source if carried else None))
+    return records
+
+
+def _manifest(plan: BundlePlan, launchers: Launchers, records: list[FileRecord],
+              provenance: Provenance) -> Manifest:
     """The artifact's manifest: the plan as built, with the records of what was archived."""
     return Manifest(
         name=plan.name, arch=plan.arch, prefix=plan.prefix, launcher=plan.launcher,
@@ -358,4 +451,6 @@ def _manifest(plan: BundlePlan, launchers: Launchers, records: list[FileRecord])
         files=tuple(sorted(records, key=lambda r: r.path)),
         format_version=FORMAT_VERSION, launcher_type=launchers.kind,
         nss=plan.nss.manifest() if plan.nss else None, library_home=plan.library_home,
-        sealed=plan.sealed, unsealed=plan.unsealed, tool="bundle", tool_version=__version__)
+        sealed=plan.sealed, unsealed=plan.unsealed, tool="bundle", tool_version=__version__,
+        packages=provenance.packages, provenance=provenance.note,
+        go_modules=provenance.go_modules)

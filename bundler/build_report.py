@@ -21,6 +21,7 @@ from bundler.native_launcher import Launchers, launcher_note
 from bundler.plan import BundlePlan
 from bundler.program_facts import ProgramFacts
 from bundler.report_model import (
+    Licensing,
     ArtifactSummary,
     Report,
     StaticSide,
@@ -61,7 +62,7 @@ def artifact_summary(plan: BundlePlan, launchers: Launchers, records: Sequence[F
 
 
 def build_report(facts: ProgramFacts, plan: BundlePlan, artifact: ArtifactSummary,
-                 static: StaticSide | None) -> Report:
+                 static: StaticSide | None, licences: Licensing | None = None) -> Report:
     """The report of one build: its first program against the optional static build."""
     closure = facts.closure
     hazards: tuple[Hazard, ...] = (dynamic_hazards(closure.program, closure_objects(closure),
@@ -70,7 +71,8 @@ def build_report(facts: ProgramFacts, plan: BundlePlan, artifact: ArtifactSummar
     needs = needs_of(closure, facts.requirements)
     verdict = verdict_for(needs, artifact, static, None, hazards, facts.diagnosis)
     return assemble(input_summary(closure.program, sha256_of(closure.program.path)), needs,
-                    artifact, hazards, static, None, verdict, facts.go, facts.diagnosis)
+                    artifact, hazards, static, None, verdict, facts.go, facts.diagnosis,
+                    licences)
 
 
 

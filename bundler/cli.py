@@ -15,7 +15,7 @@ import sys
 import click
 
 from bundler import __version__
-from bundler.choices import LAUNCHER_MODES, LAUNCHER_TYPES
+from bundler.choices import LAUNCHER_MODES, LAUNCHER_TYPES, SBOM_FORMATS, sbom_formats
 from bundler.errors import EXIT_BAD_INPUT, BundleError, HungUp, InputError, Terminated
 from bundler.signals import forget_written, settle, stop_at_once, written
 from bundler.text import one_line, terminal_safe
@@ -80,7 +80,7 @@ def library_path_option(value: str | None) -> tuple[str, ...]:
 
 
 @cli.command()
-@click.argument("binary", metavar="BINARY")
+@click.argument("binary", metavar="BINARY|ARTIFACT")
 @click.option("--sysroot", default="/", show_default=True, metavar="DIR",
               help="Root of the target system whose libraries are bundled.")
 @click.option("--library-path", "library_path", metavar="DIRS",
@@ -91,7 +91,15 @@ def library_path_option(value: str | None) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def inspect(binary: str, sysroot: str, library_path: str | None, allow_missing: bool,
             as_json: bool) -> None:
-    """Show what BINARY needs: the loader's closure, why each file, the glibc it needs."""
+    """Show what BINARY needs: the loader's closure, why each file, the glibc it needs.
+
+    Given an ARTIFACT (.tar.zst/.tar.gz/.tar.xz/.tar or a directory written by bundle):
+    what it holds, the packages and licences of its files, and its report's verdict."""
+    from bundler.artifact_inspection import is_artifact
+
+    if is_artifact(binary):  # by content: an ELF file never is
+        inspect_artifact(binary, as_json)
+        return
     from bundler.inspection import inspect_program, inspection_json, inspection_text
     from bundler.resolve import ResolveOptions
     from bundler.sysroot import Sysroot
@@ -103,6 +111,23 @@ def inspect(binary: str, sysroot: str, library_path: str | None, allow_missing: 
         click.echo(json.dumps(inspection_json(result), indent=2, sort_keys=False))
     else:
         click.echo(terminal_safe(inspection_text(result)), nl=False)
+
+
+def inspect_artifact(artifact: str, as_json: bool) -> None:
+    """`bundle inspect ARTIFACT`: the program's options do not apply to an artifact."""
+    from bundler.artifact_inspection import artifact_json, artifact_text, read_artifact
+
+    context = click.get_current_context()
+    for option, flag in (("sysroot", "--sysroot"), ("library_path", "--library-path"),
+                         ("allow_missing", "--allow-missing")):
+        if context.get_parameter_source(option) != click.core.ParameterSource.DEFAULT:
+            raise InputError(f"{flag}: applies to a program, not to an artifact "
+                             f"({artifact})")
+    facts = read_artifact(artifact)
+    if as_json:
+        click.echo(json.dumps(artifact_json(facts), indent=2, sort_keys=False))
+    else:
+        click.echo(terminal_safe(artifact_text(facts)), nl=False)
 
 
 def report_options(command):
@@ -217,6 +242,11 @@ def write_report_file(report, path: str) -> None:
               help="Compare mode: the fully static build of the same program.")
 @click.option("--run", "run_args", metavar="ARGS",
               help="Compare mode: run both with ARGS (shell-style words) and compare.")
+@click.option("--sbom", "sbom", default=",".join(SBOM_FORMATS), show_default=True,
+              metavar="FORMATS|none",
+              help="SBOMs to write in .bundle/ and beside OUT (OUT.cdx.json, OUT.spdx.json): "
+                   "cyclonedx, spdx, both comma-separated, or none. Licences and SOURCES "
+                   "are always carried.")
 @report_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   prefix: str | None, launcher: str, launcher_type: str, sysroot: str,
@@ -226,7 +256,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   exclude: tuple[str, ...],
                   allow_setuid: bool,
                   static: str | None,
-                  run_args: str | None,
+                  run_args: str | None, sbom: str,
                   report_file: str | None, as_json: bool) -> None:
     """Write the fallback artifact for BINARY... (several share one lib/)."""
     from bundler.build import (  # keeps `inspect` start-up light
@@ -240,6 +270,10 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
 
     stop_at_once()  # a signal from here on stops the build, one since start-up now
     check_report_file(report_file)
+    formats = sbom_formats(sbom)
+    if formats is None:
+        raise InputError(f"--sbom {sbom}: choose {', '.join(SBOM_FORMATS)}, both "
+                         "comma-separated, or none")
     request = BuildRequest(
         binaries=binaries, out=out, sysroot=sysroot,
         resolve=ResolveOptions(library_path=library_path_option(library_path),
@@ -248,7 +282,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                          allow_setuid=allow_setuid, exclude=exclude,
                          launcher_type=launcher_type),
         add=add, nss=nss, gconv=gconv, locales=locale_names, static=static,
-        run_args=run_option(run_args),
+        run_args=run_option(run_args), sbom=formats,
     )
     if report_file:
         refuse_inputs_as_output(report_file, "--report",

@@ -23,7 +23,7 @@ from bundler.hazards import (
 from bundler.integrity import unpacked
 from bundler.ldso import read_loader, search_facts
 from bundler.machine import architecture_of
-from bundler.manifest import Manifest
+from bundler.manifest import BUNDLE_KINDS, Manifest
 from bundler.native_launcher import launcher_note
 from bundler.nss import coverage_from_manifest
 from bundler.report_model import (
@@ -34,6 +34,7 @@ from bundler.report_model import (
     Report,
     assemble,
     carried,
+    licensing_of,
     runtime_parts,
 )
 from bundler.requirements import glibc_need, other_needs
@@ -118,7 +119,12 @@ def compare_report(artifact_path: str, static_path: str,
         kind=facts.kind, linkage="dynamic", interpreter=facts.interpreter,
     )
     verdict = verdict_for(needs, artifact, static, runs, hazards, diagnosis)
-    return assemble(summary, needs, artifact, hazards, static, runs, verdict, go, diagnosis)
+    licences = None if manifest.provenance is None else licensing_of(
+        manifest.packages, [(r.path, r.package) for r in records
+                            if r.type == "file" and r.source is not None
+                            and r.kind not in BUNDLE_KINDS], manifest.provenance)
+    return assemble(summary, needs, artifact, hazards, static, runs, verdict, go, diagnosis,
+                    licences)
 
 
 def _environment(manifest: Manifest) -> tuple[tuple[str, str, bool], ...]:

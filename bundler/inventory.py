@@ -15,6 +15,7 @@ from typing import Literal
 
 NOASSERTION = "NOASSERTION"  # SPDX's word for a licence nobody could read
 LicenceKind = Literal["copyleft", "permissive", "unknown"]
+LICENCE_KINDS: tuple[LicenceKind, ...] = ("copyleft", "permissive", "unknown")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Package:
     licence_kind: LicenceKind
     copyright: str | None  # host path of its copyright file (None: the root has none)
     database: str  # whose dpkg database: the build root's, or the host's for a cross sysroot
+    maintainer: str | None = None  # dpkg's Maintainer field ("Name <email>"): the SBOMs'
+    # supplier; None when the database does not say
 
     @property
     def key(self) -> str:
@@ -78,6 +81,8 @@ class InventoryFile:
     size: int
     kind: str  # the manifest's kind: program, library, loader, launcher, data
     package: str | None  # Package.key
+    sha1: str = ""  # SPDX 2.3 requires a SHA-1 of every file; "": not recorded (spdx_json
+    # refuses it)
 
 
 @dataclass(frozen=True)
@@ -90,5 +95,5 @@ class Inventory:
     created: int  # SOURCE_DATE_EPOCH (or 0): the same inputs give the same bytes
     files: tuple[InventoryFile, ...]  # sorted by dest
     packages: tuple[Package, ...]  # sorted by key
-    go_modules: tuple[tuple[str, tuple[GoModule, ...]], ...]  # program -> its modules
+    go_modules: tuple[tuple[str, tuple[GoModule, ...]], ...]  # program's dest -> its modules
     dependencies: tuple[tuple[str, tuple[str, ...]], ...]  # dest -> dests it loads, resolved

@@ -45,9 +45,18 @@ from typing import Literal, TypeVar
 
 from bundler.errors import InputError, UnsafeArtifactError
 from bundler.exhaustive import assert_never
+from bundler.inventory import LICENCE_KINDS, GoModule, Package
 
 MANIFEST_PATH = ".bundle/manifest.json"
 REPORT_PATH = ".bundle/report.md"
+LICENSES_DIR = ".bundle/licenses"  # LICENSES_DIR/PACKAGE/copyright: each package's terms
+SOURCES_PATH = ".bundle/SOURCES"  # the source packages and versions: the written offer
+# The SBOMs: inside the artifact, and beside OUT as OUT+suffix.
+SBOM_PATHS = {"cyclonedx": ".bundle/sbom.cdx.json", "spdx": ".bundle/sbom.spdx.json"}
+SBOM_SUFFIXES = {"cyclonedx": ".cdx.json", "spdx": ".spdx.json"}
+# The kinds of the .bundle/ files the manifest lists: licences and SOURCES, and the SBOMs.
+NOTICE_KIND, SBOM_KIND = "notice", "sbom"
+BUNDLE_KINDS = frozenset({NOTICE_KIND, SBOM_KIND})
 FORMAT_VERSION = 1  # the manifest's format, recorded in it
 NOT_LISTED = frozenset({MANIFEST_PATH, REPORT_PATH})  # written after the records
 MAX_BYTES = 32 << 20  # a manifest of ~100,000 records; a real one is a few KiB to a few MiB
@@ -101,6 +110,7 @@ class FileRecord:
     loaded_at_run_time: bool = False
     patched: Patched | None = None
     extracted: Extracted | None = None  # files only: cut out of `source`
+    package: str | None = None  # files only: the Package.key it came from (provenance.py)
 
 
 def archived_size(files: Iterable[FileRecord]) -> int:
@@ -153,6 +163,9 @@ class Manifest:
     unsealed: tuple[str, ...] = ()  # those left open, and why
     tool: str | None = None  # what wrote it: "bundle"
     tool_version: str | None = None
+    packages: tuple[Package, ...] = ()  # the packages the files came from, by key
+    provenance: str | None = None  # which package database was read, or why none was
+    go_modules: tuple[tuple[str, tuple[GoModule, ...]], ...] = ()  # program -> its modules
 
     @property
     def nss_used(self) -> bool | None:
@@ -213,7 +226,18 @@ def _written(m: Manifest) -> dict[str, object]:
             "not_served": list(m.nss.not_served),
         },
         "files": [_written_file(f) for f in m.files],
+        "packages": [dataclasses.asdict(p) for p in m.packages],
+        "provenance": m.provenance,
+        "go_modules": {program: [_written_module(module) for module in modules]
+                       for program, modules in m.go_modules},
     }
+
+
+def _written_module(module: GoModule) -> dict[str, object]:
+    written = dataclasses.asdict(module)
+    written["replaced_by"] = None if module.replaced_by is None else {
+        "path": module.replaced_by[0], "version": module.replaced_by[1]}
+    return written
 
 
 def _written_file(record: FileRecord) -> dict[str, object]:
@@ -233,6 +257,7 @@ def _written_file(record: FileRecord) -> dict[str, object]:
         "loaded_at_run_time": record.loaded_at_run_time,
         "patched": None if record.patched is None else _written_patch(record.patched),
         "extracted": None if record.extracted is None else dataclasses.asdict(record.extracted),
+        "package": record.package,
     }
 
 
@@ -282,6 +307,12 @@ def parse(data: object, top_name: str) -> Manifest:
     for program in programs:
         if f"libexec/{program}" not in listed:
             raise _Malformed(f"programs: {program!r} has no file record libexec/{program}")
+    packages = _list(root, "packages", _package, required=False, limit=MAX_RECORDS)
+    keys = {p.key for p in packages}
+    for record in files:
+        if record.package is not None and record.package not in keys:
+            raise _Malformed(f"files: {record.path}: package {record.package!r} is not in "
+                             "packages")
     return Manifest(
         name=name,
         arch=_optional(root, "arch", _text, "unknown"),
@@ -304,6 +335,9 @@ def parse(data: object, top_name: str) -> Manifest:
         unsealed=_list(_sealing(root), "unsealed", _text, required=False, where="sealed."),
         tool=_optional(root, "tool", _text, None),
         tool_version=_optional(root, "tool_version", _text, None),
+        packages=packages,
+        provenance=_optional(root, "provenance", _text, None),
+        go_modules=_pairs(root, "go_modules", _plain_name, _modules, ""),
     )
 
 
@@ -460,7 +494,52 @@ def _record(value: object, where: str) -> FileRecord:
                       mode=_field(record, "mode", _mode, where), source=source,
                       loaded_at_run_time=run_time,
                       patched=_optional(record, "patched", _patched, None, where),
-                      extracted=_optional(record, "extracted", _extracted, None, where))
+                      extracted=_optional(record, "extracted", _extracted, None, where),
+                      package=_optional(record, "package", _text, None, where))
+
+
+def _package(value: object, where: str) -> Package:
+    package = _object(value, where)
+    where += "."
+    kind = _field(package, "licence_kind", _text, where)
+    if kind not in LICENCE_KINDS:
+        raise _Malformed(f"{where}licence_kind: {kind!r}, expected one of "
+                         f"{', '.join(LICENCE_KINDS)}")
+    return Package(
+        name=_field(package, "name", _text, where),
+        version=_field(package, "version", _text, where),
+        architecture=_field(package, "architecture", _text, where),
+        source=_field(package, "source", _text, where),
+        source_version=_field(package, "source_version", _text, where),
+        distro=_optional(package, "distro", _text, None, where),
+        licence=_field(package, "licence", _text, where),
+        licence_kind=kind,  # checked against LICENCE_KINDS above
+        copyright=_optional(package, "copyright", _text, None, where),
+        database=_field(package, "database", _text, where),
+        maintainer=_optional(package, "maintainer", _text, None, where))
+
+
+def _modules(value: object, where: str) -> tuple[GoModule, ...]:
+    if not isinstance(value, list):
+        raise _Malformed(f"{where}: expected a list, found {_kind(value)}")
+    if len(value) > MAX_RECORDS:
+        raise _Malformed(f"{where}: {len(value)} modules, over the limit of {MAX_RECORDS}")
+    return tuple(_module(item, f"{where}[{number}]") for number, item in enumerate(value))
+
+
+def _module(value: object, where: str) -> GoModule:
+    module = _object(value, where)
+    where += "."
+    replaced = module.get("replaced_by")
+    target = None
+    if replaced is not None:
+        pair = _object(replaced, f"{where}replaced_by")
+        target = (_field(pair, "path", _text, f"{where}replaced_by."),
+                  _field(pair, "version", _text, f"{where}replaced_by."))
+    return GoModule(path=_field(module, "path", _text, where),
+                    version=_field(module, "version", _text, where),
+                    sum=_optional(module, "sum", _text, "", where), replaced_by=target,
+                    main=_optional(module, "main", _flag, False, where))
 
 
 def _patched(value: object, where: str) -> Patched:

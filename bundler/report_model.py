@@ -6,6 +6,7 @@ artifact, hazards, the static build, and the verdict. Renderers live in `report_
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +16,7 @@ from bundler.elf import ElfFacts
 from bundler.glibc import is_glibc
 from bundler.golang import BuildInfo
 from bundler.hazards import Hazard
+from bundler.inventory import LicenceKind, Package
 from bundler.nss import NssCoverage
 from bundler.nss import summary as nss_summary
 from bundler.requirements import GlibcNeed, OtherNeed, Requirements
@@ -65,6 +67,51 @@ class RuntimePart:
     name: str
     included: bool
     note: str
+
+
+@dataclass(frozen=True)
+class PackageLine:
+    """A package the artifact's files came from, as the report lists it."""
+
+    name: str
+    version: str
+    architecture: str
+    source: str
+    source_version: str
+    licence: str  # SPDX expression, or NOASSERTION
+    kind: LicenceKind
+    files: int  # how many of the artifact's files it installed
+
+
+@dataclass(frozen=True)
+class Licensing:
+    """Whose the artifact's files are, and the terms that come with shipping them."""
+
+    packages: tuple[PackageLine, ...]  # sorted by name and architecture
+    copyleft: int  # packages by licence kind: their terms travel with the artifact
+    permissive: int
+    unknown: int  # no machine-readable copyright file: read .bundle/licenses/PACKAGE
+    unpackaged: tuple[str, ...]  # files no package database names (the program, usually)
+    note: str  # the package database read, or why there was none
+
+
+def licensing_of(packages: tuple[Package, ...], files: Iterable[tuple[str, str | None]],
+                 note: str) -> Licensing:
+    """The report's licence section from the packages and (dest, package key) of the
+    artifact's copied files (made files, such as launchers, have no source to own)."""
+    counted: dict[str, int] = {}
+    unpackaged = []
+    for dest, key in files:
+        if key is None:
+            unpackaged.append(dest)
+        else:
+            counted[key] = counted.get(key, 0) + 1
+    lines = tuple(PackageLine(p.name, p.version, p.architecture, p.source, p.source_version,
+                              p.licence, p.licence_kind, counted.get(p.key, 0))
+                  for p in sorted(packages, key=lambda p: p.key))
+    kinds = [p.licence_kind for p in packages]
+    return Licensing(lines, kinds.count("copyleft"), kinds.count("permissive"),
+                     kinds.count("unknown"), tuple(sorted(unpackaged)), note)
 
 
 @dataclass(frozen=True)
@@ -144,6 +191,7 @@ class Report:
     verdict: Verdict
     go: BuildInfo | None = None
     diagnosis: Diagnosis | None = None
+    licences: Licensing | None = None  # whose the artifact's files are (None: not recorded)
 
 
 def input_summary(program: ElfFacts, sha256: str) -> InputSummary:
@@ -227,9 +275,9 @@ def _env_note(means: str, exported: dict[str, tuple[str, bool]]) -> str:
 def assemble(input_: InputSummary, needs: Needs, artifact: ArtifactSummary | None,
              hazards: tuple[Hazard, ...], static: StaticSide | None,
              runs: RunComparison | None, verdict: Verdict, go: BuildInfo | None = None,
-             diagnosis: Diagnosis | None = None) -> Report:
+             diagnosis: Diagnosis | None = None, licences: Licensing | None = None) -> Report:
     return Report(REPORT_FORMAT_VERSION, __version__, input_, needs, artifact, hazards,
-                  static, runs, verdict, go, diagnosis)
+                  static, runs, verdict, go, diagnosis, licences)
 
 
 def carried(artifact: ArtifactSummary) -> frozenset[str]:

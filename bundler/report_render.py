@@ -20,7 +20,7 @@ from bundler.text import one_line
 from bundler.units import human_size
 
 SECTIONS = ("The input", "What it needs unbundled", "The artifact", "Hazards",
-            "Against the static build", "Verdict")
+            "Against the static build", "Licences and sources", "Verdict")
 
 SYMBOLS_SHOWN = 8  # of the symbols that force a glibc version
 
@@ -63,7 +63,31 @@ def _pairs(rows: list[tuple[str, str]]) -> list[str]:
 
 def _sections(report: Report) -> list[list[str]]:
     return [_input(report), _needs(report), _artifact(report), _hazards(report.hazards),
-            _static(report), _verdict(report)]
+            _static(report), _licences(report), _verdict(report)]
+
+
+def _licences(report: Report) -> list[str]:
+    found = report.licences
+    if found is None:
+        return ["not recorded (the artifact was written before bundle recorded packages)"]
+    lines = [f"packages: {len(found.packages)} (copyleft {found.copyleft}, permissive "
+             f"{found.permissive}, unknown {found.unknown}); their copyright files are in "
+             ".bundle/licenses/, their source packages and versions in .bundle/SOURCES"]
+    for package in found.packages:
+        source = ("" if (package.source, package.source_version) == (package.name,
+                                                                      package.version)
+                  else f", source {package.source} {package.source_version}")
+        lines.append(f"    {package.name} {package.version} {package.architecture}{source}: "
+                     f"{package.licence} [{package.kind}; {package.files} "
+                     f"file{'s' if package.files != 1 else ''}]")
+    if found.unpackaged:
+        lines.append(f"not from a package: {', '.join(found.unpackaged)} (their licence and "
+                     "source are their builder's to state)")
+    if found.copyleft:
+        lines.append("copyleft: ship each package's copyright file (carried) and offer the "
+                     "exact source (SOURCES names it); the libraries stay replaceable files")
+    lines.append(f"package database: {found.note}")
+    return lines
 
 
 def _input(report: Report) -> list[str]:
@@ -198,7 +222,7 @@ def report_markdown(report: Report) -> str:
     for number, body in enumerate(sections[:-1], start=1):
         out += [f"## {number}. {SECTIONS[number - 1]}", "", "```text", *body, "```", ""]
     verdict = report.verdict
-    out += [f"## 6. {SECTIONS[5]}", "", f"**{verdict.headline}**", ""]
+    out += [f"## {len(SECTIONS)}. {SECTIONS[-1]}", "", f"**{verdict.headline}**", ""]
     out += [f"- {reason}" for reason in verdict.reasons]
     if verdict.fixes:
         out += ["", "Fixes:", ""] + [f"- {fix}" for fix in verdict.fixes]

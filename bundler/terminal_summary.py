@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from bundler.manifest import BUNDLE_KINDS, SBOM_KIND, SBOM_PATHS, SBOM_SUFFIXES
 from bundler.native_launcher import launcher_note
 from bundler.outcome import BuildResult
 from bundler.plan import privileges
@@ -12,7 +13,8 @@ from bundler.units import human_size
 
 def summary_text(result: BuildResult) -> str:
     plan = result.plan
-    files = [r for r in result.manifest.files if r.type == "file"]
+    files = [r for r in result.manifest.files
+             if r.type == "file" and r.kind not in BUNDLE_KINDS]
     libraries = [r for r in files if r.kind in ("library", "loader")]
     ratio = f" ({result.output_size / result.raw_size:.0%})" if result.raw_size else ""
     lines = [
@@ -30,6 +32,7 @@ def summary_text(result: BuildResult) -> str:
         + launcher_note(result.launchers.kind, result.launchers.why,
                         plan.loader_supports_argv0),
     ]
+    lines += _licence_lines(result)
     if result.sha256:
         lines.append(f"  sha256         {result.sha256}  ({result.out}.sha256)")
     for closure in result.closures:
@@ -68,3 +71,19 @@ def summary_text(result: BuildResult) -> str:
     if result.format == "zst":
         lines.append("  old hosts without a zstd-aware tar: use -o NAME.tar.gz")
     return "\n".join(lines) + "\n"
+
+
+def _licence_lines(result: BuildResult) -> list[str]:
+    """Whose the files are (the report's licence section, counted) and the SBOMs written."""
+    lines = []
+    found = result.report.licences
+    if found is not None:
+        lines.append(f"  packages       {len(found.packages)} (copyleft {found.copyleft}, "
+                     f"permissive {found.permissive}, unknown {found.unknown}): copyright "
+                     "files in .bundle/licenses/, sources named in .bundle/SOURCES")
+    sboms = [r.path for r in result.manifest.files if r.kind == SBOM_KIND]
+    beside = [f"{result.out.rstrip('/')}{suffix}" for name, suffix in SBOM_SUFFIXES.items()
+              if SBOM_PATHS[name] in sboms]
+    if beside:
+        lines.append(f"  SBOM           {', '.join(beside)} (and in .bundle/)")
+    return lines

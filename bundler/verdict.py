@@ -14,12 +14,30 @@ from bundler.hazards import Hazard
 from bundler.report_model import ArtifactSummary, Needs, Report, RunComparison, StaticSide, Verdict
 from bundler.units import human_size
 
+STATIC_GLIBC_TERMS = (
+    "the static build has glibc (LGPL-2.1-or-later) linked into the program: shipping it "
+    "obliges you to let its users relink the program against a modified glibc (LGPL-2.1 "
+    "section 6), that is, to offer the program's object files or source; the artifact "
+    "carries glibc as a separate, replaceable library, which that section does not require")
+
 
 def decide(artifact: ArtifactSummary | None, static: StaticSide | None,
            runs: RunComparison | None, glibc_needed: str | None,
            hazards: tuple[Hazard, ...] = (), static_command: str | None = None) -> Verdict:
     """Which artifact to ship, and why; `hazards` are the program's and the artifact's,
-    `static_command` the diagnosis's suggestion for a clean static build (Go)."""
+    `static_command` the diagnosis's suggestion for a clean static build (Go). A static
+    build with glibc inside adds what its licence obliges to the reasons, whichever way
+    the verdict goes: shipping it is a legal decision as much as a technical one."""
+    verdict = _decide(artifact, static, runs, glibc_needed, hazards, static_command)
+    if static is None or static.contents is None or static.contents.libc != "glibc":
+        return verdict
+    return Verdict(verdict.ship, verdict.headline, (*verdict.reasons, STATIC_GLIBC_TERMS),
+                   verdict.fixes)
+
+
+def _decide(artifact: ArtifactSummary | None, static: StaticSide | None,
+            runs: RunComparison | None, glibc_needed: str | None,
+            hazards: tuple[Hazard, ...], static_command: str | None) -> Verdict:
     if static is None or not static.really_static:
         hint = ([f"a static build to compare: {static_command} (then --static)"]
                 if static is None and static_command else [])

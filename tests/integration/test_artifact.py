@@ -470,10 +470,17 @@ def test_formats_are_deterministic_and_normalised(tmp_path: Path, progs, ending:
 
     members = tar_members(outs[0], tmp_path)
     names = [m.name for m in members]
-    # Sorted, with the manifest and report last: they are written from the digests taken
-    # while the files went into the archive (each file is read once).
-    assert names[-2:] == ["hello/.bundle/manifest.json", "hello/.bundle/report.md"]
-    assert names[:-2] == sorted(names[:-2])
+    # Sorted, then .bundle/ in the order its files are made from the digests taken while
+    # the files before them went into the archive (each file is read once): the licences
+    # and SOURCES, the SBOMs (which hold their digests), the manifest (all of them) and
+    # the report.
+    made = [n for n in names if n.startswith("hello/.bundle/")]
+    payload = names[:len(names) - len(made)]
+    assert payload == sorted(payload) and "hello/.bundle" in payload
+    notices = [n for n in made if "/licenses/" in n or n.endswith("/SOURCES")]
+    assert made == [*sorted(notices), "hello/.bundle/sbom.cdx.json",
+                    "hello/.bundle/sbom.spdx.json", "hello/.bundle/manifest.json",
+                    "hello/.bundle/report.md"]
     assert "hello/libexec/hello" in names and f"hello/lib/{LOADER}" in names
     for member in members:
         assert member.mtime == EPOCH, member.name
@@ -530,7 +537,8 @@ def test_trailing_slash_writes_a_directory(tmp_path: Path, progs, hello_tree: Pa
     result = bundle(str(progs["hello"]), "-o", f"{tree}/")
     assert dir_names(tree) == ["hello"]
     assert tree_listing(tree / "hello") == tree_listing(hello_tree)
-    assert dir_names(tmp_path) == ["tree"]  # no .part, .old or staging left over
+    # No .part, .old or staging left over; the SBOMs are OUT.cdx.json and OUT.spdx.json.
+    assert dir_names(tmp_path) == ["tree", "tree.cdx.json", "tree.spdx.json"]
     assert "wrote" in result.stderr
     launcher = str(tree / "hello" / "bin" / "hello")
     assert run([launcher, "d"]).stdout == brackets(launcher, "d")
@@ -550,7 +558,8 @@ def test_a_directory_holding_other_things_is_never_replaced(tmp_path: Path, prog
 
 def test_default_output_is_name_tar_zst_in_the_cwd(tmp_path: Path, progs) -> None:
     result = bundle(str(progs["hello"]), cwd=tmp_path)
-    assert dir_names(tmp_path) == ["hello.tar.zst", "hello.tar.zst.sha256"]
+    assert dir_names(tmp_path) == ["hello.tar.zst", "hello.tar.zst.cdx.json",
+                                   "hello.tar.zst.sha256", "hello.tar.zst.spdx.json"]
     assert "bundle: wrote ./hello.tar.zst" in result.stderr
     top = unpack(tmp_path / "hello.tar.zst", tmp_path / "u") / "hello"
     assert (top / "libexec" / "hello").is_file()
@@ -761,14 +770,15 @@ def parse_size(number: str, unit: str) -> tuple[float, float]:
 def test_summary_names_what_was_written(hello_artifact, hello_tree: Path) -> None:
     out, result = hello_artifact
     text = result.stderr
-    files = [r for r in manifest_of(hello_tree)["files"] if r["type"] == "file"]
+    every = [r for r in manifest_of(hello_tree)["files"] if r["type"] == "file"]
+    files = [r for r in every if r["kind"] not in ("notice", "sbom")]  # .bundle/ is apart
     assert text.startswith(f"bundle: wrote {out}\n")
     assert re.search(rf"^  files\s+{len(files)} \(", text, re.M), text
     match = re.search(r"^  size\s+([\d.]+) (B|KiB|MiB) raw, ([\d.]+) (B|KiB|MiB) zst", text,
                       re.M)
     assert match, text
     low, high = parse_size(match.group(1), match.group(2))
-    assert low <= sum(r["size"] for r in files) <= high
+    assert low <= sum(r["size"] for r in every) <= high
     low, high = parse_size(match.group(3), match.group(4))
     assert low <= out.stat().st_size <= high
     assert re.search(r"^  glibc bundled\s+2\.36; needs kernel Linux 3\.2\.0", text, re.M), text

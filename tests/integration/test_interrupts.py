@@ -195,7 +195,8 @@ def test_a_signal_at_a_random_point(forest: Path, build_seconds: float, tmp_path
         assert names(work / "tmp") == [], where
         if process.returncode == 0:
             assert stderr.startswith(f"bundle: wrote {out}\n"), (where, stderr)
-            assert names(out.parent) == ["forest.tar.zst", "forest.tar.zst.sha256"], where
+            assert names(out.parent) == ["forest.tar.zst", "forest.tar.zst.cdx.json",
+                                 "forest.tar.zst.sha256", "forest.tar.zst.spdx.json"], where
             assert_whole(out)
             outcomes["written"] = outcomes.get("written", 0) + 1
         else:
@@ -462,7 +463,8 @@ def test_report_onto_a_symlink_replaces_the_link_not_its_target(tmp_path: Path) 
     assert sentinel.read_text() == "precious\n"
     assert not report.is_symlink()
     assert "hello" in report.read_text()
-    assert names(place) == ["hello.tar.zst", "hello.tar.zst.sha256", "report.md"]
+    assert names(place) == ["hello.tar.zst", "hello.tar.zst.cdx.json", "hello.tar.zst.sha256",
+                            "hello.tar.zst.spdx.json", "report.md"]
 
 
 def test_sweeping_keeps_a_live_makers_temporaries(tmp_path: Path) -> None:

@@ -30,10 +30,10 @@ from bundler.compare import compare_report
 from bundler.report_render import report_text, use_color
 from bundler.units import human_size
 
-TOP_KEYS = {"artifact", "diagnosis", "format_version", "go", "hazards", "input", "needs", "runs",
-            "static", "tool_version", "verdict"}
+TOP_KEYS = {"artifact", "diagnosis", "format_version", "go", "hazards", "input", "licences",
+            "needs", "runs", "static", "tool_version", "verdict"}
 SECTIONS = ("1. The input", "2. What it needs unbundled", "3. The artifact", "4. Hazards",
-            "5. Against the static build", "6. Verdict")
+            "5. Against the static build", "6. Licences and sources", "7. Verdict")
 ANSI = "\033["
 
 NETLOOKUP = r"""

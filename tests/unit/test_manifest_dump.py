@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from bundler.inventory import GoModule, Package
 from bundler.manifest import (
     ElfEdit,
     EnvRecord,
@@ -62,7 +63,8 @@ def everything() -> Manifest:
                    loaded_at_run_time=True),
         program(patched=Patched(OTHER, 9, elf=ElfEdit(
             "/opt/prog/lib/.bundle-0123456789abcdef/ld-linux-x86-64.so.2",
-            "$ORIGIN/../lib/.bundle-0123456789abcdef")), loaded_at_run_time=False),
+            "$ORIGIN/../lib/.bundle-0123456789abcdef")), loaded_at_run_time=False,
+            package="prog:amd64"),
         programs=("prog",), missing=("libgone.so.1",), excluded=("libGL.so.1",),
         environment=(EnvRecord("BGC1234567", "GCONV_PATH", "lib/gconv", True),),
         runtime_missing=("libgcc_s.so.1",), format_version=1, launcher_type="native",
@@ -71,6 +73,13 @@ def everything() -> Manifest:
                       not_served=("sss",)),
         library_home="lib/.bundle-0123456789abcdef",
         sealed=("ld.so.cache /etc/ld.so.cache",), unsealed=("gconv: not bundled",),
+        packages=(Package("prog", "1.2-3+deb12u1", "amd64", "prog-src", "1.2-3", "debian-12",
+                          "GPL-2.0-or-later AND MIT", "copyleft",
+                          "/usr/share/doc/prog/copyright", "/var/lib/dpkg"),),
+        provenance="dpkg database of /",
+        go_modules=(("prog", (GoModule("example.com/prog", "(devel)", "", main=True),
+                              GoModule("github.com/mattn/go-sqlite3", "v1.14.16", "h1:x=",
+                                       replaced_by=("../sqlite", "")))),),
     )
 
 
@@ -86,14 +95,15 @@ def test_the_text_is_sorted_indented_json_with_a_final_newline() -> None:
     assert data["files"] == [{
         "path": "libexec/prog", "type": "file", "kind": "program", "sha256": SHA, "size": 10,
         "mode": "0755", "source": "/usr/bin/prog", "loaded_at_run_time": False,
-        "patched": None, "extracted": None}]
+        "patched": None, "extracted": None, "package": None}]
     assert {k: v for k, v in data.items() if k != "files"} == {
         "format_version": 1, "tool": "bundle", "tool_version": "0.1.0", "name": "prog",
         "arch": "x86-64", "prefix": "/opt/prog", "launcher": "loader",
         "launcher_type": "sh", "loader": "lib/ld-linux-x86-64.so.2", "glibc": "2.36",
         "min_kernel": "3.2.0", "programs": ["prog"], "missing": [], "excluded": [],
         "environment": [], "runtime_missing": [], "library_home": "lib",
-        "sealed": {"sealed": [], "unsealed": []}, "nss": None}
+        "sealed": {"sealed": [], "unsealed": []}, "nss": None, "packages": [],
+        "provenance": None, "go_modules": {}}
 
 
 def test_records_are_written_as_the_build_always_wrote_them() -> None:
@@ -156,6 +166,13 @@ def field(data: dict, path: str) -> dict:
     (lambda d: d["nss"].update(served="files"), "nss.served: expected a list"),
     (lambda d: d.update(tool="bundle\n"), "tool: too long or holds a control character"),
     (lambda d: d.update(tool_version=1), "tool_version: expected a string"),
+    (lambda d: field(d, "libexec/prog").update(package="other:amd64"),
+     "package 'other:amd64' is not in packages"),
+    (lambda d: d["packages"][0].update(licence_kind="free"), "licence_kind: 'free'"),
+    (lambda d: d["packages"][0].pop("version"), r"packages\[0\].version: missing"),
+    (lambda d: d["go_modules"]["prog"][1].update(replaced_by=["x"]),
+     "replaced_by: expected an object"),
+    (lambda d: d["go_modules"].update({"../x": []}), "go_modules"),
 ])
 def test_a_record_the_loader_refuses(change, message: str) -> None:
     data = json.loads(dump(everything()))

@@ -7,7 +7,7 @@ from support.builders import DIGEST, artifact_summary, hazard, runs, static_side
 from bundler import nss
 from bundler.report_model import InputSummary, Needs, Report, StaticSide, assemble
 from bundler.static import StaticContents
-from bundler.verdict import completed, decide, verdict_for
+from bundler.verdict import STATIC_GLIBC_TERMS, completed, decide, verdict_for
 
 
 def test_no_static_build_ships_the_artifact_and_says_why() -> None:
@@ -204,3 +204,24 @@ def test_a_directory_artifact_is_completed_without_a_compressed_size() -> None:
                       "out/", "dir", None, None)
     assert after.artifact is not None and after.artifact.compressed_size is None
     assert after.verdict.reasons[1].startswith("it is smaller raw (2.9 KiB vs 7.8 KiB)")
+
+
+def test_a_static_build_with_glibc_inside_carries_its_licence_terms() -> None:
+    """LGPL-2.1 section 6: whichever way the verdict goes, its reasons say what shipping a
+    static glibc obliges; a static build without glibc (pure Go, musl) obliges nothing."""
+    glibc = StaticContents(libc="glibc", go_runtime=False)
+    clean = decide(artifact_summary(), static_side(contents=glibc), None, None)
+    assert clean.ship == "static" and clean.reasons[-1] == STATIC_GLIBC_TERMS
+    with_hazard = decide(artifact_summary(), static_side(contents=glibc, hazards=(
+        hazard(severity="high"),)), None, None)
+    assert with_hazard.ship == "static-after-fixes"
+    assert with_hazard.reasons[-1] == STATIC_GLIBC_TERMS
+    not_static = decide(artifact_summary(), static_side(contents=glibc, really_static=False,
+                                                        not_static_because=("x",)), None,
+                        None)
+    assert not_static.ship == "artifact" and STATIC_GLIBC_TERMS in not_static.reasons
+    for libc in (None, "musl"):
+        other = decide(artifact_summary(), static_side(
+            contents=StaticContents(libc=libc, go_runtime=True)), None, None)
+        assert STATIC_GLIBC_TERMS not in other.reasons
+    assert STATIC_GLIBC_TERMS not in decide(artifact_summary(), None, None, "2.34").reasons
