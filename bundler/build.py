@@ -153,6 +153,10 @@ def _same_file(first: str, second: str) -> bool:
 
 
 def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
+    if request.sbom:
+        from bundler import sbom
+
+        sbom.preload(request.sbom)  # imported meanwhile: the build waits on gcc, LIEF, zstd
     sysroot = Sysroot(request.sysroot)
     closures, added, runtime = resolve_programs(request.binaries, request.add, sysroot,
                                                 request.resolve, request.nss)
@@ -411,7 +415,7 @@ def _add_sboms(plan: BundlePlan, staging: str, inventory: Inventory, formats: tu
         writer.beside(SBOM_SUFFIXES[name], None)  # not asked for: an old one would mislead
     if not formats:
         return []
-    from bundler import sbom  # the SBOM libraries cost ~0.3 s to import: only when asked
+    from bundler import sbom  # its libraries cost ~0.3 s to import: only when asked
 
     entries = []
     for name in formats:

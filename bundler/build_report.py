@@ -21,8 +21,8 @@ from bundler.native_launcher import Launchers, launcher_note
 from bundler.plan import BundlePlan
 from bundler.program_facts import ProgramFacts
 from bundler.report_model import (
-    Licensing,
     ArtifactSummary,
+    Licensing,
     Report,
     StaticSide,
     assemble,

@@ -38,7 +38,8 @@ def first_batch(files: dict[str, Path]) -> list[Entry]:
 
 
 def digest(data: bytes) -> Digest:
-    return Digest(hashlib.sha256(data).hexdigest(), len(data))
+    return Digest(hashlib.sha256(data).hexdigest(), len(data),
+                  hashlib.sha1(data, usedforsecurity=False).hexdigest())
 
 
 def members(archive: Path) -> list[str]:

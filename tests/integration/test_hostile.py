@@ -171,9 +171,13 @@ def test_two_builds_racing_for_one_out(tmp_path: Path) -> None:
         unpacked = unpack_artifact(str(out), str(check))
         manifest = load_manifest(unpacked.top, str(out))
         assert check_tree(unpacked.top, manifest, unpacked.modes).problems == ()
+        for suffix in (".cdx.json", ".spdx.json"):  # beside OUT: from the same winner
+            inside = Path(unpacked.top, ".bundle", "sbom" + suffix).read_bytes()
+            assert (tmp_path / f"same.tar.zst{suffix}").read_bytes() == inside
         winners.add(digest[:12])
         assert sorted(p.name for p in tmp_path.iterdir()) == [
-            "check", "same.tar.zst", "same.tar.zst.sha256", "src"]
+            "check", "same.tar.zst", "same.tar.zst.cdx.json", "same.tar.zst.sha256",
+            "same.tar.zst.spdx.json", "src"]
     print(f"winners over 8 races (archive digests): {sorted(winners)}")
 
 

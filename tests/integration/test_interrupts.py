@@ -247,7 +247,8 @@ def test_sigkill_leaves_only_temporaries_and_the_next_run_removes_them(
     assert result.returncode == 0, result.stderr
     print(f"SIGKILL at {SEEDS} points: {left_behind} left temporaries; before the next run: "
           f"{before}")
-    assert names(out.parent) == ["forest.tar.zst", "forest.tar.zst.sha256"]
+    assert names(out.parent) == ["forest.tar.zst", "forest.tar.zst.cdx.json",
+                                 "forest.tar.zst.sha256", "forest.tar.zst.spdx.json"]
     # Outside OUT's directory: native_launcher.py compiles in a scratch directory under
     # TMPDIR (a temporary name, swept by the next build that compiles a launcher; one a
     # still-running gcc of a killed build holds may outlive a sweep), and

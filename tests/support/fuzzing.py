@@ -324,7 +324,8 @@ class Runner:
 
     def _leftovers(self, outcome: str, build: bool) -> str:
         names = sorted(os.listdir(self.out))
-        whole = ["case.tar.zst", "case.tar.zst.sha256"]
+        whole = ["case.tar.zst", "case.tar.zst.cdx.json", "case.tar.zst.sha256",
+                 "case.tar.zst.spdx.json"]
         ok = build and outcome == "ok" and names == whole
         for name in names:
             target = self.out / name
