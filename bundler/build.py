@@ -52,7 +52,7 @@ from bundler.manifest import (
     dump,
 )
 from bundler.native_launcher import Launchers, build_launchers
-from bundler.notices import carried_licences, inventory_of, sources_notice
+from bundler.notices import carried_licences, inventory_of, licence_path, sources_notice
 from bundler.outcome import BuildResult
 from bundler.patch_worker import PatchWorker
 from bundler.plan import (
@@ -404,7 +404,9 @@ def _add_notices(plan: BundlePlan, staging: str, provenance: Provenance,
     _write_staged(sources, sources_notice(provenance, __version__).encode())
     notice = Entry(f"{plan.name}/{SOURCES_PATH}", "file", DATA_MODE, source=sources)
     digests = writer.add([*licences, notice])
-    return (_records_of(plan, digests, NOTICE_KIND, licences, carried=True)
+    owners = {licence_path(p): p.key for p in provenance.packages}  # the file is theirs
+    return ([dataclasses.replace(r, package=owners.get(r.path))
+             for r in _records_of(plan, digests, NOTICE_KIND, licences, carried=True)]
             + _records_of(plan, digests, NOTICE_KIND, [notice], carried=False))
 
 

@@ -83,6 +83,7 @@ class InventoryFile:
     package: str | None  # Package.key
     sha1: str = ""  # SPDX 2.3 requires a SHA-1 of every file; "": not recorded (spdx_json
     # refuses it)
+    made: bool = False  # made by bundle (a launcher, SOURCES): no package to name
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ def inventory_of(plan: BundlePlan, files: Sequence[FileRecord], provenance: Prov
     wants, by path), its package, the packages, the Go modules, and who loads whom."""
     package_of = {f.dest: f.package for f in provenance.files}
     listed = tuple(InventoryFile(r.path, r.sha256 or "", r.size or 0, r.kind,
-                                 r.package or package_of.get(r.path), sha1.get(r.path, ""))
+                                 r.package or package_of.get(r.path), sha1.get(r.path, ""),
+                                 made=r.source is None)
                    for r in sorted(files, key=lambda r: r.path) if r.type == "file")
     return Inventory(name=plan.name, arch=plan.arch, tool_version=tool_version,
                      created=created, files=listed, packages=provenance.packages,

@@ -56,6 +56,7 @@ PROPERTY = "bundle:"  # the namespace of bundle's CycloneDX properties
 _SERIAL_NAMESPACE = uuid.UUID("5b1d7c2e-8f0a-4c55-9a49-3c1f0e6b2d71")
 _SPDX_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
 _UNKNOWN_PACKAGE = "unknown"
+_MADE = "none: made by bundle"
 
 
 # ---- facts both formats share (pure) -------------------------------------------------
@@ -350,7 +351,7 @@ def cyclonedx_json(inventory: Inventory) -> str:
             type=ComponentType.FILE, name=file.dest, bom_ref=_file_ref(file.dest),
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=file.sha256)],
             properties=[prop("size", str(file.size)), prop("kind", file.kind),
-                        prop("package", file.package or _UNKNOWN_PACKAGE)])
+                        prop("package", _package_word(file))])
 
     def found_in(ref: str, dests: Iterable[str], context: str) -> ComponentEvidence | None:
         # The library sorts occurrences by bom-ref first; without one each gets a random
@@ -501,7 +502,7 @@ def spdx_json(inventory: Inventory) -> str:
                        Checksum(ChecksumAlgorithm.SHA256, file.sha256)],
             file_types=types,
             comment=(f"size: {file.size} bytes; kind: {file.kind}; package: "
-                     f"{file.package or _UNKNOWN_PACKAGE}")))
+                     f"{_package_word(file)}")))
 
     refs: dict[str, tuple[str, set[Package]]] = {}  # LicenseRef -> (stands for, packages)
     packages = [SpdxPackage(
@@ -646,3 +647,8 @@ def _spdx_expression(expression: str) -> object:
     from spdx_tools.common.spdx_licensing import spdx_licensing
 
     return spdx_licensing.parse(expression)
+
+
+def _package_word(file: InventoryFile) -> str:
+    """What the SBOMs say of a file's package: its key, unknown, or made by bundle."""
+    return file.package or (_MADE if file.made else _UNKNOWN_PACKAGE)

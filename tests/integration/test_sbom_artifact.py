@@ -128,6 +128,10 @@ def test_curl_every_file_has_dpkgs_package_and_the_sboms_validate(tmp_path: Path
     cdx = json.loads(Path(f"{out}.cdx.json").read_text())
     purls = [c["purl"] for c in cdx["components"] if "purl" in c]
     assert purls and all(PackageURL.from_string(p).type == "deb" for p in purls)
+    made = {c["name"]: {p["name"]: p["value"] for p in c.get("properties", [])}
+            for c in cdx["components"] if c["type"] == "file"}
+    assert made["bin/curl"]["bundle:package"] == "none: made by bundle"  # the launcher
+    assert made[".bundle/licenses/libc6/copyright"]["bundle:package"].startswith("libc6:")
     libc = [p for p in purls if "/libc6@" in p]
     version = dpkg_owner("/lib/x86_64-linux-gnu/libc.so.6")
     assert version is not None
