@@ -30,6 +30,7 @@ from bundler.elf import refuse_hostile_layout
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.exhaustive import assert_never
 from bundler.golang import BuildInfo, read_build_info
+from bundler.inputs import note_substitutions, sysroot_inputs
 from bundler.integrity import unpacked
 from bundler.inventory import Inventory, Provenance
 from bundler.launcher import render_launcher
@@ -153,12 +154,12 @@ def _same_file(first: str, second: str) -> bool:
 
 
 def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
-    if request.sbom:
-        from bundler import sbom
-
-        sbom.preload(request.sbom)  # imported meanwhile: the build waits on gcc, LIEF, zstd
     sysroot = Sysroot(request.sysroot)
-    closures, added, runtime = resolve_programs(request.binaries, request.add, sysroot,
+    programs = sysroot_inputs(request.binaries, sysroot, "program")
+    plugins = sysroot_inputs(request.add, sysroot, "--add object")
+    note_substitutions((*programs, *plugins))  # the sysroot's copy of a host path
+    closures, added, runtime = resolve_programs([p.path for p in programs],
+                                                [p.path for p in plugins], sysroot,
                                                 request.resolve, request.nss)
     facts = program_facts(closures[0], sysroot)
     gconv_data, gconv_env = gconv.staged_modules(request.gconv, sysroot, closures[0])
@@ -205,7 +206,8 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
                 records += _add_sboms(plan, staging, inventory, request.sbom, writer)
                 manifest = _manifest(plan, launchers, records, provenance)
                 report = build_report(facts, plan,
-                                      artifact_summary(plan, launchers, manifest.files, threads),
+                                      artifact_summary(plan, launchers, manifest.files, threads,
+                                                       manifest.packages),
                                       static, licensing_of(
                                           provenance.packages,
                                           [(f.dest, f.package) for f in provenance.files

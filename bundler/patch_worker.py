@@ -173,11 +173,13 @@ class PatchWorker:
 
     def _died(self, job: _Job) -> NoReturn:
         from bundler.patch import PatchError
-        from bundler.signals import checkpoint
+        from bundler.signals import checkpoint, stop_if_received
 
         checkpoint()  # a signal to the process group ended it: report the signal
         self._process.join(timeout=1)
         code = self._process.exitcode
+        if code is not None and code < 0:
+            stop_if_received(-code)
         if code == -signal.SIGALRM:
             raise _over_time(job)
         raise PatchError(f"{job.source}: the patch worker died ({_how(code)})")

@@ -32,10 +32,8 @@ What the documents say, and why this way:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import re
-import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -60,40 +58,6 @@ _MADE = "none: made by bundle"
 
 
 # ---- facts both formats share (pure) -------------------------------------------------
-
-
-# What writing each format imports (about 0.3 s in all): `preload` imports it in a thread
-# while the build waits on the compiler, the patch worker and zstd.
-LIBRARIES = {
-    "cyclonedx": ("packageurl", "license_expression", "cyclonedx.model", "cyclonedx.model.bom",
-                  "cyclonedx.model.component", "cyclonedx.model.component_evidence",
-                  "cyclonedx.model.contact", "cyclonedx.model.dependency",
-                  "cyclonedx.model.license", "cyclonedx.model.tool", "cyclonedx.output",
-                  "cyclonedx.schema"),
-    "spdx": ("packageurl", "license_expression", "spdx_tools.common.spdx_licensing",
-             "spdx_tools.spdx.model", "spdx_tools.spdx.validation.creation_info_validator",
-             "spdx_tools.spdx.validation.extracted_licensing_info_validator",
-             "spdx_tools.spdx.validation.file_validator",
-             "spdx_tools.spdx.validation.package_validator",
-             "spdx_tools.spdx.writer.json.json_writer"),
-}
-
-
-def preload(formats: Iterable[str]) -> threading.Thread:
-    """Import the libraries `formats` need, in a daemon thread (started, returned). An
-    import that fails here fails again, with its message, where the module is used."""
-    names = list(dict.fromkeys(name for kind in formats for name in LIBRARIES.get(kind, ())))
-
-    def load() -> None:
-        for name in names:
-            try:
-                importlib.import_module(name)
-            except Exception:
-                return
-
-    thread = threading.Thread(target=load, name="sbom-preload", daemon=True)
-    thread.start()
-    return thread
 
 
 def distro_namespace(distro: str | None) -> str:

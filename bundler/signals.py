@@ -20,6 +20,7 @@ DEFERRED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _pending: list[int] = []
 _depth: list[int] = []  # nesting of deferred_signals blocks
+_received: set[int] = set()  # every signal this process got, raised or not
 
 
 def checkpoint() -> None:
@@ -45,6 +46,7 @@ def deferred_signals() -> Iterator[None]:
     """
 
     def record(signum, _frame) -> None:
+        _received.add(signum)
         _pending.append(signum)
 
     try:
@@ -114,7 +116,17 @@ def settle() -> None:
             signal.signal(sig, signal.SIG_IGN)
 
 
+def stop_if_received(signum: int) -> None:
+    """Raise for `signum` if this process got it: a child that died of the signal sent to
+    the whole process group is that signal, not a failure of the child. (The raise in the
+    handler can be lost: Python ignores an exception raised while it runs a garbage
+    collection callback, such as the import system's module-lock cleanup.)"""
+    if signum in _received and signum in DEFERRED:
+        raise _stop_for(signum)
+
+
 def _on_signal(signum, _frame) -> None:
+    _received.add(signum)
     if _holding or _written:
         _pending.append(signum)
         return
