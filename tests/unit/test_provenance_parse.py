@@ -12,20 +12,17 @@ import pytest
 from bundler import provenance
 from bundler.golang import parse_modinfo
 from bundler.inventory import NOASSERTION, GoModule
+from bundler.licences import licence_kind, licence_of_copyright, spdx_id, synopsis_expression
 from bundler.provenance import (
     StatusEntry,
     by_name,
     find_provenance,
     go_modules,
-    licence_kind,
-    licence_of_copyright,
     list_owner,
     parse_list,
     parse_os_release,
     parse_source_field,
     parse_status,
-    spdx_id,
-    synopsis_expression,
 )
 from bundler.sysroot import Sysroot
 
