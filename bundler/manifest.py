@@ -386,12 +386,16 @@ def _list(parent: dict, key: str, read: Reader[T], required: bool = True,
         if required:
             raise _Malformed(f"{where}{key}: missing")
         return ()
-    items = parent[key]
-    if not isinstance(items, list):
-        raise _Malformed(f"{where}{key}: expected a list, found {_kind(items)}")
-    if len(items) > limit:
-        raise _Malformed(f"{where}{key}: {len(items)} entries, over the limit of {limit}")
-    return tuple(read(item, f"{where}{key}[{index}]") for index, item in enumerate(items))
+    return _items(parent[key], f"{where}{key}", read, limit)
+
+
+def _items(value: object, where: str, read: Reader[T], limit: int) -> tuple[T, ...]:
+    """A JSON list of at most `limit` values, each read by `read`."""
+    if not isinstance(value, list):
+        raise _Malformed(f"{where}: expected a list, found {_kind(value)}")
+    if len(value) > limit:
+        raise _Malformed(f"{where}: {len(value)} entries, over the limit of {limit}")
+    return tuple(read(item, f"{where}[{index}]") for index, item in enumerate(value))
 
 
 def _object(value: object, where: str) -> dict:
@@ -520,11 +524,7 @@ def _package(value: object, where: str) -> Package:
 
 
 def _modules(value: object, where: str) -> tuple[GoModule, ...]:
-    if not isinstance(value, list):
-        raise _Malformed(f"{where}: expected a list, found {_kind(value)}")
-    if len(value) > MAX_RECORDS:
-        raise _Malformed(f"{where}: {len(value)} modules, over the limit of {MAX_RECORDS}")
-    return tuple(_module(item, f"{where}[{number}]") for number, item in enumerate(value))
+    return _items(value, where, _module, MAX_RECORDS)
 
 
 def _module(value: object, where: str) -> GoModule:
