@@ -16,6 +16,7 @@ from bundler.hazards import (
     artifact_hazards,
     dynamic_hazards,
 )
+from bundler.inventory import Package
 from bundler.manifest import FileRecord, archived_size
 from bundler.native_launcher import Launchers, launcher_note
 from bundler.plan import BundlePlan
@@ -27,6 +28,7 @@ from bundler.report_model import (
     StaticSide,
     assemble,
     carried,
+    glibc_package_of,
     input_summary,
     needs_of,
     runtime_parts,
@@ -37,9 +39,10 @@ from bundler.verdict import verdict_for
 
 
 def artifact_summary(plan: BundlePlan, launchers: Launchers, records: Sequence[FileRecord],
-                     threads: bool) -> ArtifactSummary:
-    """The artifact section, from the plan and the manifest's file records; where it is
-    written and its compressed size are not known yet (verdict.completed adds them)."""
+                     threads: bool, packages: Sequence[Package] = ()) -> ArtifactSummary:
+    """The artifact section, from the plan and the manifest's file records and packages
+    (the package of its libc.so.6); where it is written and its compressed size are not
+    known yet (verdict.completed adds them)."""
     files = [r for r in records if r.type == "file"]
     names = {r.path.split("/", 1)[1] for r in records if r.path.startswith("lib/")}
     return ArtifactSummary(
@@ -48,6 +51,7 @@ def artifact_summary(plan: BundlePlan, launchers: Launchers, records: Sequence[F
         interpreter=f"{plan.prefix}/{plan.library_home}/{plan.loader_name}",
         prefix=plan.prefix,
         glibc=plan.glibc_release, min_kernel=plan.min_kernel,
+        glibc_package=glibc_package_of(((r.path, r.package) for r in files), packages),
         runtime_parts=runtime_parts(names, threads,
                                     tuple((e.means, e.variable, e.scoped) for e in plan.env),
                                     plan.runtime_missing, plan.nss),
@@ -58,7 +62,6 @@ def artifact_summary(plan: BundlePlan, launchers: Launchers, records: Sequence[F
         start_modes=start_modes(launchers.kind, plan.loader_supports_argv0,
                                 plan.loader_name, any(f.privileged for f in plan.files)),
     )
-
 
 
 def build_report(facts: ProgramFacts, plan: BundlePlan, artifact: ArtifactSummary,

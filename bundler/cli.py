@@ -82,10 +82,11 @@ def library_path_option(value: str | None) -> tuple[str, ...]:
 @cli.command()
 @click.argument("binary", metavar="BINARY|ARTIFACT")
 @click.option("--sysroot", default="/", show_default=True, metavar="DIR",
-              help="Root of the target system whose libraries are bundled.")
+              help="Root of the target system whose libraries are bundled (a host "
+                   "program path is read from inside it).")
 @click.option("--library-path", "library_path", metavar="DIRS",
-              help="Colon-separated dirs searched like LD_LIBRARY_PATH (the builder's own "
-                   "LD_LIBRARY_PATH is never used).")
+              help="Colon-separated dirs searched like LD_LIBRARY_PATH, inside --sysroot "
+                   "(the builder's own LD_LIBRARY_PATH is never used).")
 @click.option("--allow-missing", is_flag=True,
               help="List libraries that cannot be found instead of failing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -100,13 +101,17 @@ def inspect(binary: str, sysroot: str, library_path: str | None, allow_missing: 
     if is_artifact(binary):  # by content: an ELF file never is
         inspect_artifact(binary, as_json)
         return
+    from bundler.inputs import note_substitutions, sysroot_input
     from bundler.inspection import inspect_program, inspection_json, inspection_text
     from bundler.resolve import ResolveOptions
     from bundler.sysroot import Sysroot
 
     options = ResolveOptions(library_path=library_path_option(library_path),
                              allow_missing=allow_missing)
-    result = inspect_program(binary, Sysroot(sysroot), options)
+    root = Sysroot(sysroot)
+    program = sysroot_input(binary, root, "program")
+    note_substitutions((program,))
+    result = inspect_program(program.path, root, options)
     if as_json:
         click.echo(json.dumps(inspection_json(result), indent=2, sort_keys=False))
     else:
@@ -217,9 +222,10 @@ def write_report_file(report, path: str) -> None:
                    "/bin/sh; built with the C compiler for the architecture), a POSIX sh "
                    "script, or auto (native when a compiler is found).")
 @click.option("--sysroot", default="/", show_default=True, metavar="DIR",
-              help="Root of the system whose libraries are bundled.")
+              help="Root of the system whose libraries are bundled (a host program path "
+                   "is read from inside it).")
 @click.option("--library-path", "library_path", metavar="DIRS",
-              help="Colon-separated dirs searched like LD_LIBRARY_PATH.")
+              help="Colon-separated dirs searched like LD_LIBRARY_PATH, inside --sysroot.")
 @click.option("--allow-missing", is_flag=True, help="Leave out libraries that cannot be found.")
 @click.option("--nss", "nss", default="auto", show_default=True, metavar="auto|none|LIST",
               help="NSS modules to bundle: auto (when the program looks users or hosts "

@@ -34,6 +34,7 @@ from bundler.report_model import (
     Report,
     assemble,
     carried,
+    glibc_package_of,
     licensing_of,
     runtime_parts,
 )
@@ -82,6 +83,8 @@ def compare_report(artifact_path: str, static_path: str,
             compressed_size=compressed, launcher=manifest.launcher,
             interpreter=facts.interpreter or "", prefix=manifest.prefix,
             glibc=manifest.glibc, min_kernel=manifest.min_kernel,
+            glibc_package=glibc_package_of(((r.path, r.package) for r in files),
+                                           manifest.packages),
             runtime_parts=runtime_parts({r.path[4:] for r in records
                                          if r.path.startswith("lib/")},
                                         uses_threads(objects), _environment(manifest),

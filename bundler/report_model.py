@@ -25,6 +25,7 @@ from bundler.start_modes import StartMode
 from bundler.static import StaticContents
 
 REPORT_FORMAT_VERSION = 1
+LIBC_DEST = "lib/libc.so.6"  # where every artifact keeps its libc (the glibc it brings)
 # Which to ship: the static build, the artifact, or the static build once its high
 # hazards are fixed (the artifact until then); compare.decide chooses.
 Ship = Literal["static", "artifact", "static-after-fixes"]
@@ -133,6 +134,9 @@ class ArtifactSummary:
     sealed: tuple[str, ...] = ()  # host paths the bundled glibc never opens (sealing.py)
     unsealed: tuple[str, ...] = ()  # those it still may, and why
     start_modes: tuple[StartMode, ...] = ()  # what holds in each way of starting it
+    # The package lib/libc.so.6 came from, "libc6 2.36-9+deb12u14": the distribution's
+    # patch level, which `glibc` (the upstream release) does not tell (None: not packaged)
+    glibc_package: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +282,22 @@ def assemble(input_: InputSummary, needs: Needs, artifact: ArtifactSummary | Non
              diagnosis: Diagnosis | None = None, licences: Licensing | None = None) -> Report:
     return Report(REPORT_FORMAT_VERSION, __version__, input_, needs, artifact, hazards,
                   static, runs, verdict, go, diagnosis, licences)
+
+
+def glibc_package_of(files: Iterable[tuple[str, str | None]],
+                     packages: Iterable[Package]) -> str | None:
+    """"NAME VERSION" of the package the artifact's lib/libc.so.6 came from, from the
+    (dest, package key) of its files; None when no package database named it."""
+    key = next((key for dest, key in files if dest == LIBC_DEST), None)
+    package = next((p for p in packages if p.key == key), None) if key else None
+    return f"{package.name} {package.version}" if package else None
+
+
+def glibc_text(artifact: ArtifactSummary) -> str:
+    """The bundled glibc as the report and the summary show it: the upstream release and,
+    when known, its package ("2.36 (libc6 2.36-9+deb12u14)")."""
+    release = artifact.glibc or "unknown"
+    return f"{release} ({artifact.glibc_package})" if artifact.glibc_package else release
 
 
 def carried(artifact: ArtifactSummary) -> frozenset[str]:

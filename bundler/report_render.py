@@ -2,7 +2,9 @@
 
 Pure functions of the `Report` model. JSON keys are the dataclass field names (stable);
 Markdown is what goes into release notes and `.bundle/report.md`; terminal text is
-aligned and coloured only on a terminal, and never when NO_COLOR is set.
+aligned and coloured only on a terminal, and never when NO_COLOR is set. Text and
+Markdown open with the verdict and its reasons (what a reader acts on, in the first
+lines), then the details that back it, section by section.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from bundler import nss
 from bundler.diagnose import Diagnosis
 from bundler.golang import BuildInfo
 from bundler.hazards import Hazard
-from bundler.report_model import Report
+from bundler.report_model import Report, glibc_text
+from bundler.run_diff import diff_lines, differences
 from bundler.text import one_line
 from bundler.units import human_size
 
-SECTIONS = ("The input", "What it needs unbundled", "The artifact", "Hazards",
-            "Against the static build", "Licences and sources", "Verdict")
+SECTIONS = ("Verdict", "The input", "What it needs unbundled", "The artifact", "Hazards",
+            "Against the static build", "Runs side by side", "Licences and sources")
 
 SYMBOLS_SHOWN = 8  # of the symbols that force a glibc version
 
@@ -42,17 +45,19 @@ def report_text(report: Report, color: bool = False) -> str:
         text = f"{number}. {SECTIONS[number - 1]}"
         return f"\033[1m{text}\033[0m" if color else text
 
-    lines: list[str] = []
-    for number, body in enumerate(_sections(report), start=1):
-        lines.append(heading(number))
-        # Names, symbols and paths come from the files read: one line each, inert (text.py).
-        lines += [f"  {one_line(line)}" if line else "" for line in body]
-        lines.append("")
-    verdict = report.verdict.headline.upper()
+    verdict = f"=> {one_line(report.verdict.headline.upper())}"
     if color:
         tint = "32" if report.verdict.ship == "static" else "33"
         verdict = f"\033[1;{tint}m{verdict}\033[0m"
-    lines.append(f"=> {verdict}")
+    lines: list[str] = []
+    for number, body in enumerate(_sections(report), start=1):
+        lines.append(heading(number))
+        if number == 1:
+            lines.append(f"  {verdict}")
+        # Names, symbols and paths come from the files read: one line each, inert (text.py).
+        lines += [f"  {one_line(line)}" if line else "" for line in body]
+        lines.append("")
+    lines.append(verdict)  # again where the terminal's scrolling stops
     return "\n".join(lines) + "\n"
 
 
@@ -62,8 +67,10 @@ def _pairs(rows: list[tuple[str, str]]) -> list[str]:
 
 
 def _sections(report: Report) -> list[list[str]]:
-    return [_input(report), _needs(report), _artifact(report), _hazards(report.hazards),
-            _static(report), _licences(report), _verdict(report)]
+    """The sections' bodies in SECTIONS order; the verdict's without its headline, which
+    each rendering shows in its own way."""
+    return [_verdict(report), _input(report), _needs(report), _artifact(report),
+            _hazards(report.hazards), _static(report), _runs(report), _licences(report)]
 
 
 def _licences(report: Report) -> list[str]:
@@ -131,7 +138,7 @@ def _artifact(report: Report) -> list[str]:
             ("files", str(a.files)), ("size", size),
             ("launcher", a.launcher), ("bin/ launcher", a.launcher_note or a.launcher_type),
             ("interpreter", a.interpreter), ("prefix", a.prefix),
-            ("glibc bundled", a.glibc or "unknown"), ("minimum kernel", a.min_kernel or "?")]
+            ("glibc bundled", glibc_text(a)), ("minimum kernel", a.min_kernel or "?")]
     if a.format == "zst":
         rows.append(("note", ".tar.zst needs a zstd-aware tar; old hosts: -o NAME.tar.gz"))
     lines = _pairs(rows)
@@ -192,40 +199,63 @@ def _static(report: Report) -> list[str]:
     lines.append("hazards inside:" if s.hazards else "hazards inside: none found")
     lines += [f"    [{h.severity}] {h.code}: {', '.join(h.evidence)}" for h in s.hazards]
     lines += go
-    if report.runs is not None:
-        r = report.runs
-        lines.append(f"runs ({r.runs} each, args: {' '.join(r.args) or '(none)'}):")
-        lines += _pairs([
-            ("    static", f"exit {list(r.static.exit_codes)}, median "
-                          f"{r.static.median_seconds * 1000:.1f} ms"),
-            ("    artifact", f"exit {list(r.artifact.exit_codes)}, median "
-                            f"{r.artifact.median_seconds * 1000:.1f} ms"),
-            ("    outputs", "match" if r.outputs_match else "DIFFER"),
-        ])
+    return lines
+
+
+def _runs(report: Report) -> list[str]:
+    """Both builds run side by side (--run): exit codes, times, and how the outputs of
+    the first runs differ, line by line, with the cause when it is known (run_diff.py)."""
+    r = report.runs
+    if r is None:
+        if report.artifact is not None and report.artifact.out is None:
+            return ["none here: this report was written into the artifact before any run; "
+                    "runs (--run ARGS) are in the build's own report output (the terminal, "
+                    "or --report FILE.md)"]
+        return ["not run (with a static build, --run ARGS runs both side by side)"]
+    found = differences(r)
+    stdout = next((d for d in found if d.stream == "stdout"), None)
+    outputs = ("match" if r.outputs_match else
+               "DIFFER only in the program's own path (see below)"
+               if stdout is not None and stdout.explained else "DIFFER (see below)")
+    lines = [f"{r.runs} run{'s' if r.runs != 1 else ''} each, args: "
+             f"{' '.join(r.args) or '(none)'}"]
+    lines += _pairs([
+        ("static", f"exit {list(r.static.exit_codes)}, median "
+                   f"{r.static.median_seconds * 1000:.1f} ms"),
+        ("artifact", f"exit {list(r.artifact.exit_codes)}, median "
+                     f"{r.artifact.median_seconds * 1000:.1f} ms"),
+        ("exit codes", "match" if r.exit_codes_match else "DIFFER"),
+        ("outputs", outputs),
+    ])
+    for difference in found:
+        lines.append(f"{difference.stream} of the first runs, line by line:")
+        lines += [f"    {line}" for line in diff_lines(difference)]
     return lines
 
 
 def _verdict(report: Report) -> list[str]:
+    """The reasons and fixes (the headline is the rendering's own first line)."""
     v = report.verdict
-    lines = [v.headline]
-    lines += [f"- {reason}" for reason in v.reasons]
+    lines = [f"- {reason}" for reason in v.reasons]
     if v.fixes:
         lines.append("fixes:")
         lines += [f"- {fix}" for fix in v.fixes]
+    lines.append(f"(the details: sections 2 to {len(SECTIONS)} below)")
     return lines
 
 
 def report_markdown(report: Report) -> str:
-    """Markdown for release notes: each section preformatted, the verdict as a list."""
-    out = [f"# bundle report: {os.path.basename(report.input.path)}", ""]
-    sections = _sections(report)
-    for number, body in enumerate(sections[:-1], start=1):
-        out += [f"## {number}. {SECTIONS[number - 1]}", "", "```text", *body, "```", ""]
+    """Markdown for release notes: the verdict first as a list (artifact_inspection reads
+    it back), then each section preformatted."""
     verdict = report.verdict
-    out += [f"## {len(SECTIONS)}. {SECTIONS[-1]}", "", f"**{verdict.headline}**", ""]
+    out = [f"# bundle report: {os.path.basename(report.input.path)}", "",
+           f"## 1. {SECTIONS[0]}", "", f"**{verdict.headline}**", ""]
     out += [f"- {reason}" for reason in verdict.reasons]
     if verdict.fixes:
         out += ["", "Fixes:", ""] + [f"- {fix}" for fix in verdict.fixes]
+    out += ["", f"The details: sections 2 to {len(SECTIONS)} below.", ""]
+    for number, body in enumerate(_sections(report)[1:], start=2):
+        out += [f"## {number}. {SECTIONS[number - 1]}", "", "```text", *body, "```", ""]
     return "\n".join(out) + "\n"
 
 

@@ -37,13 +37,15 @@ _DST = re.compile(r"\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)(?![A-Za
 
 # How the loader found an object: the search step (DT_RPATH, LD_LIBRARY_PATH, ...) that
 # gave its path, or "loader" for the interpreter itself.
-FoundVia = Literal["rpath", "library_path", "runpath", "cache", "default", "path", "loader"]
+FoundVia = Literal["rpath", "library_path", "runpath", "cache", "default", "multiarch", "path",
+                   "loader"]
 FOUND_VIA_TEXT: dict[FoundVia, str] = {
     "rpath": "DT_RPATH of {via}",
     "library_path": "--library-path",
     "runpath": "DT_RUNPATH of {via}",
     "cache": "ld.so.cache",
     "default": "default dir of the loader",
+    "multiarch": "this machine's multiarch dir, after the cross sysroot's",
     "path": "path named in DT_NEEDED of {via}",
     "loader": "the program's interpreter",
 }
@@ -91,15 +93,23 @@ class Unresolved:
 
     name: str
     chain: tuple[str, ...]
-    searched: tuple[str, ...]
+    searched: tuple[str, ...]  # target dirs; "DIR (on this machine)" for the host's
     problem: str  # "not found" or why the file that was found is refused
+    sysroot: str = "/"  # the root the target dirs are inside
 
     def describe(self) -> str:
         chain = " -> ".join((*self.chain, self.name))
         text = f"{chain}: {self.problem}"
         if self.searched:
-            text += "; searched: " + ", ".join(self.searched)
+            text += "; " + searched_text(self.searched, self.sysroot)
         return text
+
+
+def searched_text(searched: Sequence[str], sysroot: str) -> str:
+    """The dirs searched, saying that they are inside the sysroot when it is not `/`:
+    `/lib/aarch64-linux-gnu` alone reads as this machine's dir."""
+    where = "searched" if sysroot == "/" else f"searched in the sysroot {sysroot}"
+    return f"{where}: " + ", ".join(searched)
 
 
 @dataclass(frozen=True)
@@ -314,7 +324,8 @@ class _Resolver:
         if node is None:
             for missing in self.unresolved[before:]:
                 self._note(f"{name} (loaded at run time by glibc) not found: "
-                           f"{missing.problem}; searched: {', '.join(missing.searched)}")
+                           f"{missing.problem}; "
+                           + searched_text(missing.searched, self.target.root))
             del self.unresolved[before:]
             return
         node.names.add(name)
@@ -473,7 +484,8 @@ class _Resolver:
         while node is not None:
             chain.append(node.label)
             node = node.loader
-        self.unresolved.append(Unresolved(name, tuple(reversed(chain)), tuple(searched), problem))
+        self.unresolved.append(Unresolved(name, tuple(reversed(chain)), tuple(searched), problem,
+                                          self.target.root))
 
     def _search(self, name: str, requester: _Node) -> tuple[_Found | None, list[str]]:
         if "/" in name:
@@ -481,7 +493,7 @@ class _Resolver:
         searched: list[str] = []
         variants: list[str] = []
         for directory in self._search_dirs(requester):
-            searched.append(directory.path)
+            searched.append(self._shown(directory))
             found = self._try(directory, name, variants)
             if found:
                 return found, searched
@@ -497,7 +509,37 @@ class _Resolver:
                 found = self._try(_SearchDir(path, self.target, "default", None), name, variants)
                 if found:
                     return found, searched
+            for directory in self._host_multiarch_dirs():
+                searched.append(self._shown(directory))
+                found = self._try(directory, name, variants)
+                if found:
+                    self._note(f"{name}: found in this machine's multiarch dir {directory.path} "
+                               f"(dpkg --add-architecture), searched after the cross sysroot "
+                               f"{self.target.root}'s own dirs")
+                    return found, searched
         return None, searched
+
+    def _host_multiarch_dirs(self) -> list[_SearchDir]:
+        """This machine's dirs of the program's architecture (Debian multiarch:
+        `dpkg --add-architecture arm64` installs libsqlite3-0:arm64 under
+        /usr/lib/aarch64-linux-gnu), searched last for a cross sysroot.
+
+        Only for a cross root (no multiarch dirs of its own, as Debian's libc6-arm64-cross
+        in /usr/aarch64-linux-gnu) of an architecture foreign to this machine: a full root
+        (an old release's tree) is complete in itself, and this machine's own architecture's
+        libraries would mix this machine's build into it."""
+        own = (f"/lib/{self.arch.multiarch}", f"/usr/lib/{self.arch.multiarch}")
+        if (self.target.is_host or self.arch.platform == os.uname().machine
+                or any(self.target.is_dir(path) for path in own)):
+            return []
+        return [_SearchDir(path, self.host, "multiarch", None) for path in own
+                if self.host.is_dir(path)]
+
+    def _shown(self, directory: _SearchDir) -> str:
+        """A searched dir as an error names it: the host's marked when the target's is not."""
+        if directory.space is self.host and not self.target.is_host:
+            return f"{directory.path} (on this machine)"
+        return directory.path
 
     def _named_path(self, name: str, requester: _Node) -> _Found | None:
         expanded = self._expand(name, requester)

@@ -1,4 +1,5 @@
-"""The one-screen summary printed when an artifact has been written."""
+"""The one-screen summary printed when an artifact has been written: the verdict first
+(what to ship, and why), then what was written and how to install it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from bundler.manifest import BUNDLE_KINDS, SBOM_KIND, SBOM_PATHS, SBOM_SUFFIXES
 from bundler.native_launcher import launcher_note
 from bundler.outcome import BuildResult
 from bundler.plan import privileges
+from bundler.report_model import glibc_text
 from bundler.units import human_size
 
 
@@ -17,13 +19,13 @@ def summary_text(result: BuildResult) -> str:
              if r.type == "file" and r.kind not in BUNDLE_KINDS]
     libraries = [r for r in files if r.kind in ("library", "loader")]
     ratio = f" ({result.output_size / result.raw_size:.0%})" if result.raw_size else ""
-    lines = [
-        f"bundle: wrote {result.out}",
+    lines = [f"bundle: wrote {result.out}", *_verdict_lines(result)]
+    lines += [
         f"  programs       {', '.join(plan.programs)} ({plan.arch})",
         f"  files          {len(files)} ({len(libraries)} in lib/, loader {plan.loader_name})",
         f"  size           {human_size(result.raw_size)} raw, "
         f"{human_size(result.output_size)} {result.format}{ratio}",
-        f"  glibc bundled  {plan.glibc_release or 'unknown'}; needs kernel "
+        f"  glibc bundled  {_glibc(result)}; needs kernel "
         f"{plan.min_kernel or 'unknown'} or newer",
         f"  launcher       {plan.launcher}"
         + ("  (exports LD_LIBRARY_PATH: child processes inherit it)"
@@ -71,6 +73,23 @@ def summary_text(result: BuildResult) -> str:
     if result.format == "zst":
         lines.append("  old hosts without a zstd-aware tar: use -o NAME.tar.gz")
     return "\n".join(lines) + "\n"
+
+
+def _verdict_lines(result: BuildResult) -> list[str]:
+    """The verdict's headline; its reasons and fixes too unless the report follows (on
+    stdout, where a static build is compared: its first section holds them)."""
+    verdict = result.report.verdict
+    lines = [f"  verdict        {verdict.headline}"]
+    if result.report.static is not None:
+        return [*lines, "                 (its reasons and fixes: in the report on stdout)"]
+    lines += [f"                 - {reason}" for reason in verdict.reasons]
+    lines += [f"                 - fix: {fix}" for fix in verdict.fixes]
+    return lines
+
+
+def _glibc(result: BuildResult) -> str:
+    artifact = result.report.artifact
+    return glibc_text(artifact) if artifact else result.plan.glibc_release or "unknown"
 
 
 def _licence_lines(result: BuildResult) -> list[str]:

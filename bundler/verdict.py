@@ -131,7 +131,7 @@ def _artifact_verdict(artifact: ArtifactSummary | None, static: StaticSide | Non
         return Verdict("artifact", "ship the artifact", tuple(reasons), ())
     reasons += [f"but: {h.effect} ({', '.join(h.evidence)})" for h in high]
     return Verdict("artifact", "ship the artifact, after dealing with its high hazards "
-                   "(section 4)", tuple(reasons), tuple(h.action for h in high))
+                   "(see Hazards)", tuple(reasons), tuple(h.action for h in high))
 
 
 def verdict_for(needs: Needs, artifact: ArtifactSummary | None, static: StaticSide | None,

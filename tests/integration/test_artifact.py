@@ -781,7 +781,8 @@ def test_summary_names_what_was_written(hello_artifact, hello_tree: Path) -> Non
     assert low <= sum(r["size"] for r in every) <= high
     low, high = parse_size(match.group(3), match.group(4))
     assert low <= out.stat().st_size <= high
-    assert re.search(r"^  glibc bundled\s+2\.36; needs kernel Linux 3\.2\.0", text, re.M), text
+    assert re.search(r"^  glibc bundled\s+2\.36 \(libc6 [^)]+\); needs kernel Linux 3\.2\.0",
+                     text, re.M), text
     assert re.search(r"^  launcher\s+loader", text, re.M)
     assert f"install:  mkdir -p /opt/hello && tar --zstd -xf {out} -C /opt/hello" in text
     assert "run:      /opt/hello/bin/hello" in text

@@ -139,11 +139,15 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, make, words) -> None:
     assert_one_line_error(result, 2, str(target), *words)
 
 
-def test_foreign_architecture_is_refused_clearly() -> None:
+def test_foreign_architecture_is_refused_clearly(tmp_path: Path) -> None:
     foreign = Path("/usr/aarch64-linux-gnu/lib/libm.so.6")
     if not foreign.exists():
         need(False, "libc6-arm64-cross is not installed")
-    result = run_cli("inspect", str(foreign))
+    # A root with only the x86-64 loader: `/` holds the aarch64 one too when libc6:arm64
+    # is installed through multiarch, and then the object resolves.
+    (tmp_path / "lib64").mkdir()
+    shutil.copy("/lib64/ld-linux-x86-64.so.2", tmp_path / "lib64")
+    result = run_cli("inspect", "--sysroot", str(tmp_path), str(foreign))
     assert_one_line_error(result, 2, "aarch64", "x86-64", "--sysroot")
     ok = run_cli("inspect", "--json", "--sysroot", "/usr/aarch64-linux-gnu", str(foreign))
     assert ok.returncode == 0, ok.stderr

@@ -253,16 +253,19 @@ def containerd_modinfo(module: str, version: str, replaced: str | None = None) -
     return text + "build\tCGO_ENABLED=1\nbuild\tGOARCH=amd64\nbuild\tGOOS=linux\n"
 
 
-def test_old_containerd_must_be_upgraded() -> None:
+def test_old_containerd_takes_static_build() -> None:
+    """Before 1.7.25 there is no no_dynamic_plugins tag: plugin/plugin_go18.go is built under
+    `amd64 && !static_build`, so static_build is the tag that works (issue 17)."""
     modinfo = containerd_modinfo("github.com/containerd/containerd", "v1.7.24")
     diagnosis = diagnose(evidence(modinfo, {"plugin.open"}))
     [cause] = diagnosis.causes
     assert cause.code == "containerd-plugins"
-    assert cause.evidence == ("plugin.open", "containerd v1.7.24")
-    assert "upgrade containerd to >= 1.7.25 or >= 2.0.2" in cause.fix
-    assert "v1.7.24 has no no_dynamic_plugins tag" in cause.explanation
-    assert cause.tags == ("no_dynamic_plugins",)
-    assert "-tags no_dynamic_plugins" in diagnosis.command
+    assert cause.evidence == ("plugin.open", "github.com/containerd/containerd v1.7.24")
+    assert cause.tags == ("static_build",)
+    assert cause.fix.startswith("-tags static_build")
+    assert "upgrade containerd to >= 1.7.25 / >= 2.0.2" in cause.fix
+    assert "v1.7.24 (before 1.7.25 / 2.0.2)" in cause.rule
+    assert flag_value(shlex.split(diagnosis.command), "-tags") == "static_build"
 
 
 @pytest.mark.parametrize(("module", "version", "replaced"), [
@@ -277,7 +280,8 @@ def test_new_containerd_takes_the_tag(module: str, version: str, replaced: str |
     assert cause.code == "containerd-plugins"
     assert cause.fix == "-tags no_dynamic_plugins"
     assert cause.tags == ("no_dynamic_plugins",)
-    assert cause.evidence[-1] == f"containerd {replaced or version}"
+    assert cause.evidence[-1].endswith(f"{module} {replaced or version}")
+    assert f"containerd {replaced or version} (>= 1.7.25 / >= 2.0.2)" in cause.rule
     assert cause.remains is None and diagnosis.remaining == ()
     assert flag_value(shlex.split(diagnosis.command), "-tags") == "no_dynamic_plugins"
 

@@ -32,8 +32,9 @@ from bundler.units import human_size
 
 TOP_KEYS = {"artifact", "diagnosis", "format_version", "go", "hazards", "input", "licences",
             "needs", "runs", "static", "tool_version", "verdict"}
-SECTIONS = ("1. The input", "2. What it needs unbundled", "3. The artifact", "4. Hazards",
-            "5. Against the static build", "6. Licences and sources", "7. Verdict")
+SECTIONS = ("1. Verdict", "2. The input", "3. What it needs unbundled", "4. The artifact",
+            "5. Hazards", "6. Against the static build", "7. Runs side by side",
+            "8. Licences and sources")
 ANSI = "\033["
 
 NETLOOKUP = r"""
@@ -62,6 +63,18 @@ int main(int argc, char **argv) {
 OTHER = r"""
 #include <stdio.h>
 int main(void) { puts("something else"); return 3; }
+"""
+# Names its own path twice (argv[0], /proc/self/exe) between two lines that do not.
+SELFPATH = r"""
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n < 0 ? 0 : n] = 0;
+    printf("hello\nargv0: %s\nexe: %s\nbye\n", argc ? argv[0] : "?", exe);
+    return 0;
+}
 """
 DYNLOAD = r"""
 #include <dlfcn.h>
@@ -125,6 +138,13 @@ def host_glibc() -> str:
     return tool("getconf", "GNU_LIBC_VERSION").split()[1]
 
 
+def dpkg_version(package: str) -> str:
+    """The installed version of a package as dpkg-query shows it: the oracle for the
+    report's glibc package."""
+    native = tool("dpkg", "--print-architecture").strip()  # multiarch: one of its copies
+    return tool("dpkg-query", "-W", "-f", "${Version}", f"{package}:{native}").strip()
+
+
 def run_here(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(path), *args], capture_output=True, text=True, timeout=60)
 
@@ -179,6 +199,15 @@ def clean(tmp_path_factory) -> Path:
     (where / "notstatic").mkdir()
     shutil.copy2(where / "hello", where / "notstatic" / "hello-static")
     shutil.copy2(where / "hello-static", where / "other-static")
+    return where
+
+
+@pytest.fixture(scope="module")
+def selfpath(tmp_path_factory) -> Path:
+    """selfpath (dynamic) and selfpath-static: the same program, printing its own path."""
+    where = tmp_path_factory.mktemp("selfpath")
+    gcc(where / "selfpath", SELFPATH)
+    static_gcc(where / "selfpath-static", SELFPATH)
     return where
 
 
@@ -456,7 +485,9 @@ def test_markdown_holds_the_json_numbers(net_build: tuple[dict, str]) -> None:
     artifact = data["artifact"]
     assert (f"{human_size(artifact['raw_size'])} raw, "
             f"{human_size(artifact['compressed_size'])} as zst") in markdown
-    assert re.search(rf"glibc bundled\s+{re.escape(artifact['glibc'])}\n", markdown)
+    assert artifact["glibc_package"] == f"libc6 {dpkg_version('libc6')}"
+    assert re.search(rf"glibc bundled\s+{re.escape(artifact['glibc'])} "
+                     rf"\({re.escape(artifact['glibc_package'])}\)\n", markdown)
     assert f">= {data['needs']['glibc_program']['release']}" in markdown
     static = data["static"]
     assert re.search(rf"size raw\s+{re.escape(human_size(static['size']))}\s+"
@@ -481,7 +512,8 @@ def test_artifact_carries_report_md(net: Path, net_build: tuple[dict, str]) -> N
                     str(into)], check=True)
     inside = (into / "netlookup" / ".bundle" / "report.md").read_text()
     assert inside.startswith("# bundle report: netlookup\n")
-    assert re.search(rf"glibc bundled\s+{re.escape(host_glibc())}\n", inside)
+    assert re.search(rf"glibc bundled\s+{re.escape(host_glibc())} "
+                     rf"\(libc6 {re.escape(dpkg_version('libc6'))}\)\n", inside)
     assert data["input"]["sha256"] in inside
     assert "static-nss" in inside  # written in compare mode: the static side is in it
     # Written before compression: no compressed size of the artifact is claimed.
@@ -515,7 +547,7 @@ def test_text_without_tty(clean: Path) -> None:
     assert text.splitlines()[-1].startswith("=> ")
     assert text.splitlines()[-1] == "=> SHIP THE STATIC BUILD"
     # Aligned: every value of section 1 starts in the same column.
-    rows = section_lines(text)["1. The input"]
+    rows = section_lines(text)["2. The input"]
     assert len(rows) == 6
     columns = {re.match(r"  \S+\s+", row).end() for row in rows}
     assert len(columns) == 1, rows
@@ -530,7 +562,7 @@ def test_text_on_a_tty_is_coloured_unless_no_color(clean: Path) -> None:
     code, coloured = read_pty(argv, env, clean)
     assert code == 0, coloured
     assert ANSI in coloured
-    assert "\033[1m1. The input\033[0m" in coloured
+    assert "\033[1m2. The input\033[0m" in coloured
     code, plain = read_pty(argv, {**env, "NO_COLOR": "1"}, clean)
     assert code == 0, plain
     assert ANSI not in plain
@@ -563,6 +595,8 @@ def test_compare_matches_build_time_static_nss(net: Path, net_build: tuple[dict,
     assert data["verdict"] == built["verdict"]
     assert data["artifact"]["compressed_size"] == built["artifact"]["compressed_size"]
     assert data["artifact"]["glibc"] == built["artifact"]["glibc"]
+    assert data["artifact"]["glibc_package"] == built["artifact"]["glibc_package"]
+    assert data["artifact"]["glibc_package"] == f"libc6 {dpkg_version('libc6')}"
     assert codes(data["hazards"]) == codes(built["hazards"])
 
 
@@ -610,3 +644,87 @@ def test_run_without_static_is_one_line_error(clean: Path) -> None:
     result = run_cli("hello", "-o", "norun.tar.zst", "--run", "a", cwd=clean)
     assert_one_line_error(result, 2, "--run", "--static")
     assert not (clean / "norun.tar.zst").exists()
+
+
+# --- 8. the verdict first, the runs line by line ----------------------------------------
+
+
+FIRST_LINES = 10  # what a reader sees before deciding whether to read on
+
+
+def test_verdict_opens_the_build_output(clean: Path, clean_build: dict) -> None:
+    """`bundle X -o OUT --static S`: the terminal (stderr summary, then the report on
+    stdout), the --report Markdown and the artifact's own report.md all hold the verdict
+    in their first ten lines."""
+    headline = clean_build["verdict"]["headline"]
+    result = bundle("hello", "-o", "first.tar.zst", "--static", "hello-static",
+                    "--report", "first.md", cwd=clean)
+    terminal = (result.stderr + result.stdout).splitlines()
+    assert f"  verdict        {headline}" in terminal[:FIRST_LINES], terminal[:FIRST_LINES]
+    assert f"  => {headline.upper()}" in result.stdout.splitlines()[:FIRST_LINES]
+    assert f"**{headline}**" in (clean / "first.md").read_text().splitlines()[:FIRST_LINES]
+    inside = subprocess.run([need_tool("tar"), "--zstd", "-xOf", str(clean / "first.tar.zst"),
+                             "hello/.bundle/report.md"], capture_output=True, text=True,
+                            check=True).stdout
+    assert f"**{headline}**" in inside.splitlines()[:FIRST_LINES]
+    # The details follow, in their sections.
+    assert [line for line in result.stdout.splitlines() if line in SECTIONS] == list(SECTIONS)
+    # The summary names the glibc's package, as dpkg knows it.
+    assert re.search(rf"^  glibc bundled\s+{re.escape(host_glibc())} "
+                     rf"\(libc6 {re.escape(dpkg_version('libc6'))}\); needs kernel",
+                     result.stderr, re.M), result.stderr
+
+
+def test_verdict_and_reasons_open_the_summary_without_static(clean: Path) -> None:
+    """No static build: no report follows on the terminal, so the summary gives the
+    verdict's reasons itself, right under its first line."""
+    data = bundle_json("hello", "-o", "alone.tar.zst", cwd=clean)
+    result = bundle("hello", "-o", "alone.tar.zst", cwd=clean)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    verdict = data["verdict"]
+    assert lines[1] == f"  verdict        {verdict['headline']}"
+    reasons = verdict["reasons"]
+    assert lines[2:2 + len(reasons)] == [f"                 - {r}" for r in reasons]
+
+
+def test_verdict_opens_compare_output(clean: Path, clean_build: dict) -> None:
+    result = bundle("compare", "out.tar.zst", "hello-static", cwd=clean)
+    first = result.stdout.splitlines()[:FIRST_LINES]
+    assert first[:2] == ["1. Verdict", f"  => {clean_build['verdict']['headline'].upper()}"]
+    assert [f"  - {reason}" for reason in clean_build["verdict"]["reasons"]][:FIRST_LINES - 2] \
+        == first[2:2 + len(clean_build["verdict"]["reasons"])]
+
+
+def test_run_differences_shown_line_by_line_with_their_cause(selfpath: Path) -> None:
+    """The same program both ways, printing argv[0] and /proc/self/exe: the runs differ in
+    exactly those two lines, shown as a diff with their cause, in the terminal text and
+    in the --report Markdown; the artifact's own report.md says where runs are."""
+    here = run_here(selfpath / "selfpath-static").stdout.splitlines()
+    assert here[0] == "hello" and here[-1] == "bye" and len(here) == 4
+    result = bundle("selfpath", "-o", "self.tar.zst", "--static", "selfpath-static",
+                    "--run", "", "--report", "self.md", cwd=selfpath)
+    runs = section_lines(result.stdout)["7. Runs side by side"]
+    body = [line[2:] for line in runs]
+    assert "outputs     DIFFER only in the program's own path (see below)" in body, body
+    static_path = "/run/bundle-compare/static/selfpath-static"
+    start = body.index("    --- static stdout")
+    diff = body[start:start + 7]
+    assert diff[:5] == ["    --- static stdout", "    +++ artifact stdout", "    @@ -2,2 +2,2 @@",
+                        f"    -argv0: {static_path}", f"    -exe: {static_path}"], diff
+    assert re.fullmatch(r"    \+argv0: /run/bundle-compare/artifact/[^/]+/bin/selfpath",
+                        diff[5]), diff
+    assert re.fullmatch(r"    \+exe: /run/bundle-compare/artifact/[^/]+/lib/(\.bundle-\w+/)?"
+                        r"ld-linux-x86-64\.so\.2", diff[6]), diff
+    cause = body[start + 7]
+    assert cause.startswith("    cause: the line names the program's own path"), cause
+    assert "name the bundled loader" in cause
+    assert not any(line.endswith(("hello", "bye")) for line in diff)  # equal lines: not shown
+    markdown = (selfpath / "self.md").read_text()
+    assert "## 7. Runs side by side" in markdown
+    for line in (*diff, cause):
+        assert f"\n{line}\n" in markdown, line
+    inside = subprocess.run([need_tool("tar"), "--zstd", "-xOf", str(selfpath / "self.tar.zst"),
+                             "selfpath/.bundle/report.md"], capture_output=True, text=True,
+                            check=True).stdout
+    assert "runs (--run ARGS) are in the build's own report output" in inside

@@ -244,10 +244,14 @@ def test_aarch64_root_resolves_inside_it() -> None:
         assert lib.facts.ident.machine == "EM_AARCH64"
 
 
-def test_aarch64_object_against_the_host_root_is_refused() -> None:
+def test_aarch64_object_against_an_x86_64_root_is_refused(tmp_path: Path) -> None:
+    """A root holding only the x86-64 loader (not `/`: with libc6:arm64 installed through
+    multiarch, this machine holds the aarch64 loader too, and then the object resolves)."""
     need((CROSS_ROOT / "lib/libm.so.6").is_file(), "libc6-arm64-cross is not installed")
+    (tmp_path / "lib64").mkdir()
+    shutil.copy("/lib64/ld-linux-x86-64.so.2", tmp_path / "lib64")
     with pytest.raises(InputError) as caught:
-        resolve_closure(str(CROSS_ROOT / "lib/libm.so.6"), Sysroot("/"))
+        resolve_closure(str(CROSS_ROOT / "lib/libm.so.6"), Sysroot(str(tmp_path)))
     message = caught.value.message
     assert "aarch64" in message and "x86-64" in message and "holds" in message
     assert not isinstance(caught.value, MissingLibraryError)

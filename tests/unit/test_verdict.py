@@ -111,7 +111,7 @@ def test_high_program_hazards_are_fixes_for_the_artifact() -> None:
     verdict = decide(artifact_summary(), None, None, None, hazards=(privileged, low))
     assert verdict.ship == "artifact"
     assert verdict.headline == ("ship the artifact, after dealing with its high hazards "
-                                "(section 4)")
+                                "(see Hazards)")
     assert verdict.fixes == ("--allow-setuid",)
     assert verdict.reasons[-1] == "but: privilege lost (setuid)"
     only_low = decide(artifact_summary(), None, None, None, hazards=(low,))
