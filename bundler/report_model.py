@@ -154,6 +154,9 @@ class StaticSide:
     min_kernel: str | None
     contents: StaticContents | None
     hazards: tuple[Hazard, ...]
+    # A Go static build's own diagnosis: what is still in it and the fixes for its versions
+    # (a tag it was built with that did nothing is named); None for other programs.
+    diagnosis: Diagnosis | None = None
 
 
 @dataclass(frozen=True)

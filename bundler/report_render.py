@@ -274,6 +274,8 @@ def go_lines(info: BuildInfo, diagnosis: Diagnosis | None) -> list[str]:
             lines.append(f"    - {cause.code}: {cause.explanation}")
             lines.append(f"      evidence: {', '.join(cause.evidence)}")
             lines.append(f"      fix: {cause.fix}")
+            if cause.rule:
+                lines.append(f"      rule: {cause.rule}")
     lines.append("  static build command:")
     lines.append(f"    {diagnosis.command}")
     lines += [f"  this warning will remain: {r}" for r in diagnosis.remaining]

@@ -8,11 +8,13 @@ import os
 import zstandard
 
 from bundler.archive import ZSTD_LEVEL, sha256_of
+from bundler.diagnose import diagnosis_for
 from bundler.elf import ElfFacts, defined_symbol_names, read_elf
 from bundler.golang import BuildInfo, read_build_info
 from bundler.hazards import static_hazards
 from bundler.report_model import StaticSide
 from bundler.static import static_contents
+from bundler.sysroot import Sysroot
 
 
 def static_side(path: str, program: ElfFacts | None, program_name: str) -> StaticSide:
@@ -28,12 +30,16 @@ def static_side(path: str, program: ElfFacts | None, program_name: str) -> Stati
     contents = static_contents(path) if facts.is_static else None
     hazards = static_hazards(contents, defined_symbol_names(path)) if contents else ()
     same, identity = _same_program(path, facts, program, program_name)
+    info = read_build_info(path)
+    # Its own symbols and build info; no archives are looked for (it is already linked).
+    diagnosis = (diagnosis_for(facts, info, {}, None, Sysroot("/"))
+                 if info is not None and facts.is_static else None)
     return StaticSide(
         path=path, sha256=sha256_of(path), size=facts.size,
         compressed_size=_compressed_size(path), really_static=not not_static,
         not_static_because=tuple(not_static), same_program=same, identity=identity,
         min_kernel=facts.abi_tag.describe() if facts.abi_tag else None,
-        contents=contents, hazards=hazards,
+        contents=contents, hazards=hazards, diagnosis=diagnosis,
     )
 
 

@@ -12,6 +12,7 @@ from bundler import nss
 from bundler.diagnose import Diagnosis
 from bundler.hazards import Hazard
 from bundler.report_model import ArtifactSummary, Needs, Report, RunComparison, StaticSide, Verdict
+from bundler.run_diff import differences
 from bundler.units import human_size
 
 STATIC_GLIBC_TERMS = (
@@ -56,7 +57,7 @@ def _decide(artifact: ArtifactSummary | None, static: StaticSide | None,
                    *([] if static.same_program else [static.identity])]
         return Verdict("static-after-fixes",
                        "ship the static build only after these fixes; until then the artifact",
-                       tuple(reasons), tuple(h.action for h in high))
+                       tuple(reasons), _static_fixes(static, high))
     if run_problem:
         return _artifact_verdict(artifact, static, runs, glibc_needed, hazards, run_problem)
     reasons = ["the static build is really static and needs nothing from the host's glibc "
@@ -72,7 +73,9 @@ def _decide(artifact: ArtifactSummary | None, static: StaticSide | None,
     if runs is not None:
         codes = set(runs.static.exit_codes)
         if codes == {0}:
-            reasons.append("both runs agree: exit 0, same output")
+            reasons.append("both runs agree: exit 0, same output" + (
+                "" if runs.outputs_match else " but for the program's own path (the two run "
+                "from different places: see Runs side by side)"))
         else:
             reasons.append(f"both runs agree, but both exit {sorted(codes)}: check that the "
                            "--run arguments exercise the program")
@@ -88,11 +91,24 @@ def _decide(artifact: ArtifactSummary | None, static: StaticSide | None,
 
 
 def _run_problem(runs: RunComparison | None) -> list[str]:
-    if runs is None or (runs.exit_codes_match and runs.outputs_match):
+    """Why the runs speak against the static build; none when they agree, also when the
+    outputs differ only where each names its own path (run_diff.py: the two builds run
+    from different places, which says nothing about either)."""
+    if runs is None:
         return []
+    own_path_only = not runs.outputs_match and _only_own_path(runs)
+    if runs.exit_codes_match and (runs.outputs_match or own_path_only):
+        return []
+    outputs = ("match" if runs.outputs_match else
+               "differ only in the program's own path" if own_path_only else "differ")
     return [f"run with {' '.join(runs.args) or 'no arguments'}: exit codes static "
             f"{list(runs.static.exit_codes)} vs artifact {list(runs.artifact.exit_codes)}, "
-            f"outputs {'match' if runs.outputs_match else 'differ'}"]
+            f"outputs {outputs}"]
+
+
+def _only_own_path(runs: RunComparison) -> bool:
+    found = differences(runs)
+    return bool(found) and all(d.explained and not d.truncated for d in found)
 
 
 def _nss_line(artifact: ArtifactSummary | None) -> str | None:
@@ -154,3 +170,16 @@ def completed(report: Report, out: str, fmt: str, compressed_size: int | None,
                 if report.artifact is not None else None)
     return dataclasses.replace(report, artifact=artifact, runs=runs, verdict=verdict_for(
         report.needs, artifact, report.static, runs, report.hazards, report.diagnosis))
+
+
+def _static_fixes(static: StaticSide, high: list[Hazard]) -> tuple[str, ...]:
+    """The fixes for the static build given: from its own Go diagnosis when it has one
+    (its module versions decide the tags, and a tag it already has that did nothing is
+    named), else each high hazard's general action."""
+    diagnosis = static.diagnosis
+    if diagnosis is None or not diagnosis.causes:
+        return tuple(h.action for h in high)
+    fixes = [f"{c.fix} ({c.rule})" if c.rule else c.fix for c in diagnosis.causes]
+    fixes.append(f"rebuild: {diagnosis.command}")
+    fixes += [f"this warning will remain: {r}" for r in diagnosis.remaining]
+    return tuple(fixes)

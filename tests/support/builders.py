@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 
+from bundler.diagnose import Diagnosis
 from bundler.elf import ElfFacts, ElfIdent
 from bundler.hazards import Hazard
 from bundler.ldso import LoaderSearchFacts
@@ -100,7 +101,8 @@ def static_side(*, really_static: bool = True, same_program: bool = True,
                 hazards: tuple[Hazard, ...] = (), size: int = 1000,
                 compressed_size: int = 500, contents: StaticContents | None = None,
                 min_kernel: str | None = None,
-                not_static_because: tuple[str, ...] = ()) -> StaticSide:
+                not_static_because: tuple[str, ...] = (),
+                diagnosis: Diagnosis | None = None) -> StaticSide:
     return StaticSide(
         path="/tmp/prog-static", sha256=DIGEST, size=size, compressed_size=compressed_size,
         really_static=really_static, not_static_because=not_static_because,
@@ -108,7 +110,7 @@ def static_side(*, really_static: bool = True, same_program: bool = True,
         identity=("same file name (prog-static for prog)" if same_program else
                   "warning: other does not look like prog (file names differ); is it the "
                   "same program?"),
-        min_kernel=min_kernel, contents=contents, hazards=hazards,
+        min_kernel=min_kernel, contents=contents, hazards=hazards, diagnosis=diagnosis,
     )
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from support.builders import DIGEST, artifact_summary, hazard, runs, static_side
 
 from bundler import nss
-from bundler.report_model import InputSummary, Needs, Report, StaticSide, assemble
+from bundler.diagnose import Cause, Diagnosis
+from bundler.report_model import (
+    InputSummary,
+    Needs,
+    Report,
+    RunComparison,
+    RunResult,
+    StaticSide,
+    assemble,
+)
+from bundler.side_by_side import RUN_PLACE
 from bundler.static import StaticContents
 from bundler.verdict import STATIC_GLIBC_TERMS, completed, decide, verdict_for
 
@@ -225,3 +235,44 @@ def test_a_static_build_with_glibc_inside_carries_its_licence_terms() -> None:
             contents=StaticContents(libc=libc, go_runtime=True)), None, None)
         assert STATIC_GLIBC_TERMS not in other.reasons
     assert STATIC_GLIBC_TERMS not in decide(artifact_summary(), None, None, "2.34").reasons
+
+
+def _runs_printing(static_out: str, artifact_out: str) -> RunComparison:
+    return RunComparison(args=("--version",), runs=1,
+                         static=RunResult((0,), static_out, "", 0.01),
+                         artifact=RunResult((0,), artifact_out, "", 0.01),
+                         outputs_match=static_out == artifact_out, exit_codes_match=True)
+
+
+def test_outputs_differing_only_in_the_programs_own_path_do_not_decide() -> None:
+    """The two run from different places (side_by_side.RUN_PLACE): a line naming the
+    program's own path differs for that reason alone, and says nothing against either."""
+    own = _runs_printing(f"ok\nexe: {RUN_PLACE}/static/prog-static\n",
+                         f"ok\nexe: {RUN_PLACE}/artifact/prog/lib/ld-linux-x86-64.so.2\n")
+    verdict = decide(artifact_summary(), static_side(), own, None)
+    assert verdict.ship == "static"
+    assert verdict.reasons[2].startswith("both runs agree: exit 0, same output but for the "
+                                         "program's own path")
+    other = _runs_printing("ok\nrows: 1\n", "ok\nrows: 2\n")
+    differs = decide(artifact_summary(), static_side(), other, None)
+    assert differs.ship == "artifact"
+    assert differs.reasons[0].endswith("outputs differ")
+
+
+def test_the_fixes_are_those_of_the_static_build_given() -> None:
+    """compare mode diagnoses the static binary itself: its fixes come with the rule that
+    chose them for its versions, not the general advice of the hazard."""
+    plugin = hazard(severity="high")
+    cause = Cause("containerd-plugin", ("plugin.Open",), "containerd 1.6 loads plugins",
+                  "-tags static_build", tags=("static_build",),
+                  rule="containerd v1.6.20 (before 1.7.25): no_dynamic_plugins does nothing")
+    own = Diagnosis((cause,), "CGO_ENABLED=1 go build -tags static_build .", ("dlopen",), ())
+    verdict = decide(artifact_summary(), static_side(hazards=(plugin,), diagnosis=own),
+                     None, None)
+    assert verdict.ship == "static-after-fixes"
+    assert verdict.fixes == (
+        "-tags static_build (containerd v1.6.20 (before 1.7.25): no_dynamic_plugins does "
+        "nothing)", "rebuild: CGO_ENABLED=1 go build -tags static_build .",
+        "this warning will remain: dlopen")
+    general = decide(artifact_summary(), static_side(hazards=(plugin,)), None, None)
+    assert general.fixes == (plugin.action,)
