@@ -21,6 +21,9 @@ DLOPEN_IMPORTS = frozenset({"dlopen", "dlmopen"})
 DLOPEN_CALLERS = frozenset({"unixDlOpen", "pluginOpen", "plugin.open"})
 DLOPEN_CALLER_SUFFIXES = ("_Cfunc_sqlite3_load_extension", "_Cfunc_pluginOpen")
 ICONV_CALLERS = frozenset({"iconv_open"})
+SQLITE_LOADER = "unixDlOpen"  # SQLite's os_unix.c: dlopen for load_extension()
+# cgo wrappers a Go program has only when its code enables or loads SQLite extensions.
+SQLITE_ENABLERS = ("_Cfunc_sqlite3_load_extension", "_Cfunc_sqlite3_enable_load_extension")
 SHOWN = 8
 Severity = Literal["high", "medium", "low"]  # "high" hazards decide the verdict (verdict.py)
 
@@ -58,6 +61,18 @@ def static_hazards(contents: StaticContents, symbols: frozenset[str] | None) -> 
                 fix,
             ))
         dl = sorted(_dlopen_callers(symbols)) if symbols is not None else []
+        idle = _unreachable_dlopen(contents, symbols, dl)
+        dl = [caller for caller in dl if caller not in idle]
+        if idle:
+            hazards.append(Hazard(
+                "static-dlopen-unreachable", "static build", "low", tuple(idle),
+                "SQLite's extension loader (unixDlOpen, in libsqlite3.a) is linked in, but "
+                "nothing in the Go program turns extension loading on, and SQLite keeps "
+                "load_extension() off until something does: it cannot run",
+                "none needed; it would become reachable if the program loaded extensions "
+                "(go-sqlite3's LoadExtension or Extensions, built without "
+                "sqlite_omit_load_extension), and then it would be a high hazard",
+            ))
         if dl:
             hazards.append(Hazard(
                 "static-dlopen", "static build", "high", tuple(dl[:SHOWN]),
@@ -81,6 +96,20 @@ def static_hazards(contents: StaticContents, symbols: frozenset[str] | None) -> 
                 "convert without iconv, or ship the artifact",
             ))
     return tuple(hazards)
+
+
+def _unreachable_dlopen(contents: StaticContents, symbols: frozenset[str] | None,
+                        callers: list[str]) -> list[str]:
+    """The dlopen callers that cannot run: SQLite's unixDlOpen in a Go program whose Go
+    side has no call that enables or loads an extension (go-sqlite3 built with
+    sqlite_omit_load_extension against a system libsqlite3.a, whose os_unix.c keeps it).
+    Only Go is judged: a C program's calls into libsqlite3.a cannot be told from the
+    archive's own definitions, so there unixDlOpen stays reachable."""
+    if symbols is None or not contents.go_runtime or SQLITE_LOADER not in callers:
+        return []
+    if any(s.endswith(SQLITE_ENABLERS) for s in symbols):
+        return []
+    return [SQLITE_LOADER]
 
 
 def _dlopen_callers(symbols: frozenset[str]) -> set[str]:

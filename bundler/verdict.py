@@ -61,7 +61,7 @@ def _decide(artifact: ArtifactSummary | None, static: StaticSide | None,
     if run_problem:
         return _artifact_verdict(artifact, static, runs, glibc_needed, hazards, run_problem)
     reasons = ["the static build is really static and needs nothing from the host's glibc "
-               "at run time (no NSS or dlopen callers found)"]
+               "at run time (no NSS callers, and no dlopen caller that can run)"]
     if artifact is not None:
         # Before compression (the artifact's own report.md, a directory): raw with raw.
         how, ours, theirs = (("compressed", static.compressed_size, artifact.compressed_size)
@@ -82,7 +82,9 @@ def _decide(artifact: ArtifactSummary | None, static: StaticSide | None,
     if static.min_kernel and artifact and artifact.min_kernel:
         reasons.append(f"minimum kernel: static {static.min_kernel}, "
                        f"artifact {artifact.min_kernel}")
-    reasons += _static_nss(static, artifact)
+    static_nss = _static_nss(static, artifact)
+    if static_nss:  # what each would serve, side by side: the choice is also this
+        reasons += [line for line in (_nss_line(artifact), *static_nss) if line]
     headline = "ship the static build"
     if not static.same_program:
         reasons.append(static.identity)

@@ -135,3 +135,23 @@ def test_artifact_hazards() -> None:
                               "env-launcher-leak"]
     assert hazards[1].evidence == ("libGL.so.1", "libcuda.so.1")
     assert hazards[1].severity == "medium" and hazards[2].severity == "high"
+
+
+def test_an_unreachable_sqlite_loader_is_not_high() -> None:
+    """go-sqlite3 with sqlite_omit_load_extension on a system libsqlite3.a: unixDlOpen is
+    linked in but nothing turns extension loading on. Reachable again as soon as the Go
+    side enables or loads extensions; a C program is not judged (kept high)."""
+    omitted = frozenset({"unixDlOpen", "main.main", "runtime.main"})
+    (idle,) = static_hazards(GLIBC_GO, omitted)
+    assert (idle.code, idle.severity, idle.evidence) == (
+        "static-dlopen-unreachable", "low", ("unixDlOpen",))
+    assert "would become reachable" in idle.action
+    enabled = omitted | {"github.com/mattn/go-sqlite3._Cfunc_sqlite3_enable_load_extension"}
+    assert [(h.code, h.severity) for h in static_hazards(GLIBC_GO, enabled)] == [
+        ("static-dlopen", "high")]
+    with_plugin = omitted | {"plugin.open"}
+    assert [(h.code, h.severity, h.evidence) for h in static_hazards(GLIBC_GO, with_plugin)] == [
+        ("static-dlopen-unreachable", "low", ("unixDlOpen",)),
+        ("static-dlopen", "high", ("plugin.open",))]
+    assert [(h.code, h.severity) for h in static_hazards(GLIBC, omitted)] == [
+        ("static-dlopen", "high")]
