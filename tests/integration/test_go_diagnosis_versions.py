@@ -150,7 +150,14 @@ def test_containerd16_static_build_removes_the_plugin_loader(tmp_path: Path) -> 
     assert diagnosis["remaining"] == []
 
     (src / "ctrplugin").unlink()
-    log = run_printed(diagnosis["command"], tmp_path, gopath_env())
+    assert_plugin_loader_gone(diagnosis, tmp_path, gopath_env(), src)
+
+
+def assert_plugin_loader_gone(diagnosis: dict, cwd: Path, env: dict[str, str],
+                              src: Path) -> None:
+    """Run the printed command: exactly the predicted warnings, a static binary without Go's
+    plugin loader, and it still runs (plugin.Load finds nothing to load)."""
+    log = run_printed(diagnosis["command"], cwd, env)
     assert_warnings_as_predicted(log, diagnosis["remaining"])
     binary = src / "ctrplugin-static"
     assert_static(binary)
@@ -238,13 +245,7 @@ def test_module_replaced_by_debian_directory_gets_its_version(tmp_path: Path) ->
     command = diagnosis["command"]
     assert command.startswith("CGO_ENABLED=0 ") and command.endswith(" ."), command
 
-    log = run_printed(command, src, env)
-    assert_warnings_as_predicted(log, diagnosis["remaining"])
-    binary = src / "ctrplugin-static"
-    assert_static(binary)
-    assert "plugin.open" not in go_symbols(binary)
-    ran = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
-    assert (ran.returncode, ran.stdout) == (0, "load: <nil>\n"), ran.stderr
+    assert_plugin_loader_gone(diagnosis, src, env, src)
 
 
 # -- arm64 cross builds --------------------------------------------------------------------
