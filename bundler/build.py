@@ -30,7 +30,7 @@ from bundler.elf import refuse_hostile_layout
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.exhaustive import assert_never
 from bundler.golang import BuildInfo, read_build_info
-from bundler.inputs import note_substitutions, sysroot_inputs
+from bundler.inputs import SysrootInput, note_substitutions, sysroot_inputs
 from bundler.integrity import unpacked
 from bundler.inventory import Inventory, Provenance
 from bundler.launcher import render_launcher
@@ -192,7 +192,8 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
                 f"-o {out}: cannot write in {parent}: {exc.strerror or exc}") from None
         staging = held.path
         try:
-            entries, staged = _stage(plan, staging, patcher, launchers.native)
+            entries, staged = _stage(plan, staging, patcher, launchers.native,
+                                     _workspace_files(programs + plugins, provenance))
             with open_output(out, epoch, planned_size(entries)) as writer:
                 # .bundle/ last: the manifest holds the digests and sizes taken while
                 # writing (patched copies were still being made when writing began); the
@@ -247,18 +248,52 @@ def read_glibc_copies(closure: Closure, libc: Library | None) -> GlibcCopies:
 
 
 def _stage_report(plan: BundlePlan, staging: str, report: Report) -> Entry:
-    """`.bundle/report.md`: the report as it stands before compression and runs."""
+    """`.bundle/report.md`: the report as it stands before compression and runs, with
+    the inputs named by file name only (`placeless`)."""
     path = os.path.join(staging, "report.md")
     with open(path, "w") as handle:
-        handle.write(report_markdown(report))
+        handle.write(report_markdown(placeless(report)))
     return Entry(f"{plan.name}/{REPORT_PATH}", "file", 0o644, source=path)
+
+
+def placeless(report: Report) -> Report:
+    """The report as the artifact carries it: the program (and the --static build) named
+    by file name, not by the path it was given as (`capp`, `./capp`, `$PWD/capp` and a
+    copy elsewhere make the same bytes; the terminal summary still shows the paths)."""
+    static = report.static
+    if static is not None:
+        static = dataclasses.replace(static, path=os.path.basename(static.path))
+    return dataclasses.replace(
+        report, input=dataclasses.replace(report.input,
+                                          path=os.path.basename(report.input.path)),
+        static=static)
+
+
+def _workspace_files(given: Iterable[SysrootInput], provenance: Provenance) -> set[str]:
+    """The programs and --add objects the user gave that no package of the build root
+    installed: their own builds, wherever their workspace lies."""
+    packaged = {f.source for f in provenance.files if f.package is not None}
+    return {item.path for item in given if item.path not in packaged}
+
+
+def recorded_source(path: str, workspace: Iterable[str]) -> str:
+    """The manifest's `source` of a copied file. A program or --add object of the user's
+    workspace is recorded by file name only: where a checkout lies is no fact of the
+    artifact, and recording it would make two CI workspaces disagree on the sha256. Files
+    of the build root (a packaged /usr/bin/sqlite3 given as the program too) keep their
+    path there (/usr/lib/x86_64-linux-gnu/libz.so.1), a fact provenance rests on."""
+    if path in workspace:
+        return os.path.basename(path)
+    return os.path.abspath(path)
 
 
 def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
            launchers: Mapping[str, bytes] | None = None,
+           workspace: Iterable[str] = (),
            ) -> tuple[list[Entry], list[FileRecord]]:
     """Patch and render into `staging`; return archive entries and manifest records (their
     sha256 and size are taken while the archive is written: each file is read once)."""
+    workspace = frozenset(workspace)
     top = plan.name
     entries = [Entry(top, "dir", 0o755), Entry(f"{top}/.bundle", "dir", 0o755)]
     for directory in ("bin", "libexec", "lib"):
@@ -279,7 +314,7 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
                              ready=ready, size_hint=_size(item.source) if ready else None))
         records.append(FileRecord(
             item.dest, "file", item.kind, mode=item.mode,  # sha256, size: once archived
-            source=os.path.abspath(item.source) if item.source else None,
+            source=recorded_source(item.source, workspace) if item.source else None,
             loaded_at_run_time=item.runtime, patched=_patched_record(item),
             extracted=None if item.offset is None else Extracted(item.offset, item.length)))
     return entries, records

@@ -7,6 +7,8 @@ too, with click's exit code 2.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shlex
@@ -38,14 +40,66 @@ class Stopped(Exception):
 
 
 DEFAULT_COMMAND = "build"
+GROUP_OPTIONS = ("-h", "--help", "-V", "--version")
+
+
+class BundleCommand(click.Command):
+    """A command whose --help has its options in named sections and an Examples section.
+
+    click has no option groups: `sections` names each section's options in order; an option
+    no section names (--help) goes under "Other options", so none is ever hidden."""
+
+    def __init__(self, *args, sections: tuple[tuple[str, tuple[str, ...]], ...] = (),
+                 examples: tuple[str, ...] = (), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sections = sections
+        self.examples = examples
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: dict[str | None, tuple[str, str]] = {}
+        for param in self.get_params(ctx):
+            row = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if row is not None:  # arguments and hidden options have none
+                rows[param.name] = row
+        shown: set[str | None] = set()
+        for title, names in (*self.sections, ("Other options", tuple(rows))):
+            records = [rows[name] for name in names if name in rows and name not in shown]
+            shown.update(names)
+            if records:
+                with formatter.section(title if self.sections else "Options"):
+                    formatter.write_dl(records)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        write_examples(formatter, self.examples)
+        super().format_epilog(ctx, formatter)
+
+
+def write_examples(formatter: click.HelpFormatter, examples: tuple[str, ...]) -> None:
+    """The lines as written (click would rewrap them): each is a command to copy."""
+    if examples:
+        with formatter.section("Examples"):
+            for line in examples:
+                formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
 
 
 class DefaultCommandGroup(click.Group):
     """`bundle BINARY...` runs the default command; `bundle inspect ...` a subcommand."""
 
+    command_class = BundleCommand
+    examples = (
+        "bundle myagent -o myagent.tar.zst",
+        "bundle inspect myagent",
+        "bundle verify myagent.tar.zst -- --version",
+        "bundle help build",
+    )
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        write_examples(formatter, self.examples)
+        super().format_epilog(ctx, formatter)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help",
-                                                                      "--version"):
+        # `help` is a command word: a program named help is bundled as `./help`.
+        if args and args[0] not in self.commands and args[0] not in GROUP_OPTIONS:
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
 
@@ -57,15 +111,34 @@ class DefaultCommandGroup(click.Group):
 
 
 @click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="bundle")
+@click.version_option(__version__, "-V", "--version", prog_name="bundle")
 def cli() -> None:
     """Bundle a dynamically linked Linux program with its glibc so it runs anywhere.
 
     \b
-      bundle myagent -o myagent.tar.zst      the artifact (same as `bundle build ...`)
-      bundle inspect myagent                 what it needs, and why
-      bundle verify myagent.tar.zst -- --version   run it where the host's glibc is not
+      bundle BINARY...          the artifact (the same as `bundle build BINARY...`)
+      bundle inspect BINARY     what it needs, and why
+      bundle verify ARTIFACT    run it in a root without the host's glibc
+      bundle help [COMMAND]     this help, or a command's
     """
+
+
+@cli.command("help", examples=("bundle help", "bundle help build"))
+@click.argument("command", required=False, metavar="[COMMAND]")
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show the help of bundle, or of COMMAND (the same as `bundle COMMAND --help`)."""
+    group = ctx.parent
+    assert group is not None
+    if command is None:
+        click.echo(group.get_help())
+        return
+    chosen = cli.get_command(group, command)
+    if chosen is None:
+        raise click.UsageError(f"help {command}: no such command; choose "
+                               f"{', '.join(cli.list_commands(group))}")
+    with click.Context(chosen, info_name=command, parent=group) as sub:
+        click.echo(chosen.get_help(sub))
 
 
 def library_path_option(value: str | None) -> tuple[str, ...]:
@@ -79,7 +152,11 @@ def library_path_option(value: str | None) -> tuple[str, ...]:
     return dirs
 
 
-@cli.command()
+@cli.command(examples=(
+    "bundle inspect ./myagent",
+    "bundle inspect --sysroot /srv/bullseye /usr/bin/curl",
+    "bundle inspect --json myagent.tar.zst",
+))
 @click.argument("binary", metavar="BINARY|ARTIFACT")
 @click.option("--sysroot", default="/", show_default=True, metavar="DIR",
               help="Root of the target system whose libraries are bundled (a host "
@@ -152,6 +229,27 @@ def run_option(value: str | None) -> tuple[str, ...] | None:
         raise InputError(f"--run {value!r}: {exc}") from None
 
 
+@contextlib.contextmanager
+def quieted(quiet: bool):
+    """-q: what the build says on stderr on its way (notes, the progress line) is dropped;
+    an error still reaches main() as an exception and is printed there, after this."""
+    if not quiet:
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def verbose_notes(result, verbose: bool) -> str:
+    """-v: the resolver's notes per program (`bundle inspect` shows them too; the summary
+    leaves them out to stay one screen)."""
+    if not verbose:
+        return ""
+    several = len(result.closures) > 1
+    return "".join(f"bundle: note: {closure.program_label + ': ' if several else ''}{note}\n"
+                   for closure in result.closures for note in closure.notes)
+
+
 def emit_report(report, report_file: str | None, as_json: bool, text_on_stdout: bool) -> None:
     """Write the report where it was asked for; the text goes to stdout in compare mode."""
     from bundler.report_render import report_json, report_text, use_color
@@ -208,7 +306,23 @@ def write_report_file(report, path: str) -> None:
     part.release()
 
 
-@cli.command(DEFAULT_COMMAND)
+BUILD_SECTIONS = (
+    ("Output", ("out", "name", "prefix", "sbom")),
+    ("What goes in", ("sysroot", "library_path", "allow_missing", "add", "exclude", "nss",
+                      "gconv", "locale_names", "allow_setuid")),
+    ("Launcher", ("launcher", "launcher_type")),
+    ("Compare with the static build", ("static", "run_args")),
+    ("Report", ("report_file", "as_json", "quiet", "verbose")),
+)
+
+
+@cli.command(DEFAULT_COMMAND, sections=BUILD_SECTIONS, examples=(
+    "bundle ./myagent -o dist/myagent.tar.zst",
+    "bundle ./server ./worker --name suite --prefix /opt/suite",
+    "bundle --sysroot /srv/bullseye /usr/bin/curl --nss none --locale C.UTF-8",
+    "bundle ./myagent --static ./myagent-static --run '--version' --report report.md",
+    "bundle -q ./myagent --json > report.json",
+))
 @click.argument("binaries", metavar="BINARY...", nargs=-1, required=True)
 @click.option("-o", "--output", "out", metavar="OUT",
               help="OUT.tar.zst (default ./NAME.tar.zst), .tar.gz, .tar.xz, .tar, or DIR/.")
@@ -253,6 +367,11 @@ def write_report_file(report, path: str) -> None:
               help="SBOMs to write in .bundle/ and beside OUT (OUT.cdx.json, OUT.spdx.json): "
                    "cyclonedx, spdx, both comma-separated, or none. Licences and SOURCES "
                    "are always carried.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No summary or notes on stderr: errors only.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also the resolver's notes on stderr (what glibc loads at run time, "
+                   "libraries found in this machine's multiarch dirs).")
 @report_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   prefix: str | None, launcher: str, launcher_type: str, sysroot: str,
@@ -262,7 +381,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   exclude: tuple[str, ...],
                   allow_setuid: bool,
                   static: str | None,
-                  run_args: str | None, sbom: str,
+                  run_args: str | None, sbom: str, quiet: bool, verbose: bool,
                   report_file: str | None, as_json: bool) -> None:
     """Write the fallback artifact for BINARY... (several share one lib/)."""
     from bundler.build import (  # keeps `inspect` start-up light
@@ -275,6 +394,8 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
     from bundler.terminal_summary import summary_text
 
     stop_at_once()  # a signal from here on stops the build, one since start-up now
+    if quiet and verbose:
+        raise InputError("-q/--quiet and -v/--verbose: choose one")
     check_report_file(report_file)
     formats = sbom_formats(sbom)
     if formats is None:
@@ -293,12 +414,18 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
     if report_file:
         refuse_inputs_as_output(report_file, "--report",
                                 (*binaries, *add, *((static,) if static else ())))
-    result = build(request)
-    click.echo(terminal_safe(summary_text(result)), nl=False, err=True)
+    with quieted(quiet):
+        result = build(request)
+    if not quiet:
+        click.echo(terminal_safe(summary_text(result) + verbose_notes(result, verbose)),
+                   nl=False, err=True)
     emit_report(result.report, report_file, as_json, text_on_stdout=static is not None)
 
 
-@cli.command()
+@cli.command(examples=(
+    "bundle compare myagent.tar.zst ./myagent-static --run '--version'",
+    "bundle compare dist/myagent/ ./myagent-static --report compare.md",
+))
 @click.argument("artifact", metavar="ARTIFACT")
 @click.argument("static", metavar="STATIC_BINARY")
 @click.option("--run", "run_args", metavar="ARGS",
@@ -322,7 +449,11 @@ def compare(artifact: str, static: str, run_args: str | None, sysroot: str,
 
 # Arguments for the program come after `--`: an unknown option before it is a usage error
 # (a typo such as --expect-exitt must not reach the program and let the run pass).
-@cli.command()
+@cli.command(examples=(
+    "bundle verify myagent.tar.zst -- --version",
+    "bundle verify myagent.tar.zst --root /srv/centos7 --expect-output 'agent [0-9]' -- -V",
+    "bundle verify arm64/myagent.tar.zst --emulator qemu-aarch64-static -- --help",
+))
 @click.argument("artifact", metavar="ARTIFACT")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
 @click.option("--root", "root", default="bare", show_default=True, metavar="bare|DIR",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-NO_PATCHING = frozenset({"inspect", "compare", "verify"})
+NO_PATCHING = frozenset({"inspect", "compare", "verify", "help"})
 # They run sandboxes and make temporary directories: signals are taken over from here too,
 # and their commands call signals.stop_at_once() first (cli.py).
 TAKES_OVER = frozenset({"compare", "verify"})

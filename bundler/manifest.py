@@ -106,7 +106,9 @@ class FileRecord:
     size: int | None = None  # files only
     mode: int | None = None  # files only: permission bits, 0o755
     target: str | None = None  # symlinks only
-    source: str | None = None  # the build host's path it was copied from (informative)
+    # The build root's path it was copied from (informative); a program or --add object
+    # of the user's workspace by file name only (build.recorded_source says why)
+    source: str | None = None
     loaded_at_run_time: bool = False
     patched: Patched | None = None
     extracted: Extracted | None = None  # files only: cut out of `source`

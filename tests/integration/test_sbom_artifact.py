@@ -103,6 +103,9 @@ def check_against_dpkg(top: Path, manifest: dict, out: Path,
         assert sums["SHA256"] == record["sha256"]
         if record["kind"] not in COPIED_KINDS or not record["source"]:
             continue
+        if not record["source"].startswith("/"):  # the user's own file, by name: no package
+            assert record["package"] is None, record
+            continue
         owner = dpkg_owner(record["source"], admindir)
         if owner is None:
             assert record["package"] is None, record
