@@ -54,6 +54,7 @@ from bundler.manifest import (
     archived_size,
 )
 from bundler.text import one_line
+from bundler.tree import NotRegularFile, read_plain_file
 from bundler.units import human_size
 
 ARTIFACT_JSON_FORMAT_VERSION = 1
@@ -148,16 +149,13 @@ def _read_verdict(top: str) -> tuple[ReportVerdict | None, str]:
     REPORT_MAX_BYTES, else no report, with the reason."""
     path = os.path.join(top, *REPORT_PATH.split("/"))
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        data, _ = read_plain_file(path, REPORT_MAX_BYTES)
     except FileNotFoundError:
         return None, f"no report ({REPORT_PATH} is absent)"
+    except NotRegularFile:
+        return None, f"no report ({REPORT_PATH} is not a regular file)"
     except OSError as exc:
         return None, f"no report ({REPORT_PATH} cannot be read: {exc.strerror or exc})"
-    with os.fdopen(descriptor, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return None, f"no report ({REPORT_PATH} is not a regular file)"
-        data = handle.read(REPORT_MAX_BYTES + 1)
     if len(data) > REPORT_MAX_BYTES:
         return None, f"no report ({REPORT_PATH} is over {REPORT_MAX_BYTES} bytes, not read)"
     verdict = parse_verdict(data.decode("utf-8", errors="replace"))

@@ -38,7 +38,6 @@ import json
 import os
 import posixpath
 import re
-import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -46,6 +45,7 @@ from typing import Literal, TypeVar
 from bundler.errors import InputError, UnsafeArtifactError
 from bundler.exhaustive import assert_never
 from bundler.inventory import LICENCE_KINDS, GoModule, Package
+from bundler.tree import NotRegularFile, read_plain_file
 
 MANIFEST_PATH = ".bundle/manifest.json"
 REPORT_PATH = ".bundle/report.md"
@@ -275,22 +275,19 @@ def _written_patch(patched: Patched) -> dict[str, object]:
 
 def _read(top: str, artifact: str) -> bytes:
     """The manifest's bytes: a regular file (never through a symlink), at most MAX_BYTES."""
-    path = manifest_file(top)
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        data, size = read_plain_file(manifest_file(top), MAX_BYTES)
     except FileNotFoundError:
         raise InputError(f"{artifact}: not an artifact (no {MANIFEST_PATH})") from None
+    except NotRegularFile:
+        raise UnsafeArtifactError(f"{artifact}: {MANIFEST_PATH} is not a regular file") from None
     except OSError as exc:
         raise UnsafeArtifactError(f"{artifact}: {MANIFEST_PATH} cannot be read as a plain "
                                   f"file ({exc.strerror or exc})") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeArtifactError(f"{artifact}: {MANIFEST_PATH} is not a regular file")
-        if info.st_size > MAX_BYTES:
-            raise UnsafeArtifactError(f"{artifact}: {MANIFEST_PATH} has {info.st_size} bytes, "
-                                      f"over the limit of {MAX_BYTES}")
-        return handle.read(MAX_BYTES + 1)[:MAX_BYTES]
+    if size > MAX_BYTES or len(data) > MAX_BYTES:
+        raise UnsafeArtifactError(f"{artifact}: {MANIFEST_PATH} has {max(size, len(data))} "
+                                  f"bytes, over the limit of {MAX_BYTES}")
+    return data
 
 
 class _Malformed(ValueError):

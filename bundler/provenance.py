@@ -25,7 +25,6 @@ import bisect
 import os
 import re
 import shlex
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -40,6 +39,7 @@ from bundler.inventory import (
 )
 from bundler.licences import licence_kind, licence_of_copyright
 from bundler.sysroot import Sysroot
+from bundler.tree import NotRegularFile, read_plain_file
 
 if TYPE_CHECKING:
     from bundler.golang import BuildInfo, Module
@@ -187,20 +187,10 @@ def _read_capped(path: str, limit: int) -> tuple[str, bool] | None:
     OS's do) and whether it was cut at `limit`; None when unreadable. Callers resolve paths
     inside the root first; a symlink left at the end, a FIFO or a device is refused here, so a
     hostile tree can neither point this at a host file nor make it block."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        descriptor = os.open(path, flags)
-    except OSError:
+        data, _ = read_plain_file(path, limit)
+    except (OSError, NotRegularFile):
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return None
-        with os.fdopen(descriptor, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
     return data[:limit].decode("utf-8", "surrogateescape"), len(data) > limit
 
 

@@ -1,4 +1,5 @@
-"""Walk and remove directory trees that a hostile artifact or program may have shaped.
+"""Walk, remove and read in directory trees that a hostile artifact, program or build root
+may have shaped.
 
 Python 3.11's `os.walk` and `shutil.rmtree` recurse once per level: a tree 1,100 levels
 deep (an artifact, or a program run by verify that makes one) is a RecursionError, and
@@ -15,6 +16,24 @@ import stat
 from collections.abc import Iterator
 
 DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# A plain file: never through a final symlink (ELOOP), never waiting on a FIFO's writer.
+PLAIN_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class NotRegularFile(Exception):
+    """The path is a directory, FIFO, socket or device, not a file to read."""
+
+
+def read_plain_file(path: str, limit: int) -> tuple[bytes, int]:
+    """At most `limit` + 1 bytes of the regular file at `path` (more than `limit` says it
+    is longer), and its size as fstat gives it. OSError when it cannot be opened or read
+    (ELOOP: a symlink), NotRegularFile for anything else: a hostile tree can neither point
+    this at a host file through a final symlink nor make it block on a FIFO."""
+    with os.fdopen(os.open(path, PLAIN_FILE_FLAGS), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(path)
+        return handle.read(limit + 1), info.st_size
 
 
 def walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
