@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.dpkg import dpkg_owners, dpkg_query_w
 from support.gobuild import go_build
 from support.needs import need, need_tool
 from support.roots import debian11_tree
@@ -36,34 +37,6 @@ def bundled_files(program: str, sysroot: Sysroot,
     if closure.loader is not None:
         files.append((f"lib/{os.path.basename(closure.loader.path)}", closure.loader.host_path))
     return files
-
-
-def dpkg_owners(host_file: str, root: str = "/") -> set[str]:
-    """The packages dpkg names for a file: `dpkg -S '*/NAME'` (with --admindir for a root),
-    keeping the listed paths that are this very file (not a symlink to it)."""
-    admin = [] if root == "/" else [f"--admindir={root}/var/lib/dpkg"]
-    command = ["dpkg", "-S"] if root == "/" else ["dpkg-query", *admin, "-S"]
-    name = os.path.basename(os.path.realpath(host_file))
-    done = subprocess.run([*command, f"*/{name}"], capture_output=True, text=True)
-    owners = set()
-    for line in done.stdout.splitlines():
-        packages, separator, listed = line.partition(": ")
-        if not separator or packages.startswith("diversion by"):
-            continue
-        full = root.rstrip("/") + listed
-        if os.path.exists(full) and not os.path.islink(full) and os.path.samefile(full, host_file):
-            owners.update(p.strip() for p in packages.split(","))
-    return owners
-
-
-def dpkg_query_w(package: str, root: str = "/") -> str:
-    admin = [] if root == "/" else [f"--admindir={root}/var/lib/dpkg"]
-    done = subprocess.run(
-        ["dpkg-query", *admin, "-W", "-f",
-         "${Version} ${Architecture} ${source:Package} ${source:Version} ${Maintainer}",
-         package],
-        capture_output=True, text=True, check=True)
-    return done.stdout
 
 
 def assert_agrees_with_dpkg(found: Provenance, root: str = "/") -> int:

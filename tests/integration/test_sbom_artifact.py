@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import assert_one_line_error, run_cli
+from support.dpkg import dpkg_owners, dpkg_query_w
 from support.gobuild import go_build
 from support.needs import need, need_tool
 from support.toolchain import gcc
@@ -36,27 +37,14 @@ def build(program: str, out: Path, *args: str) -> tuple[Path, dict]:
     return top, json.loads((top / MANIFEST_PATH).read_text())
 
 
-def dpkg_owner(path: str, admindir: str | None = None) -> tuple[str, str, str] | None:
-    """(package, version, architecture) as dpkg itself says, or None when no package.
-
-    dpkg lists paths as shipped (/lib/x86_64-linux-gnu/libc.so.6 on Debian 12, where /lib
-    is a link to usr/lib), so the /usr-merged spelling is asked too: as dpkg -S would be
-    asked by someone who knows the tree.
-    """
-    admin = ["--admindir", admindir] if admindir else []
-    spellings = [path] + ([path.removeprefix("/usr")] if path.startswith("/usr/lib") else [])
-    for spelling in spellings:
-        found = subprocess.run(["dpkg-query", *admin, "-S", spelling], capture_output=True,
-                               text=True)
-        if found.returncode == 0:
-            break
-    else:
+def dpkg_owner(path: str) -> tuple[str, str, str] | None:
+    """(package, version, architecture) as dpkg itself says, or None when no package."""
+    owners = dpkg_owners(path)
+    if not owners:
         return None
-    name = found.stdout.rsplit(": ", 1)[0].split(",")[0].strip()
-    shown = subprocess.run(["dpkg-query", *admin, "-W", "-f", "${Package} ${Version} "
-                            "${Architecture}", name], capture_output=True, text=True,
-                           check=True).stdout.split()
-    return shown[0], shown[1], shown[2]
+    [owner] = owners
+    version, architecture = dpkg_query_w(owner).split()[:2]
+    return owner.split(":")[0], version, architecture
 
 
 def cyclonedx_valid(text: str) -> None:
@@ -85,8 +73,7 @@ def cdx_hashes(document: dict) -> dict[str, str]:
     return found
 
 
-def check_against_dpkg(top: Path, manifest: dict, out: Path,
-                       admindir: str | None = None) -> int:
+def check_against_dpkg(top: Path, manifest: dict, out: Path) -> int:
     """Every copied file: the manifest's package is dpkg's, and the SBOMs hold its hash."""
     packages = {f"{p['name']}:{p['architecture']}": p for p in manifest["packages"]}
     cdx = json.loads(Path(f"{out}.cdx.json").read_text())
@@ -106,7 +93,7 @@ def check_against_dpkg(top: Path, manifest: dict, out: Path,
         if not record["source"].startswith("/"):  # the user's own file, by name: no package
             assert record["package"] is None, record
             continue
-        owner = dpkg_owner(record["source"], admindir)
+        owner = dpkg_owner(record["source"])
         if owner is None:
             assert record["package"] is None, record
             continue
