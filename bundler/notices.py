@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from bundler.inventory import GoModule, Inventory, InventoryFile, Package, Provenance
+from bundler.inventory import Inventory, InventoryFile, Package, Provenance
 from bundler.manifest import LICENSES_DIR, FileRecord
 from bundler.plan import BundlePlan
 from bundler.resolve import Closure
@@ -116,10 +116,3 @@ def dependency_graph(plan: BundlePlan, closures: Sequence[Closure],
                 if dest is not None and needer is not None and needer != dest:
                     edges.setdefault(needer, set()).add(dest)
     return tuple(sorted((needer, tuple(sorted(needed))) for needer, needed in edges.items()))
-
-
-def modules_of(program: str, modules: tuple[GoModule, ...],
-               ) -> tuple[tuple[str, tuple[GoModule, ...]], ...]:
-    """The provenance's Go entry for one program (none when it has no build info)."""
-    return ((program, modules),) if modules else ()
-
