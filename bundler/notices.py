@@ -14,9 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from bundler.inventory import Inventory, InventoryFile, Package, Provenance
 from bundler.manifest import LICENSES_DIR, FileRecord
 from bundler.plan import BundlePlan
-from bundler.resolve import Closure
-
-RUN_TIME_SUFFIX = " at run time"  # resolve.py's requested_by label for glibc's own loads
+from bundler.resolve import RUN_TIME_SUFFIX, Closure
 
 
 def licence_path(package: Package) -> str:

@@ -50,6 +50,9 @@ FOUND_VIA_TEXT: dict[FoundVia, str] = {
     "loader": "the program's interpreter",
 }
 
+# How requested_by names libc.so.6 when glibc itself loads a library (libgcc_s, NSS).
+RUN_TIME_SUFFIX = " at run time"
+
 
 @dataclass(frozen=True)
 class Library:
@@ -329,7 +332,7 @@ class _Resolver:
             del self.unresolved[before:]
             return
         node.names.add(name)
-        node.requested_by.append(f"{libc.label} at run time")
+        node.requested_by.append(libc.label + RUN_TIME_SUFFIX)
         node.runtime = True
         self._walk([node])
         if len(self.unresolved) > before:
