@@ -68,6 +68,9 @@ class RuntimePart:
     name: str
     included: bool
     note: str
+    # What glibc would load for it but the build root could not give (NSS modules its
+    # nsswitch.conf names): the `missing-nss` gate (gates.py) reads this, not the note.
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,8 @@ def runtime_parts(library_names: set[str], uses_threads: bool,
                 "nsswitch.conf names beyond those and not bundled fail their lookups")
     return (
         RuntimePart("NSS modules", bool(nss),
-                    (", ".join(nss) + " bundled; " if nss else "") + nss_note + absent),
+                    (", ".join(nss) + " bundled; " if nss else "") + nss_note + absent,
+                    tuple(nss_missing)),
         RuntimePart("libgcc_s.so.1", has_gcc_s,
                     "in the closure" if has_gcc_s else
                     ("not bundled: pthread_cancel and pthread_exit abort without it"

@@ -66,6 +66,10 @@ VARIANTS: dict[str, Variant] = {
     "static-tags": Variant(AGENT_DIR, (("CGO_ENABLED", "1"),),
                            ("-tags", STATIC_TAGS, "-ldflags", STATIC_LDFLAGS)),
     "reexec": Variant(REEXEC_DIR, (("CGO_ENABLED", "1"),), ()),
+    # The agent for arm64 (the release tests' second target): the Debian cross compiler,
+    # and go-sqlite3 against the multiarch libsqlite3-dev:arm64 that scripts/test installs.
+    "arm64-dynamic": Variant(AGENT_DIR, (("CGO_ENABLED", "1"), ("GOARCH", "arm64"),
+                                         ("CC", "aarch64-linux-gnu-gcc")), ()),
     "386-purego": Variant(PUREGO_DIR, (("CGO_ENABLED", "0"), ("GOARCH", "386")), ()),
     "s390x-purego": Variant(PUREGO_DIR, (("CGO_ENABLED", "0"), ("GOARCH", "s390x")), ()),
 }
@@ -135,8 +139,9 @@ def build_key(variant: str) -> str:
 
 def _need_toolchain(variant: str) -> str:
     go = need_tool("go")
+    compiler = dict(VARIANTS[variant].env).get("CC", "gcc")
     if VARIANTS[variant].fixture == AGENT_DIR:
-        need_tool("gcc")
+        need_tool(compiler)
         need(SQLITE_SRC.is_dir(), f"golang-github-mattn-go-sqlite3-dev is not installed "
              f"(no {SQLITE_SRC})")
     return go
