@@ -10,6 +10,7 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 3
 EXIT_VERIFY_FAILED = 4
+EXIT_GATE_FAILED = 5
 
 
 class BundleError(Exception):
@@ -43,6 +44,19 @@ class UnsafeArtifactError(BundleError):
     member, a symlink leaving it, a malformed manifest (exit 4: verification failed)."""
 
     exit_code = EXIT_VERIFY_FAILED
+
+
+class VerifyFailedError(BundleError):
+    """An artifact written whole did not pass its verification (`bundle release`)."""
+
+    exit_code = EXIT_VERIFY_FAILED
+
+
+class GateFailedError(BundleError):
+    """A `--fail-on` gate holds: what was asked for is written, whole, and the pipeline
+    is told to stop (exit 5)."""
+
+    exit_code = EXIT_GATE_FAILED
 
 
 class Terminated(KeyboardInterrupt):
