@@ -135,6 +135,7 @@ def _artifact(report: Report) -> list[str]:
         size += f", {human_size(a.compressed_size)} as {a.format}"
     rows = [("output", a.out or "(this artifact: report written at build time, before "
                                  "compression; run results are in the --report file)"),
+            *([("sha256", a.sha256)] if a.sha256 else []),
             ("files", str(a.files)), ("size", size),
             ("launcher", a.launcher), ("bin/ launcher", a.launcher_note or a.launcher_type),
             ("interpreter", a.interpreter), ("prefix", a.prefix),

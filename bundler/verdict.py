@@ -163,12 +163,12 @@ def verdict_for(needs: Needs, artifact: ArtifactSummary | None, static: StaticSi
 
 
 def completed(report: Report, out: str, fmt: str, compressed_size: int | None,
-              runs: RunComparison | None) -> Report:
+              runs: RunComparison | None, *, sha256: str | None) -> Report:
     """The build's report once the artifact is written and both builds have run: the same
-    facts, with where the artifact went, its compressed size (None for a directory) and
-    the runs, and the verdict decided again on them."""
+    facts, with where the artifact went, its compressed size and sha256 (None for a
+    directory) and the runs, and the verdict decided again on them."""
     artifact = (dataclasses.replace(report.artifact, out=out, format=fmt,
-                                    compressed_size=compressed_size)
+                                    compressed_size=compressed_size, sha256=sha256)
                 if report.artifact is not None else None)
     return dataclasses.replace(report, artifact=artifact, runs=runs, verdict=verdict_for(
         report.needs, artifact, report.static, runs, report.hazards, report.diagnosis))

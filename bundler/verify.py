@@ -1,12 +1,13 @@
 """`bundle verify ARTIFACT -- ARGS`: prove, before publishing, that the artifact runs where
 the build host's glibc is absent.
 
-Steps: unpack safely into a private temporary directory (safe_unpack.py), check every file
-against the manifest (integrity.py), show it at its prefix in a sandbox (isolation.py:
-bubblewrap, over a bare root or the user's tree, read-only) and run the program there, twice
-natively: at the prefix (the launcher's direct start) and from another directory (its
-loader start); once under `--emulator` for another architecture (the bundled loader run
-by qemu-user, no binfmt needed).
+Steps: with --key, check first that the signed SHA256SUMS lists the artifact with the
+sha256 it has (signing.py); unpack safely into a private temporary directory
+(safe_unpack.py), check every file against the manifest (integrity.py), show it at its
+prefix in a sandbox (isolation.py: bubblewrap, over a bare root or the user's tree,
+read-only) and run the program there, twice natively: at the prefix (the launcher's
+direct start) and from another directory (its loader start); once under `--emulator` for
+another architecture (the bundled loader run by qemu-user, no binfmt needed).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import shlex
 import shutil
 from dataclasses import dataclass
+from typing import Literal
 
 from bundler.elf import read_elf
 from bundler.errors import EnvironmentUnfitError, InputError, UnsafeArtifactError
@@ -38,6 +40,7 @@ from bundler.nss import root_warnings as nss_root_warnings
 from bundler.safe_unpack import Unpacked
 from bundler.scratch import drop_scratch, make_scratch
 from bundler.signals import checkpoint
+from bundler.signing import SignatureCheck, check_release
 from bundler.text import one_line
 from bundler.units import human_size
 
@@ -45,7 +48,13 @@ ELSEWHERE = "/tmp/bundle-verify"
 EMULATOR_PATH = "/.bundle-verify"
 # The sandbox root's own directories: a prefix there is refused (sandbox_prefix).
 SANDBOX_OWN = ("/proc", "/sys", "/dev", "/etc", "/tmp", "/root", "/bin", "/run", EMULATOR_PATH)
-STDERR_LINES = 5
+# Of each run's stdout and stderr the text shows the first lines (PASS or FAIL alike), each
+# at most LINE_CHARS; `verify --json` carries all that was kept and judged (OUTPUT_LIMIT).
+SHOWN_LINES = 5
+LINE_CHARS = 200
+# What the OUT.sha256 beside an archive said: matched, did not (or could not be read),
+# was not there, or there is none to have (a directory artifact).
+ChecksumState = Literal["match", "mismatch", "absent", "directory"]
 # Architectures this machine runs without an emulator, by `uname -m`.
 NATIVE = {"x86_64": ("x86-64", "i386", "x32"), "aarch64": ("aarch64",), "i686": ("i386",),
           "ppc64le": ("ppc64le",), "s390x": ("s390x",), "riscv64": ("riscv64",)}
@@ -62,14 +71,19 @@ class VerifyRequest:
     program: str | None = None  # which of the artifact's programs (default: the first)
     timeout: float = 60.0
     env: tuple[str, ...] = ()  # NAME=VALUE for the run
+    key: str | None = None  # a public key: the signed SHA256SUMS is checked before all else
+    sums: str | None = None  # that SHA256SUMS (default: the one beside the artifact)
 
 
 @dataclass(frozen=True)
 class RunCheck:
-    label: str
+    label: str  # how it was started, in words
     outcome: Outcome
     passed: bool
     reasons: tuple[str, ...]
+    command: tuple[str, ...] = ()  # the command inside the sandbox
+    expect_exit: int = 0  # what it was judged against
+    expect_output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,9 @@ class VerifyResult:
     root: str  # how the root was made
     runs: tuple[RunCheck, ...]
     notes: tuple[str, ...]
+    checksum_state: ChecksumState = "absent"
+    sha256: str | None = None  # the archive file's, as read (None for a directory)
+    signature: SignatureCheck | None = None  # with --key: what the signed SHA256SUMS proved
 
     @property
     def passed(self) -> bool:
@@ -110,19 +127,23 @@ def verify(request: VerifyRequest) -> VerifyResult:
     user_root = check_user_root(request.root) if request.root != "bare" else None
     if not os.path.exists(request.artifact):
         raise InputError(f"{request.artifact}: no such file or directory")
+    signature = _signature(request)  # first: when it fails, nothing is unpacked or run
     sandbox = probe_sandbox()
     scratch = make_scratch("bundle-verify")  # 0700: unpacked files are only ours to read
     work = scratch.path
     try:
         checked = unpack_and_check(request.artifact, os.path.join(work, "unpacked"))
         unpacked, manifest, integrity = checked.unpacked, checked.manifest, checked.integrity
-        checksum = _checksum(request.artifact, unpacked)
-        if checksum.startswith("MISMATCH"):
+        if signature is not None and unpacked.sha256 != signature.artifact_sha256:
+            raise UnsafeArtifactError(f"{request.artifact}: changed while verify read it: "
+                                      "its bytes are no longer the signed ones")
+        state, checksum = _checksum(request.artifact, unpacked)
+        if state == "mismatch":
             integrity = IntegrityResult(integrity.checked, (checksum, *integrity.problems))
         arch, glibc = manifest.arch, manifest.glibc
         program = _program(manifest, request.program)
         base = VerifyResult(request.artifact, unpacked.name, arch, glibc, checksum, integrity,
-                            "", (), ())
+                            "", (), (), state, unpacked.sha256, signature)
         if integrity.problems:
             return base
         if emulator is None and arch not in NATIVE.get(platform.machine(), ()):
@@ -164,9 +185,11 @@ def verify(request: VerifyRequest) -> VerifyResult:
             outcome = run_sandboxed(sandbox, Layout(base_root, tuple(run_binds)), command, env,
                                     request.timeout)
             passed, reasons = judge(outcome, request.expect_exit, pattern)
-            runs.append(RunCheck(label, outcome, passed, reasons))
+            runs.append(RunCheck(label, outcome, passed, reasons, tuple(command),
+                                 request.expect_exit, request.expect_output))
         return VerifyResult(request.artifact, unpacked.name, arch, glibc, checksum, integrity,
-                            root_label, tuple(runs), tuple(notes))
+                            root_label, tuple(runs), tuple(notes), state, unpacked.sha256,
+                            signature)
     finally:
         drop_scratch(scratch)
 
@@ -279,6 +302,17 @@ def sandbox_prefix(prefix: str, artifact: str) -> str:
     return prefix
 
 
+def _signature(request: VerifyRequest) -> SignatureCheck | None:
+    """With --key, the signed SHA256SUMS's word on the artifact (signing.py); a failure is
+    an UnsafeArtifactError, raised before anything of the artifact is unpacked."""
+    if request.key is None:
+        if request.sums is not None:
+            raise InputError(f"--sums {request.sums}: needs --key PUBKEY, the key whose "
+                             "signature of it is checked")
+        return None
+    return check_release(request.artifact, request.key, request.sums)
+
+
 def _program(manifest: Manifest, wanted: str | None) -> str:
     programs = manifest.programs  # never empty (manifest.load)
     if wanted is None:
@@ -288,21 +322,22 @@ def _program(manifest: Manifest, wanted: str | None) -> str:
     return wanted
 
 
-def _checksum(artifact: str, unpacked: Unpacked) -> str:
+def _checksum(artifact: str, unpacked: Unpacked) -> tuple[ChecksumState, str]:
+    """What OUT.sha256 beside the archive says of it, as a state and in words."""
     sidecar = artifact.rstrip("/") + ".sha256"
     if unpacked.sha256 is None:
-        return "a directory artifact (no checksum file)"
+        return "directory", "a directory artifact (no checksum file)"
     if not os.path.isfile(sidecar):
-        return f"no {os.path.basename(sidecar)} beside it"
+        return "absent", f"no {os.path.basename(sidecar)} beside it"
     try:
         with open(sidecar) as handle:
             expected = handle.read(4096).split()[0].lower()
     except (OSError, IndexError, UnicodeDecodeError):
-        return f"MISMATCH: {os.path.basename(sidecar)} is unreadable"
+        return "mismatch", f"MISMATCH: {os.path.basename(sidecar)} is unreadable"
     if expected != unpacked.sha256:
-        return (f"MISMATCH: the archive's sha256 is {unpacked.sha256}, "
-                f"{os.path.basename(sidecar)} says {expected}")
-    return f"sha256 matches {os.path.basename(sidecar)}"
+        return "mismatch", (f"MISMATCH: the archive's sha256 is {unpacked.sha256}, "
+                            f"{os.path.basename(sidecar)} says {expected}")
+    return "match", f"sha256 matches {os.path.basename(sidecar)}"
 
 
 def render(result: VerifyResult) -> str:
@@ -313,6 +348,8 @@ def render(result: VerifyResult) -> str:
              f"  manifest   {result.integrity.checked} entries checked (sha256, size, mode)"
              + (f": {len(result.integrity.problems)} problems" if result.integrity.problems
                 else ", all match")]
+    if result.signature is not None:
+        lines.insert(1, f"  signature  {signature_line(result.signature)}")
     lines += [f"    {problem}" for problem in result.integrity.problems]
     if result.root:
         lines.append(f"  root       {result.root}")
@@ -320,18 +357,18 @@ def render(result: VerifyResult) -> str:
     for run in result.runs:
         outcome = run.outcome
         code = "timeout" if outcome.exit_code is None else f"exit {outcome.exit_code}"
-        first = outcome.stdout.strip().splitlines()[:1]
-        output = repr(first[0][:100]) if first else "(no output)"
         lines.append(f"{'PASS' if run.passed else 'FAIL'}  {run.label}: {code} in "
-                     f"{outcome.seconds * 1000:.0f} ms; stdout {output}")
+                     f"{outcome.seconds * 1000:.0f} ms")
+        lines += [f"      {reason}" for reason in run.reasons]
+        # What it printed, PASS or FAIL: a run that passes with a warning on stderr, or
+        # with other output than expected, should be seen before publishing.
+        lines += [f"      stdout: {line}" for line in shown_lines(outcome.stdout)]
+        if outcome.stderr.strip():
+            lines += [f"      stderr: {line}" for line in shown_lines(outcome.stderr)]
         if outcome.truncated:
             lines.append(f"      output: {outcome.stdout_bytes} bytes on stdout, "
                          f"{outcome.stderr_bytes} on stderr; only the first "
                          f"{human_size(OUTPUT_LIMIT)} of each kept and judged")
-        if not run.passed:
-            lines += [f"      {reason}" for reason in run.reasons]
-            lines += [f"      stderr: {line}" for line in
-                      outcome.stderr.strip().splitlines()[:STDERR_LINES]]
     verdict = "PASS" if result.passed else "FAIL"
     why = ("the artifact differs from its manifest" if result.integrity.problems
            else f"{sum(r.passed for r in result.runs)} of {len(result.runs)} runs passed")
@@ -339,3 +376,20 @@ def render(result: VerifyResult) -> str:
     # Names, labels, prefixes and the program's output come from the artifact: each line is
     # made inert, so none can start a line of its own or drive the terminal (text.py).
     return "\n".join(one_line(line) for line in lines) + "\n"
+
+
+def signature_line(check: SignatureCheck) -> str:
+    return (f"good: {os.path.basename(check.signed_file)} signed by {check.key_id} "
+            f"({check.tool}); lists {check.artifact} with its sha256")
+
+
+def shown_lines(text: str) -> list[str]:
+    """A stream as the text shows it: its first SHOWN_LINES lines, each cut at LINE_CHARS,
+    then how many more there are; "(none)" for no output."""
+    lines = text.rstrip("\n").splitlines()
+    if not lines:
+        return ["(none)"]
+    shown = [line if len(line) <= LINE_CHARS else f"{line[:LINE_CHARS]}... "
+             f"({len(line) - LINE_CHARS} more characters)" for line in lines[:SHOWN_LINES]]
+    more = len(lines) - SHOWN_LINES
+    return shown + ([f"({more} more line{'s' if more != 1 else ''})"] if more > 0 else [])

@@ -23,6 +23,15 @@ def c_lib():
     return build
 
 
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch) -> Path:
+    """TMPDIR for a verify (or signature check) run, to prove it leaves nothing behind."""
+    where = tmp_path / "tmpdir"
+    where.mkdir()
+    monkeypatch.setenv("TMPDIR", str(where))
+    return where
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Print what the agreement test measured (count checked, disagreements)."""
     agreement = sys.modules.get("test_agreement")

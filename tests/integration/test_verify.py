@@ -65,15 +65,6 @@ def mounts_mentioning(text: str) -> list[str]:
             if text in line]
 
 
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch) -> Path:
-    """TMPDIR for the verify run, to prove it leaves nothing behind."""
-    where = tmp_path / "tmpdir"
-    where.mkdir()
-    monkeypatch.setenv("TMPDIR", str(where))
-    return where
-
-
 def verify_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return run_cli("verify", *args, env=env)
 

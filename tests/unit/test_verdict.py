@@ -199,10 +199,11 @@ def test_the_report_is_completed_with_the_written_artifact_and_the_runs() -> Non
     assert before.verdict.ship == "static"
     assert "raw (" in before.verdict.reasons[1]  # before compression: raw with raw
     both = runs((0,), (1,), args=("--version",))
-    after = completed(before, "out.tar.zst", "zst", 2048, both)
+    after = completed(before, "out.tar.zst", "zst", 2048, both, sha256="ab" * 32)
     assert after.artifact is not None and before.artifact is not None
-    assert (after.artifact.out, after.artifact.format, after.artifact.compressed_size) == (
-        "out.tar.zst", "zst", 2048)
+    assert (after.artifact.out, after.artifact.format, after.artifact.compressed_size,
+            after.artifact.sha256) == ("out.tar.zst", "zst", 2048, "ab" * 32)
+    assert before.artifact.sha256 is None  # the report.md inside cannot hold its own hash
     assert after.runs == both and before.runs is None
     assert after.verdict.ship == "artifact"  # the runs differ: the artifact
     assert after.verdict.reasons[0].startswith("run with --version: exit codes static [0]")
@@ -211,8 +212,9 @@ def test_the_report_is_completed_with_the_written_artifact_and_the_runs() -> Non
 
 def test_a_directory_artifact_is_completed_without_a_compressed_size() -> None:
     after = completed(_report_before_writing(static_side(size=3000, compressed_size=10)),
-                      "out/", "dir", None, None)
+                      "out/", "dir", None, None, sha256=None)
     assert after.artifact is not None and after.artifact.compressed_size is None
+    assert after.artifact.sha256 is None
     assert after.verdict.reasons[1].startswith("it is smaller raw (2.9 KiB vs 7.8 KiB)")
 
 
