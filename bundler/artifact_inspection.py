@@ -86,6 +86,7 @@ class ArtifactFacts:
     manifest: Manifest
     verdict: ReportVerdict | None  # None: no (readable) report
     report_note: str  # where the verdict came from, or why there is none
+    size: int | None = None  # bytes of the archive file (as hashed); None for a directory
 
 
 # -- which inputs are artifacts (light: no archive or integrity imports) ------------------
@@ -141,7 +142,7 @@ def read_artifact(artifact: str) -> ArtifactFacts:
     with unpacked(artifact) as checked:
         verdict, note = _read_verdict(checked.top)
         return ArtifactFacts(artifact, checked.unpacked.sha256, checked.manifest, verdict,
-                             note)
+                             note, checked.unpacked.size)
 
 
 def _read_verdict(top: str) -> tuple[ReportVerdict | None, str]:

@@ -62,6 +62,7 @@ class Unpacked:
     name: str  # the top directory's name
     modes: dict[str, int]  # relative path (under top) -> mode claimed by the archive
     sha256: str | None  # of the archive file (None for a directory artifact)
+    size: int | None = None  # bytes of the archive file, as hashed (None for a directory)
 
 
 class _HashingReader:
@@ -70,10 +71,12 @@ class _HashingReader:
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
         self.digest = hashlib.sha256()
+        self.size = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size)
         self.digest.update(data)
+        self.size += len(data)
         return data
 
     def drain(self) -> str:
@@ -193,7 +196,7 @@ def unpack_artifact(artifact: str, into: str, limits: Limits = Limits()) -> Unpa
                 UnicodeError) as exc:
             raise UnsafeArtifactError(
                 f"{artifact}: cannot unpack: {' '.join(str(exc).split())}") from None
-    return Unpacked(top, name, writer.modes, digest)
+    return Unpacked(top, name, writer.modes, digest, reader.size)
 
 
 def open_regular(path: str) -> BinaryIO:
