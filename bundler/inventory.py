@@ -30,7 +30,9 @@ class Package:
     distro: str | None  # the root's os-release ID-VERSION_ID, e.g. debian-12 (purl qualifier)
     licence: str  # SPDX expression read from a DEP-5 copyright file, or NOASSERTION
     licence_kind: LicenceKind
-    copyright: str | None  # host path of its copyright file (None: the root has none)
+    # Its copyright file as the database's tree sees it (/usr/share/doc/libc6/copyright),
+    # never where the build host keeps that tree; None: the root has none
+    copyright: str | None
     database: str  # whose dpkg database: the build root's, or the host's for a cross sysroot
     maintainer: str | None = None  # dpkg's Maintainer field ("Name <email>"): the SBOMs'
     # supplier; None when the database does not say
@@ -70,6 +72,9 @@ class Provenance:
     files: tuple[FileOrigin, ...]  # sorted by dest
     note: str  # which database was read, or why there was none
     go_modules: tuple[tuple[str, tuple[GoModule, ...]], ...] = ()  # program -> its modules
+    # The host directory the recorded paths are in (the build root; `/` for the build host
+    # or a cross root its database spoke for): for reading them here, never written out
+    tree: str = "/"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ notice names every source package at the version bundled. All pure: the build wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from bundler.inventory import Inventory, InventoryFile, Package, Provenance
 from bundler.manifest import LICENSES_DIR, FileRecord
@@ -23,13 +23,15 @@ def licence_path(package: Package) -> str:
     return f"{LICENSES_DIR}/{package.name}/copyright"
 
 
-def carried_licences(packages: Iterable[Package]) -> tuple[tuple[str, str], ...]:
-    """(artifact path, host path of the copyright file) for each package that has one."""
+def carried_licences(provenance: Provenance) -> tuple[tuple[str, str, str], ...]:
+    """(artifact path, the copyright file's path as recorded, its host path) for each
+    package that has one."""
     chosen: dict[str, str] = {}
-    for package in packages:
+    for package in provenance.packages:
         if package.copyright is not None:
             chosen.setdefault(licence_path(package), package.copyright)
-    return tuple(sorted(chosen.items()))
+    tree = provenance.tree.rstrip("/")
+    return tuple((dest, recorded, tree + recorded) for dest, recorded in sorted(chosen.items()))
 
 
 def sources_notice(provenance: Provenance, tool_version: str) -> str:

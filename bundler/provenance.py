@@ -196,12 +196,12 @@ def _read_capped(path: str, limit: int) -> tuple[str, bool] | None:
 
 def _read_in_root(root: Sysroot, target_path: str, limit: int
                   ) -> tuple[str, tuple[str, bool] | None] | None:
-    """(host path, `_read_capped`) of a target path resolved inside the root; None if absent."""
+    """(canonical target path, `_read_capped`) of a target path resolved inside the root;
+    None if absent."""
     resolved = root.resolve(target_path)
     if resolved is None:
         return None
-    host = root.host_path(resolved)
-    return host, _read_capped(host, limit)
+    return resolved, _read_capped(root.host_path(resolved), limit)
 
 
 @dataclass
@@ -210,6 +210,7 @@ class _Database:
 
     root: Sysroot  # the tree its paths are in (the host's for "/")
     admindir: str  # host path of var/lib/dpkg
+    target: str  # the same as the tree sees it (/var/lib/dpkg): what the artifact names
     packages: dict[str, StatusEntry]  # installed, by key
     by_basename: ListIndex  # name -> (listed dir, package key)
     not_installed: ListIndex  # the same for other states' lists
@@ -328,8 +329,8 @@ def _read_database(root: Sysroot, target: str) -> _Database:
             problems.append(f"{list_name} cut at {limit} bytes")
         label = owner.key if index is by_basename else f"{owner.key} ({owner.state})"
         index.add(text[0], label)
-    return _Database(root, admindir, packages, by_basename, not_installed, tuple(problems),
-                     _distro(root))
+    return _Database(root, admindir, target, packages, by_basename, not_installed,
+                     tuple(problems), _distro(root))
 
 
 class ListIndex:
@@ -391,8 +392,9 @@ def _distro(root: Sysroot) -> str | None:
 
 
 def _licence(database: _Database, name: str) -> tuple[str, LicenceKind, str | None]:
-    """Licence, kind and host path of /usr/share/doc/NAME/copyright, read inside the root
-    (doc dirs are often symlinks to another package's: followed, but never out of it)."""
+    """Licence, kind and canonical path in the root of /usr/share/doc/NAME/copyright, read
+    inside it (doc dirs are often symlinks to another package's: followed, never out of
+    it)."""
     if name not in database.licences:
         found = _read_in_root(database.root, f"/usr/share/doc/{name}/copyright",
                               MAX_COPYRIGHT_BYTES)
@@ -419,24 +421,33 @@ def _package(database: _Database, key: str, label: str) -> Package:
 def find_provenance(sysroot: Sysroot, files: Sequence[tuple[str, str | None]]) -> Provenance:
     """The package of every file (dest in the artifact, host path it was copied from or None
     when the build made it) from the dpkg database of the build root (or of the host, for a
-    package-installed sysroot without one)."""
+    package-installed sysroot without one).
+
+    What it records names paths as the tree sees them (the database /var/lib/dpkg, a
+    copyright file /usr/share/doc/NAME/copyright) and the tree by what it is ("the build
+    root"), never by where the build host keeps it: the artifact and its SBOMs carry these
+    words, and two CI jobs with their build roots in different places must agree on them.
+    """
     own = load_database(sysroot)
-    database, label, note, outside = own, "", "", ""
+    database, label, note, outside, tree = own, "", "", "", sysroot.root
     if own is not None:
-        label = own.admindir
-        note = f"dpkg database {own.admindir}: {len(own.packages)} installed packages"
-        outside = f"outside the build root {sysroot.root}, whose dpkg database is the one read"
+        label = own.target if sysroot.is_host else f"{own.target} in the build root"
+        note = f"dpkg database {label}: {len(own.packages)} installed packages"
+        outside = "outside the build root, whose dpkg database is the one read"
     elif not sysroot.is_host:
         host = load_database(Sysroot("/"))
         lister = host.lists_root_of(sysroot.root) if host is not None else None
         if host is not None and lister is not None:
-            database = host
-            label = f"{host.admindir} (the host's: {sysroot.root} has no dpkg database)"
-            note = (f"no dpkg database in {sysroot.root}; its files were looked up in the "
-                    f"host's dpkg database {host.admindir}, whose packages ship it "
-                    f"(e.g. {lister})")
+            # The root is a package's directory of the build host (libc6-arm64-cross ships
+            # /usr/aarch64-linux-gnu): its place is that package's, the same on every host,
+            # and the host's database names its files by their paths there.
+            database, tree = host, "/"
+            label = f"{host.target} (the build host's: the build root has no dpkg database)"
+            note = (f"no dpkg database in the build root; its files were looked up in the "
+                    f"build host's dpkg database {host.target}, whose packages ship the "
+                    f"build root (e.g. {lister})")
     if database is None:
-        note = f"no dpkg database in {sysroot.root}: no file's package is known"
+        note = "no dpkg database in the build root: no file's package is known"
     else:
         note += "".join(f"; {p}" for p in database.problems)
     origins = []
@@ -446,7 +457,7 @@ def find_provenance(sysroot: Sysroot, files: Sequence[tuple[str, str | None]]) -
             origins.append(FileOrigin(dest, None, None, "made by the build, not by a package"))
             continue
         if database is None:
-            origins.append(FileOrigin(dest, source, None, f"no dpkg database in {sysroot.root}"))
+            origins.append(FileOrigin(dest, source, None, "no dpkg database in the build root"))
             continue
         inside = _inside(database.root, source)
         if inside is None:
@@ -455,7 +466,7 @@ def find_provenance(sysroot: Sysroot, files: Sequence[tuple[str, str | None]]) -
         owners = database.owners(inside)
         if not owners:
             others = database.other_owners(inside)
-            why = f"not installed by any package of {database.admindir}"
+            why = f"not installed by any package of {label}"
             if others:
                 why += f" (listed by {', '.join(others)}, not installed)"
             origins.append(FileOrigin(dest, source, None, why))
@@ -465,7 +476,20 @@ def find_provenance(sysroot: Sysroot, files: Sequence[tuple[str, str | None]]) -
             used[key] = _package(database, key, label)
         origins.append(FileOrigin(dest, source, key))
     return Provenance(tuple(sorted(used.values(), key=lambda p: p.key)),
-                      tuple(sorted(origins, key=lambda o: o.dest)), note)
+                      tuple(sorted(origins, key=lambda o: o.dest)), note, tree=tree)
+
+
+def path_in_tree(tree: str, host_path: str) -> str:
+    """How the artifact names a file copied from `host_path`: its path in `tree` (the
+    Provenance's: the build root, or `/` when the host's database spoke for it) as the target
+    sees it, e.g. /usr/lib/x86_64-linux-gnu/libz.so.1 wherever the build root lies; a file
+    outside the tree (this machine's multiarch dir for a cross root) keeps its host path,
+    this machine's system dir. Lexical: the resolver's paths are already canonical in the
+    root, and resolving again on the host would follow the root's absolute symlinks out."""
+    path = os.path.abspath(host_path)
+    if tree == "/" or not path.startswith(tree.rstrip("/") + "/"):
+        return path
+    return path[len(tree.rstrip("/")):]
 
 
 def _inside(root: Sysroot, host_path: str) -> str | None:

@@ -100,18 +100,21 @@ class Unresolved:
     problem: str  # "not found" or why the file that was found is refused
     sysroot: str = "/"  # the root the target dirs are inside
 
-    def describe(self) -> str:
+    def describe(self, placeless: bool = False) -> str:
+        """The line a user reads; `placeless`: as the artifact records it (the manifest,
+        the report), naming the sysroot "the build root", never where this host keeps it."""
         chain = " -> ".join((*self.chain, self.name))
         text = f"{chain}: {self.problem}"
         if self.searched:
-            text += "; " + searched_text(self.searched, self.sysroot)
+            text += "; " + searched_text(self.searched, self.sysroot, placeless)
         return text
 
 
-def searched_text(searched: Sequence[str], sysroot: str) -> str:
+def searched_text(searched: Sequence[str], sysroot: str, placeless: bool = False) -> str:
     """The dirs searched, saying that they are inside the sysroot when it is not `/`:
     `/lib/aarch64-linux-gnu` alone reads as this machine's dir."""
-    where = "searched" if sysroot == "/" else f"searched in the sysroot {sysroot}"
+    named = "the build root" if placeless else f"the sysroot {sysroot}"
+    where = "searched" if sysroot == "/" else f"searched in {named}"
     return f"{where}: " + ", ".join(searched)
 
 

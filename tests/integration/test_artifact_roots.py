@@ -8,6 +8,7 @@ programs they start (`/bin/sh` of that root) must keep working.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -149,7 +150,9 @@ def test_bundle_from_an_old_sysroot_runs_on_this_host(tmp_path: Path) -> None:
     top = unpack(artifact, tmp_path / "u") / "ls"
     manifest = json.loads((top / ".bundle" / "manifest.json").read_text())
     assert manifest["glibc"] == "2.31"
-    assert all(str(tree) in f["source"] for f in manifest["files"] if f.get("source"))
+    # The root's files, named as the root has them (not where this host keeps it).
+    sources = [f["source"] for f in manifest["files"] if f.get("source")]
+    assert sources and all(os.path.isfile(f"{tree}{source}") for source in sources)
     launcher = (top / "bin" / "ls").read_text()
     assert "--argv0" not in launcher
     ran = subprocess.run([str(top / "bin" / "ls"), "--version"], capture_output=True,

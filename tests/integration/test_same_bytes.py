@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from support.cli import run_cli
 from support.files import sha256
-from support.roots import unpack
+from support.needs import need
+from support.roots import debian11_tree, need_root, unpack
 from support.toolchain import gcc
 
 PROGRAM = r"""
@@ -157,3 +158,161 @@ def test_compare_reads_the_recorded_file_name(workspace: Path) -> None:
     result = run_cli("compare", str(out), str(static), "--json", cwd=workspace / "c")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["input"]["path"] == f"prog (as libexec/prog in {out})"
+
+
+# -- --sysroot: where the build root lies is no fact of the artifact ---------------------------
+
+ZLIB_PROGRAM = r"""
+#include <stdio.h>
+#include <zlib.h>
+int extra(void);
+int main(void) { printf("zlib %s %d\n", zlibVersion(), extra()); return 0; }
+"""
+HOST_LIBS = "/usr/lib/x86_64-linux-gnu"
+SMALL_ROOT_PACKAGES = ("libc6:amd64", "zlib1g:amd64")  # the host's, with their files
+
+
+def status_paragraphs(keys: tuple[str, ...]) -> str:
+    """The host's dpkg status paragraphs of `keys` (NAME:ARCH), as dpkg wrote them."""
+    text = Path("/var/lib/dpkg/status").read_text()
+    chosen = []
+    for paragraph in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in paragraph.splitlines()
+                      if ": " in line and not line.startswith(" "))
+        if f"{fields.get('Package')}:{fields.get('Architecture')}" in keys:
+            chosen.append(paragraph.strip("\n"))
+    assert len(chosen) == len(keys), keys
+    return "\n\n".join(chosen) + "\n"
+
+
+def small_packaged_root(where: Path) -> Path:
+    """A root of this machine's loader, libc and zlib (real copies), merged /usr with the
+    host's absolute /lib64 loader link, and a dpkg database of the two packages that ship
+    them: their status paragraphs, .list files and copyright files, and os-release."""
+    need(all(os.path.exists(f"/var/lib/dpkg/info/{key}.list") for key in SMALL_ROOT_PACKAGES),
+         "libc6:amd64 and zlib1g:amd64 are not installed by dpkg")
+    root = where / "root"
+    libs = root / HOST_LIBS.lstrip("/")
+    libs.mkdir(parents=True)
+    for name in ("ld-linux-x86-64.so.2", "libc.so.6", "libz.so.1.2.13"):
+        shutil.copy2(os.path.realpath(f"{HOST_LIBS}/{name}"), libs / name)
+    os.symlink("libz.so.1.2.13", libs / "libz.so.1")
+    (root / "usr/lib64").mkdir()
+    os.symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+               root / "usr/lib64/ld-linux-x86-64.so.2")
+    os.symlink("usr/lib", root / "lib")
+    os.symlink("usr/lib64", root / "lib64")
+    (root / "etc").mkdir()
+    shutil.copy2("/etc/os-release", root / "etc/os-release")
+    info = root / "var/lib/dpkg/info"
+    info.mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(status_paragraphs(SMALL_ROOT_PACKAGES))
+    for key in SMALL_ROOT_PACKAGES:
+        shutil.copy2(f"/var/lib/dpkg/info/{key}.list", info / f"{key}.list")
+        name = key.split(":")[0]
+        (root / "usr/share/doc" / name).mkdir(parents=True)
+        shutil.copy2(f"/usr/share/doc/{name}/copyright",
+                     root / "usr/share/doc" / name / "copyright")
+    return root
+
+
+def files_naming(places: list[Path], *needles: str) -> list[str]:
+    """Every regular file under (or at) `places` whose bytes hold one of `needles`."""
+    named = []
+    for place in places:
+        paths = [place] if place.is_file() else sorted(place.rglob("*"))
+        for path in paths:
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                named += [f"{path}: {n}" for n in needles if n.encode() in data]
+    return named
+
+
+def built_in(workspace: Path, program: str, sysroot: str, *args: str) -> Path:
+    """`bundle PROGRAM --sysroot SYSROOT -o out/NAME.tar.zst ARGS`, run in `workspace`, as a
+    CI job names its files: relative to its own checkout."""
+    (workspace / "out").mkdir(parents=True)
+    out = workspace / "out" / f"{os.path.basename(program)}.tar.zst"
+    result = run_cli(program, "--sysroot", sysroot, "-o", str(out.relative_to(workspace)),
+                     *args, cwd=workspace)
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    return out
+
+
+def assert_same_artifacts(outs: list[Path], roots: list[Path], where: Path) -> dict:
+    """One sha256, identical SBOMs beside, and no root's host path in any file of the
+    unpacked artifact or beside it; returns the manifest."""
+    assert len({sha256(out) for out in outs}) == 1, [(str(o), sha256(o)) for o in outs]
+    beside = []
+    for suffix in (".cdx.json", ".spdx.json", ".sha256"):
+        assert len({Path(f"{out}{suffix}").read_bytes() for out in outs}) == 1, suffix
+        beside += [Path(f"{out}{suffix}") for out in outs]
+    unpacked = [unpack(out, where / f"unpacked-{n}") for n, out in enumerate(outs)]
+    needles = sorted({str(r) for r in roots} | {os.path.realpath(r) for r in roots})
+    assert files_naming(unpacked + beside, *needles) == []
+    (top,) = unpacked[0].iterdir()
+    return json.loads((top / ".bundle" / "manifest.json").read_text())
+
+
+def test_a_sysroot_in_two_places_gives_the_same_bytes(tmp_path: Path) -> None:
+    """Two CI jobs, each with its checkout and build root somewhere else, build the same
+    program against copies of one small packaged root: one sha256, the same SBOMs, and
+    packages, copyright files, sources and the library left out (--allow-missing) named as
+    the root has them."""
+    need(os.path.exists("/usr/include/zlib.h"), "zlib1g-dev is not installed")
+    seed = small_packaged_root(tmp_path / "seed")
+    gcc(tmp_path / "seed" / "libextra.so.1", "int extra(void) { return 1; }\n",
+        "-Wl,-soname,libextra.so.1", shared=True)
+    gcc(tmp_path / "seed" / "zversion", ZLIB_PROGRAM, "-lz", f"-L{tmp_path / 'seed'}",
+        "-l:libextra.so.1")
+    jobs = [tmp_path / "ci-1", tmp_path / "runner" / "work" / "job-two"]
+    for job in jobs:
+        job.mkdir(parents=True)
+        shutil.copytree(seed, job / "root", symlinks=True)
+        shutil.copy2(tmp_path / "seed" / "zversion", job / "zversion")
+    outs = [built_in(jobs[0], "zversion", "root", "--allow-missing"),
+            built_in(jobs[1], str(jobs[1] / "zversion"), str(jobs[1] / "root"),
+                     "--allow-missing")]
+    manifest = assert_same_artifacts(outs, [job / "root" for job in jobs] + jobs, tmp_path)
+    packages = {p["name"]: p for p in manifest["packages"]}
+    assert set(packages) == {"libc6", "zlib1g"}  # the root's database was read
+    assert packages["zlib1g"]["copyright"] == "/usr/share/doc/zlib1g/copyright"
+    assert packages["libc6"]["database"] == "/var/lib/dpkg in the build root"
+    assert manifest["provenance"] == ("dpkg database /var/lib/dpkg in the build root: "
+                                      "2 installed packages")
+    sources = {r["path"]: (r.get("source"), r.get("package")) for r in manifest["files"]}
+    assert sources["lib/libz.so.1"] == (f"{HOST_LIBS}/libz.so.1.2.13", "zlib1g:amd64")
+    assert sources["lib/libc.so.6"] == (f"{HOST_LIBS}/libc.so.6", "libc6:amd64")
+    assert sources["libexec/zversion"] == ("zversion", None)  # the user's own, by name
+    assert sources[".bundle/licenses/zlib1g/copyright"] == (
+        "/usr/share/doc/zlib1g/copyright", "zlib1g:amd64")
+    [missing] = manifest["missing"]
+    assert missing.startswith("zversion -> libextra.so.1: not found; searched in the build "
+                              "root: /lib/x86_64-linux-gnu, ")
+
+
+def test_the_debian11_root_bind_mounted_at_two_places_gives_the_same_bytes(
+        tmp_path: Path) -> None:
+    """The cached Debian 11 root seen at two mount points (two CI hosts keeping it in
+    different places): Debian 11's ls from either gives one sha256."""
+    need_root()
+    tree = debian11_tree()
+    places = [tmp_path / "a" / "root", tmp_path / "build" / "cache" / "bullseye"]
+    mounted: list[Path] = []
+    try:
+        for place in places:
+            place.mkdir(parents=True)
+            subprocess.run(["mount", "--bind", "-o", "ro", str(tree), str(place)], check=True)
+            mounted.append(place)
+        outs = [built_in(tmp_path / f"job-{n}", "/usr/bin/ls", str(place), "--gconv",
+                         "KOI8-R") for n, place in enumerate(places)]
+    finally:
+        for place in reversed(mounted):
+            subprocess.run(["umount", str(place)], check=False)
+    manifest = assert_same_artifacts(outs, [*places, tree], tmp_path)
+    assert manifest["glibc"] == "2.31"
+    assert {p["distro"] for p in manifest["packages"]} == {"debian-11"}
+    sources = {r["path"]: r.get("source") for r in manifest["files"]}
+    assert sources["libexec/ls"] == "/usr/bin/ls"
+    assert all(source.startswith("/usr/") for source in sources.values() if source)

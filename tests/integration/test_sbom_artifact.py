@@ -214,7 +214,8 @@ def test_a_root_without_a_package_database_lists_files_as_unknown(tmp_path: Path
     assert manifest["packages"] == []
     copied = [f for f in manifest["files"] if f["type"] == "file" and f["kind"] in COPIED_KINDS]
     assert copied and all(f["package"] is None for f in copied)
-    assert str(root) in manifest["provenance"]
+    assert manifest["provenance"] == ("no dpkg database in the build root: no file's package "
+                                      "is known")  # the root by what it is, not where it lies
     report = json.loads(result.stdout)
     assert set(report["licences"]["unpackaged"]) == {f["path"] for f in copied}
     hashes = cdx_hashes(json.loads(Path(f"{out}.cdx.json").read_text()))

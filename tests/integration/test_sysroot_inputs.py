@@ -104,7 +104,9 @@ def test_host_program_is_taken_from_the_sysroot_when_it_has_it(tmp_path: Path) -
             in result.stderr.splitlines())
     manifest = manifest_of(out)
     assert manifest["glibc"] == "2.31"
-    assert all(str(tree) in f["source"] for f in manifest["files"] if f.get("source"))
+    # The root's files, named as the root has them (not where this host keeps it).
+    sources = [f["source"] for f in manifest["files"] if f.get("source")]
+    assert sources and all(os.path.isfile(f"{tree}{source}") for source in sources)
     subprocess.run(["tar", "-xzf", str(out), "-C", str(tmp_path)], check=True)
     ran = subprocess.run([str(tmp_path / "ls/bin/ls"), "--version"], capture_output=True,
                          text=True)

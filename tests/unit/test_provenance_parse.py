@@ -328,7 +328,7 @@ def test_files_match_what_dpkg_lists_through_the_roots_own_symlinks(tmp_path: Pa
     assert [f.dest for f in found.files] == sorted(by_dest)
     assert by_dest["lib/libfoo.so.1"].package == "libfoo1:amd64"
     assert by_dest["lib/alias.so.1"].package == "libfoo1:amd64"
-    admindir = f"{root}/var/lib/dpkg"
+    admindir = "/var/lib/dpkg in the build root"  # as the root has it, wherever it lies
     assert by_dest["lib/libgone.so.1"].package is None
     assert by_dest["lib/libgone.so.1"].unknown_because == (
         f"not installed by any package of {admindir} "
@@ -336,13 +336,14 @@ def test_files_match_what_dpkg_lists_through_the_roots_own_symlinks(tmp_path: Pa
     assert by_dest["lib/libmine.so"].unknown_because == (
         f"not installed by any package of {admindir}")
     assert by_dest["bin/prog"].unknown_because == (
-        f"outside the build root {root}, whose dpkg database is the one read")
+        "outside the build root, whose dpkg database is the one read")
     assert by_dest["bin/launcher"].unknown_because == "made by the build, not by a package"
     [package] = found.packages
     assert (package.key, package.version, package.source, package.source_version,
             package.distro, package.database) == (
         "libfoo1:amd64", "1.2-1+b1", "foo", "1.2-1", "debian-12", admindir)
-    assert package.copyright == f"{root}/usr/share/doc/foo-base/copyright"
+    assert package.copyright == "/usr/share/doc/foo-base/copyright"  # in the root
+    assert found.tree == str(root)
     assert package.maintainer is None  # the status does not say
     assert (package.licence, package.licence_kind) == ("MIT", "permissive")
     assert found.note == f"dpkg database {admindir}: 2 installed packages"
@@ -355,7 +356,8 @@ def test_a_doc_dir_linking_out_of_the_root_is_read_inside_it(tmp_path: Path) -> 
                             [("lib/libbar.so.3", f"{root}/usr/lib/x86_64-linux-gnu/libbar.so.3")])
     [package] = found.packages
     # /usr/share/doc/libbar1 -> /../../etc stays in the root: ROOT/etc/copyright, never /etc.
-    assert package.copyright == f"{root}/etc/copyright"
+    assert package.copyright == "/etc/copyright"
+    assert found.tree == str(root)
     assert package.licence == "GPL-2.0-or-later"
 
 
@@ -413,8 +415,8 @@ def test_a_root_without_any_database_says_so_for_every_file(tmp_path: Path) -> N
     found = find_provenance(Sysroot(str(root)), [("lib/libc.so.6", f"{root}/lib/libc.so.6"),
                                                  ("bin/launcher", None)])
     assert found.packages == ()
-    assert found.note == f"no dpkg database in {root}: no file's package is known"
+    assert found.note == "no dpkg database in the build root: no file's package is known"
     assert [(f.package, f.unknown_because) for f in found.files] == [
         (None, "made by the build, not by a package"),
-        (None, f"no dpkg database in {root}"),
+        (None, "no dpkg database in the build root"),
     ]

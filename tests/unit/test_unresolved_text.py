@@ -20,3 +20,13 @@ def test_dirs_of_another_root_are_said_to_be_inside_it() -> None:
 def test_nothing_searched_names_no_dirs() -> None:
     refused = Unresolved("libx.so", ("prog",), (), "path 'libx.so' is relative", "/srv/root")
     assert refused.describe() == "prog -> libx.so: path 'libx.so' is relative"
+
+
+def test_the_artifacts_words_name_the_build_root_not_where_it_lies() -> None:
+    """The manifest's `missing` and the report carry the placeless line: the same root at
+    two places must give the same bytes (tests/integration/test_same_bytes.py)."""
+    gone = Unresolved("libsqlite3.so.0", ("agent",), ("/lib",), "not found", "/srv/ci/7/root")
+    assert gone.describe(placeless=True) == (
+        "agent -> libsqlite3.so.0: not found; searched in the build root: /lib")
+    host = Unresolved("libgone.so.1", ("prog",), ("/lib",), "not found")
+    assert host.describe(placeless=True) == host.describe()
