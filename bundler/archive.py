@@ -31,7 +31,7 @@ from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.exhaustive import assert_never
 from bundler.manifest import MANIFEST_PATH
 from bundler.progress import Progress
-from bundler.scratch import Held, directory_lock, make_dir, make_file
+from bundler.scratch import Held, directory_lock, make_dir, make_file, written_file
 from bundler.signals import checkpoint, deferred_signals, note_written
 
 # Measured on curl's 19.7 MB bundle, 2 cores, threads=-1 (ratio, time): level 3 41.6%
@@ -504,13 +504,5 @@ def _remove_stale(out: str, suffixes: list[str]) -> None:
 def _companion_part(out: str, suffix: str, content: bytes) -> Held:
     """OUT+`suffix`'s content (OUT.sha256, an SBOM) in a temporary beside OUT, to be
     renamed into place with it."""
-    part = make_file(os.path.dirname(os.path.abspath(out)), os.path.basename(out) + suffix)
-    try:
-        assert part.handle is not None
-        with part.handle as handle:
-            handle.write(content)
-        os.chmod(part.path, 0o644)
-    except BaseException:
-        part.discard()
-        raise
-    return part
+    return written_file(os.path.dirname(os.path.abspath(out)), os.path.basename(out) + suffix,
+                        content)

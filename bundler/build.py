@@ -66,7 +66,7 @@ from bundler.plan import (
     make_plan,
 )
 from bundler.program_facts import program_facts
-from bundler.provenance import find_provenance, go_modules
+from bundler.provenance import find_provenance, go_modules, path_in_tree
 from bundler.report_model import Report, licensing_of
 from bundler.report_render import report_markdown
 from bundler.resolve import Closure, Library, ResolveOptions, closure_objects
@@ -167,7 +167,8 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     plan = make_plan(closures, facts.glibc_release, facts.min_kernel, request.plan, added,
                      gconv_data + locale_data, gconv_env + locale_env,
                      read_glibc_copies(closures[0], facts.libc),
-                     RuntimeNeeds(runtime.missing, runtime.nss_lookups), sha256_of)
+                     RuntimeNeeds(runtime.missing, runtime.nss_lookups,
+                                  runtime.missing_needed), sha256_of)
     if request.run_args is not None and request.static is None:
         raise InputError("--run compares two programs: give the static build with --static")
     static = (static_side(request.static, closures[0].program, plan.programs[0])
@@ -193,7 +194,8 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
         staging = held.path
         try:
             entries, staged = _stage(plan, staging, patcher, launchers.native,
-                                     _workspace_files(programs + plugins, provenance))
+                                     _workspace_files(programs + plugins, provenance),
+                                     provenance.tree)
             with open_output(out, epoch, planned_size(entries)) as writer:
                 # .bundle/ last: the manifest holds the digests and sizes taken while
                 # writing (patched copies were still being made when writing began); the
@@ -231,7 +233,7 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
         with unpacked(out) as checked:
             launcher = os.path.join(checked.top, "bin", plan.programs[0])
             runs = run_both(static.path, launcher, request.run_args)
-    report = completed(report, out, fmt, size if fmt != "dir" else None, runs)
+    report = completed(report, out, fmt, size if fmt != "dir" else None, runs, sha256=digest)
     return BuildResult(plan, launchers, out, fmt, manifest, raw, size, digest, tuple(closures),
                        report)
 
@@ -276,20 +278,21 @@ def _workspace_files(given: Iterable[SysrootInput], provenance: Provenance) -> s
     return {item.path for item in given if item.path not in packaged}
 
 
-def recorded_source(path: str, workspace: Iterable[str]) -> str:
+def recorded_source(path: str, workspace: Iterable[str], tree: str = "/") -> str:
     """The manifest's `source` of a copied file. A program or --add object of the user's
     workspace is recorded by file name only: where a checkout lies is no fact of the
     artifact, and recording it would make two CI workspaces disagree on the sha256. Files
     of the build root (a packaged /usr/bin/sqlite3 given as the program too) keep their
-    path there (/usr/lib/x86_64-linux-gnu/libz.so.1), a fact provenance rests on."""
+    path there as the target sees it (/usr/lib/x86_64-linux-gnu/libz.so.1), a fact
+    provenance rests on, whatever directory holds the root (`tree`: Provenance.tree)."""
     if path in workspace:
         return os.path.basename(path)
-    return os.path.abspath(path)
+    return path_in_tree(tree, path)
 
 
 def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
            launchers: Mapping[str, bytes] | None = None,
-           workspace: Iterable[str] = (),
+           workspace: Iterable[str] = (), tree: str = "/",
            ) -> tuple[list[Entry], list[FileRecord]]:
     """Patch and render into `staging`; return archive entries and manifest records (their
     sha256 and size are taken while the archive is written: each file is read once)."""
@@ -314,7 +317,7 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
                              ready=ready, size_hint=_size(item.source) if ready else None))
         records.append(FileRecord(
             item.dest, "file", item.kind, mode=item.mode,  # sha256, size: once archived
-            source=recorded_source(item.source, workspace) if item.source else None,
+            source=recorded_source(item.source, workspace, tree) if item.source else None,
             loaded_at_run_time=item.runtime, patched=_patched_record(item),
             extracted=None if item.offset is None else Extracted(item.offset, item.length)))
     return entries, records
@@ -435,14 +438,16 @@ def _with_packages(records: list[FileRecord], provenance: Provenance) -> list[Fi
 def _add_notices(plan: BundlePlan, staging: str, provenance: Provenance,
                  writer: OutputWriter) -> list[FileRecord]:
     """Each package's copyright file and the SOURCES notice, archived; their records."""
+    carried = carried_licences(provenance)
     licences = [Entry(f"{plan.name}/{path}", "file", DATA_MODE, source=host)
-                for path, host in carried_licences(provenance.packages)]
+                for path, _, host in carried]
     sources = os.path.join(staging, posixpath.basename(SOURCES_PATH))
     _write_staged(sources, sources_notice(provenance, __version__).encode())
     notice = Entry(f"{plan.name}/{SOURCES_PATH}", "file", DATA_MODE, source=sources)
     digests = writer.add([*licences, notice])
     owners = {licence_path(p): p.key for p in provenance.packages}  # the file is theirs
-    return ([dataclasses.replace(r, package=owners.get(r.path))
+    recorded = {path: source for path, source, _ in carried}  # as the build root has it
+    return ([dataclasses.replace(r, package=owners.get(r.path), source=recorded[r.path])
              for r in _records_of(plan, digests, NOTICE_KIND, licences, carried=True)]
             + _records_of(plan, digests, NOTICE_KIND, [notice], carried=False))
 
@@ -491,6 +496,7 @@ def _manifest(plan: BundlePlan, launchers: Launchers, records: list[FileRecord],
         excluded=plan.excluded,
         environment=tuple(EnvRecord(e.variable, e.means, e.path, e.scoped) for e in plan.env),
         runtime_missing=plan.runtime_missing,
+        runtime_missing_needed=plan.runtime_missing_needed,
         files=tuple(sorted(records, key=lambda r: r.path)),
         format_version=FORMAT_VERSION, launcher_type=launchers.kind,
         nss=plan.nss.manifest() if plan.nss else None, library_home=plan.library_home,

@@ -11,13 +11,21 @@ import contextlib
 import io
 import json
 import os
-import shlex
 import sys
 
 import click
 
 from bundler import __version__
-from bundler.choices import LAUNCHER_MODES, LAUNCHER_TYPES, SBOM_FORMATS, sbom_formats
+from bundler.choices import (
+    GATE_NAMES,
+    LAUNCHER_MODES,
+    LAUNCHER_TYPES,
+    SBOM_FORMATS,
+    library_path_option,
+    parse_gates,
+    run_option,
+    sbom_formats,
+)
 from bundler.errors import EXIT_BAD_INPUT, BundleError, HungUp, InputError, Terminated
 from bundler.signals import forget_written, settle, stop_at_once, written
 from bundler.text import one_line, terminal_safe
@@ -25,6 +33,7 @@ from bundler.text import one_line, terminal_safe
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 EXIT_HUNG_UP = 129
+EXIT_DIFFERENT = 1  # `bundle diff --exit-code`: the releases differ
 # The most specific first: Terminated and HungUp are KeyboardInterrupts too.
 STOPS = ((HungUp, EXIT_HUNG_UP, "hung up"), (Terminated, EXIT_TERMINATED, "terminated"),
          (KeyboardInterrupt, EXIT_INTERRUPTED, "interrupted"))
@@ -119,6 +128,10 @@ def cli() -> None:
       bundle BINARY...          the artifact (the same as `bundle build BINARY...`)
       bundle inspect BINARY     what it needs, and why
       bundle verify ARTIFACT    run it in a root without the host's glibc
+      bundle release            every target of bundle.toml: built, summed, signed, verified
+      bundle diff OLD NEW       what changed between two releases
+      bundle sign SHA256SUMS    its detached signature, by gpg or minisign
+      bundle schema [NAME]      the JSON Schema of a --json output
       bundle help [COMMAND]     this help, or a command's
     """
 
@@ -139,17 +152,6 @@ def help_command(ctx: click.Context, command: str | None) -> None:
                                f"{', '.join(cli.list_commands(group))}")
     with click.Context(chosen, info_name=command, parent=group) as sub:
         click.echo(chosen.get_help(sub))
-
-
-def library_path_option(value: str | None) -> tuple[str, ...]:
-    """`--library-path A:B` as target dirs; relative entries would depend on the cwd."""
-    if not value:
-        return ()
-    dirs = tuple(part for part in value.split(":") if part)
-    for directory in dirs:
-        if not directory.startswith("/") and not directory.startswith("$ORIGIN"):
-            raise InputError(f"--library-path {directory}: must be an absolute directory")
-    return dirs
 
 
 @cli.command(examples=(
@@ -212,21 +214,22 @@ def inspect_artifact(artifact: str, as_json: bool) -> None:
         click.echo(terminal_safe(artifact_text(facts)), nl=False)
 
 
+FAIL_ON_HELP = ("Exit 5 (after writing everything) when the report meets GATE: "
+                f"{', '.join(GATE_NAMES)} (comma-separated or repeated).")
+
+
+def fail_on_option(command):
+    return click.option("--fail-on", "fail_on", multiple=True, metavar="GATE",
+                        help=FAIL_ON_HELP)(command)
+
+
 def report_options(command):
-    """--report FILE and --json, shared by the build and compare commands."""
+    """--report FILE, --json and --fail-on, shared by the build and compare commands."""
+    command = fail_on_option(command)
     command = click.option("--json", "as_json", is_flag=True,
                            help="Print the JSON report on stdout.")(command)
     return click.option("--report", "report_file", metavar="FILE",
                         help="Write the report: FILE.md, FILE.json or FILE.txt.")(command)
-
-
-def run_option(value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(shlex.split(value))
-    except ValueError as exc:
-        raise InputError(f"--run {value!r}: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -266,6 +269,18 @@ def emit_report(report, report_file: str | None, as_json: bool, text_on_stdout: 
 REPORT_ENDINGS = (".md", ".json", ".txt")
 
 
+def check_gates(report, gates: tuple[str, ...]) -> None:
+    """After everything is written and shown: exit 5 when a --fail-on gate holds."""
+    if not gates:
+        return
+    from bundler.errors import GateFailedError
+    from bundler.gates import failed_gates
+
+    failures = failed_gates(report, gates)
+    if failures:
+        raise GateFailedError("--fail-on: " + "; ".join(f"{f.gate}: {f.why}" for f in failures))
+
+
 def check_report_file(path: str | None) -> None:
     """Refuse a --report ending before anything is built or written."""
     if path is not None and not path.endswith(REPORT_ENDINGS):
@@ -277,33 +292,19 @@ def write_report_file(report, path: str) -> None:
     PATH is, a symlink included: the report is never written through a link (to a file
     the user did not name), and a reader never sees half a report."""
     from bundler.report_render import report_json, report_markdown, report_text
-    from bundler.scratch import make_file, sweep
+    from bundler.scratch import replace_with, sweep
 
     check_report_file(path)
     renderers = {".md": report_markdown, ".json": report_json, ".txt": report_text}
     renderer = next(r for ending, r in renderers.items() if path.endswith(ending))
     text = renderer(report).encode()
-    directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path) and not os.path.islink(path):
         raise InputError(f"--report {path}: is a directory")
-    sweep(directory)
+    sweep(os.path.dirname(os.path.abspath(path)))
     try:
-        part = make_file(directory, os.path.basename(path))
+        replace_with(path, text)
     except OSError as exc:
         raise InputError(f"--report {path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        assert part.handle is not None
-        with part.handle as handle:
-            handle.write(text)
-        os.chmod(part.path, 0o644)
-        os.replace(part.path, path)
-    except OSError as exc:
-        part.discard()
-        raise InputError(f"--report {path}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        part.discard()
-        raise
-    part.release()
 
 
 BUILD_SECTIONS = (
@@ -312,7 +313,7 @@ BUILD_SECTIONS = (
                       "gconv", "locale_names", "allow_setuid")),
     ("Launcher", ("launcher", "launcher_type")),
     ("Compare with the static build", ("static", "run_args")),
-    ("Report", ("report_file", "as_json", "quiet", "verbose")),
+    ("Report", ("report_file", "as_json", "quiet", "verbose", "fail_on")),
 )
 
 
@@ -382,7 +383,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   allow_setuid: bool,
                   static: str | None,
                   run_args: str | None, sbom: str, quiet: bool, verbose: bool,
-                  report_file: str | None, as_json: bool) -> None:
+                  report_file: str | None, as_json: bool, fail_on: tuple[str, ...]) -> None:
     """Write the fallback artifact for BINARY... (several share one lib/)."""
     from bundler.build import (  # keeps `inspect` start-up light
         BuildRequest,
@@ -397,6 +398,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
     if quiet and verbose:
         raise InputError("-q/--quiet and -v/--verbose: choose one")
     check_report_file(report_file)
+    gates = parse_gates(fail_on)
     formats = sbom_formats(sbom)
     if formats is None:
         raise InputError(f"--sbom {sbom}: choose {', '.join(SBOM_FORMATS)}, both "
@@ -420,6 +422,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
         click.echo(terminal_safe(summary_text(result) + verbose_notes(result, verbose)),
                    nl=False, err=True)
     emit_report(result.report, report_file, as_json, text_on_stdout=static is not None)
+    check_gates(result.report, gates)
 
 
 @cli.command(examples=(
@@ -434,17 +437,126 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
               help="Where the Go diagnosis looks for static archives (libc.a, lib*.a).")
 @report_options
 def compare(artifact: str, static: str, run_args: str | None, sysroot: str,
-            report_file: str | None, as_json: bool) -> None:
+            report_file: str | None, as_json: bool, fail_on: tuple[str, ...]) -> None:
     """Compare an artifact (OUT.tar.zst or its directory) with the static build."""
     from bundler.compare import compare_report
     from bundler.signals import checkpoint, deferred_signals
 
     stop_at_once()  # a signal since start-up (entry.py) stops it here, before any work
     check_report_file(report_file)
+    gates = parse_gates(fail_on)
     with deferred_signals():  # the runs' sandboxes and temp dirs go first (run_both)
         report = compare_report(artifact, static, run_option(run_args), sysroot)
         checkpoint()  # a signal during the analysis: stop here, not after the report
     emit_report(report, report_file, as_json, text_on_stdout=True)
+    check_gates(report, gates)
+
+
+RELEASE_SECTIONS = (
+    ("Configuration", ("config_file", "targets", "output_dir")),
+    ("Override bundle.toml", ("name", "version", "prefix", "sbom", "fail_on", "no_verify",
+                              "no_sign")),
+    ("Report", ("as_json", "quiet")),
+)
+
+
+@cli.command("release", sections=RELEASE_SECTIONS, examples=(
+    "bundle release",
+    "bundle release --config ci/bundle.toml --version \"$CI_COMMIT_TAG\" --json > release.json",
+    "bundle release --target arm64 --no-sign --fail-on hazard:high",
+))
+@click.option("-c", "--config", "config_file", metavar="FILE",
+              help="The release's bundle.toml (default: the first in the working directory "
+                   "or a parent).")
+@click.option("--target", "targets", multiple=True, metavar="ARCH",
+              help="Only these of the file's targets (repeatable).")
+@click.option("--output-dir", "output_dir", metavar="DIR", help="Where the outputs go.")
+@click.option("--name", metavar="NAME", help="The artifacts' name.")
+@click.option("--version", "version", metavar="VERSION",
+              help="The release's version (in the file names).")
+@click.option("--prefix", metavar="DIR", help="Install prefix, for every target.")
+@click.option("--sbom", "sbom", metavar="FORMATS|none",
+              help="SBOMs: cyclonedx, spdx, both comma-separated, or none.")
+@fail_on_option
+@click.option("--no-verify", "no_verify", is_flag=True, help="Do not run the artifacts.")
+@click.option("--no-sign", "no_sign", is_flag=True, help="Do not sign SHA256SUMS.")
+@click.option("--json", "as_json", is_flag=True, help="Print the release as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr: errors only.")
+def release_command(config_file: str | None, targets: tuple[str, ...], output_dir: str | None,
+                    name: str | None, version: str | None, prefix: str | None,
+                    sbom: str | None, fail_on: tuple[str, ...], no_verify: bool, no_sign: bool,
+                    as_json: bool, quiet: bool) -> None:
+    """Build every target of bundle.toml, write one SHA256SUMS, sign it, verify each
+    artifact, and exit non-zero when a verification (4) or a fail-on gate (5) fails."""
+    from bundler.config import ReleaseOverrides, find_config, overridden, read_config
+    from bundler.release import release
+    from bundler.release_render import exit_code, failure_line, release_json, release_text
+
+    stop_at_once()
+    path = config_file or find_config(os.getcwd())
+    if path is None:
+        raise InputError("release: no bundle.toml in this directory or its parents; "
+                         "give --config FILE")
+    formats = sbom_formats(sbom) if sbom is not None else None
+    if sbom is not None and formats is None:
+        raise InputError(f"--sbom {sbom}: choose {', '.join(SBOM_FORMATS)}, both "
+                         "comma-separated, or none")
+    config = overridden(read_config(path), ReleaseOverrides(
+        targets=targets, output_dir=output_dir, name=name, version=version, prefix=prefix,
+        sbom=formats, fail_on=parse_gates(fail_on), verify=not no_verify, sign=not no_sign))
+    with quieted(quiet):
+        result = release(config)
+    if not quiet:
+        click.echo(terminal_safe(release_text(result)), nl=False, err=True)
+    if as_json:
+        click.echo(release_json(result), nl=False)
+    line = failure_line(result)
+    if line is not None:
+        from bundler.errors import GateFailedError, VerifyFailedError
+
+        error = VerifyFailedError if exit_code(result) == 4 else GateFailedError
+        raise error(line)
+
+
+def read_named(artifact: str):
+    """`read_artifact`, its error naming ARTIFACT: of two, the user must know which one
+    holds the hostile member (the unpacker's messages name the member only)."""
+    from bundler.artifact_inspection import read_artifact
+
+    try:
+        return read_artifact(artifact)
+    except BundleError as exc:
+        if exc.message.startswith(f"{artifact}: "):
+            raise
+        raise type(exc)(f"{artifact}: {exc.message}") from None
+
+
+@cli.command("diff", examples=(
+    "bundle diff dist/v1/myagent.tar.zst dist/v2/myagent.tar.zst",
+    "bundle diff --json old.tar.zst new.tar.zst > diff.json",
+    "bundle diff --exit-code released.tar.zst candidate.tar.zst || echo changed",
+))
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help="Exit 1 when the releases differ (as `git diff --exit-code`); "
+                   "without it 0 either way.")
+def diff_command(old: str, new: str, as_json: bool, exit_code: bool) -> None:
+    """What changed from release OLD to NEW (artifacts: .tar.zst/.tar.gz/.tar.xz/.tar or
+    directories written by bundle): verdict, glibc, packages, settings, sizes, files.
+
+    Each is checked against its manifest first, as `bundle inspect` does (exit 4)."""
+    from bundler.release_diff import diff_artifacts
+    from bundler.release_diff_render import diff_json, diff_text
+
+    result = diff_artifacts(read_named(old), read_named(new))
+    if as_json:
+        click.echo(json.dumps(diff_json(result), indent=2, sort_keys=False))
+    else:
+        click.echo(terminal_safe(diff_text(result)), nl=False)
+    if exit_code and result.differ:
+        sys.exit(EXIT_DIFFERENT)
 
 
 # Arguments for the program come after `--`: an unknown option before it is a usage error
@@ -453,6 +565,7 @@ def compare(artifact: str, static: str, run_args: str | None, sysroot: str,
     "bundle verify myagent.tar.zst -- --version",
     "bundle verify myagent.tar.zst --root /srv/centos7 --expect-output 'agent [0-9]' -- -V",
     "bundle verify arm64/myagent.tar.zst --emulator qemu-aarch64-static -- --help",
+    "bundle verify dist/myagent.tar.zst --key release.pub -- --version",
 ))
 @click.argument("artifact", metavar="ARTIFACT")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
@@ -472,9 +585,17 @@ def compare(artifact: str, static: str, run_args: str | None, sysroot: str,
               help="Set a variable for the run (repeatable; the root gets PATH, HOME, LANG=C).")
 @click.option("--timeout", "timeout", type=click.FloatRange(min=0.1), default=60.0,
               show_default=True, metavar="SECONDS", help="A run taking longer fails.")
+@click.option("--key", "key", metavar="PUBKEY",
+              help="First check the signed SHA256SUMS with this public key (minisign .pub or "
+                   "OpenPGP); it must list ARTIFACT with its sha256.")
+@click.option("--sums", "sums", metavar="FILE",
+              help="The SHA256SUMS to check with --key (default: the one beside ARTIFACT).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as one JSON object (`bundle schema verify`).")
 def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
            expect_output: str | None, emulator: str | None, program: str | None,
-           env: tuple[str, ...], timeout: float) -> None:
+           env: tuple[str, ...], timeout: float, key: str | None, sums: str | None,
+           as_json: bool) -> None:
     """Check ARTIFACT against its manifest and run it in an isolated root: exit 0 when it
     passes, 4 when it does not."""
     from bundler.errors import EXIT_VERIFY_FAILED
@@ -489,11 +610,59 @@ def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
         result = run_verify(VerifyRequest(
             artifact=artifact, root=root, args=tuple(args), expect_exit=expect_exit,
             expect_output=expect_output, emulator=emulator, program=program, timeout=timeout,
-            env=env))
+            env=env, key=key, sums=sums))
         checkpoint()
-    click.echo(terminal_safe(render(result)), nl=False)
+    if as_json:
+        from bundler.verify_json import verify_json
+
+        click.echo(json.dumps(verify_json(result), indent=2, sort_keys=False))
+    else:
+        click.echo(terminal_safe(render(result)), nl=False)
     if not result.passed:
         sys.exit(EXIT_VERIFY_FAILED)
+
+
+@cli.command("sign", examples=(
+    "bundle sign dist/SHA256SUMS --minisign ~/.minisign/release.key",
+    "bundle sign dist/SHA256SUMS --gpg release@example.org",
+    "bundle sign SHA256SUMS --gpg KEYID --passphrase-file /run/secrets/gpg-passphrase",
+))
+@click.argument("file", metavar="FILE")
+@click.option("--gpg", "gpg_key", metavar="KEYID",
+              help="Sign with this key of your gpg keyring (GNUPGHOME): FILE.asc, armoured.")
+@click.option("--minisign", "minisign_key", metavar="SECKEY",
+              help="Sign with this minisign secret key file: FILE.minisig.")
+@click.option("--passphrase-file", "passphrase_file", metavar="FILE",
+              help="The key's passphrase is this file's first line (CI: nobody types it).")
+def sign_command(file: str, gpg_key: str | None, minisign_key: str | None,
+                 passphrase_file: str | None) -> None:
+    """Write a detached signature of FILE (a release's SHA256SUMS) beside it, with gpg or
+    minisign; `bundle verify --key PUBKEY` checks it, and so do gpgv and minisign -V."""
+    from bundler.signing import SigningKey, sign
+
+    stop_at_once()  # a signal since start-up stops it here; later, sign() leaves nothing
+    if (gpg_key is None) == (minisign_key is None):
+        raise InputError("bundle sign: give one of --gpg KEYID or --minisign SECKEY")
+    key = (SigningKey("gpg", gpg_key, passphrase_file) if gpg_key is not None
+           else SigningKey("minisign", str(minisign_key), passphrase_file))
+    click.echo(f"bundle: wrote {terminal_safe(one_line(sign(file, key)))}", err=True)
+
+
+@cli.command("schema", examples=(
+    "bundle schema",
+    "bundle schema build > build.schema.json",
+    "bundle schema verify > verify.schema.json",
+))
+@click.argument("name", required=False, metavar="[NAME]")
+def schema_command(name: str | None) -> None:
+    """Print the JSON Schema of a --json output (build, compare, inspect-program,
+    inspect-artifact, verify, ...); without NAME, the names, one a line."""
+    from bundler.schemas import schema_names, schema_text
+
+    if name is None:
+        click.echo("\n".join(schema_names()))
+    else:
+        click.echo(schema_text(name), nl=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,6 +44,7 @@ from typing import Any
 
 from bundler.choices import LAUNCHER_MODES, LAUNCHER_TYPES, SBOM_FORMATS, parse_gates
 from bundler.errors import InputError
+from bundler.signing import SigningKey
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,13 +110,6 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
-class SignSettings:
-    tool: str  # "gpg" or "minisign"
-    key: str  # gpg: a key id in the user's keyring; minisign: the secret key file
-    passphrase_file: str | None = None
-
-
-@dataclass(frozen=True)
 class ReleaseConfig:
     path: str  # the file read
     name: str | None
@@ -126,7 +120,7 @@ class ReleaseConfig:
     fail_on: tuple[str, ...]
     targets: tuple[Target, ...]
     verify: VerifySettings | None  # None: no [verify] table, the artifacts are not run
-    sign: SignSettings | None = None
+    sign: SigningKey | None = None  # None: SHA256SUMS is not signed
 
 
 def find_config(start: str) -> str | None:
@@ -387,7 +381,7 @@ def _verify(value: Any, base: str) -> VerifySettings:
     return dataclasses.replace(settings, roots=roots)
 
 
-def _sign(value: Any, base: str) -> SignSettings:
+def _sign(value: Any, base: str) -> SigningKey:
     table = _table(value, "sign")
     _check_keys(table, SIGN_KEYS, "sign.")
     for key in ("tool", "key"):
@@ -399,7 +393,7 @@ def _sign(value: Any, base: str) -> SignSettings:
         key = _anchored(key, base)
     passphrase = _anchored(_string(table["passphrase-file"], "sign.passphrase-file"), base) \
         if "passphrase-file" in table else None
-    return SignSettings(tool, key, passphrase)
+    return SigningKey(tool, key, passphrase)  # type: ignore[arg-type]  # one of SIGN_TOOLS
 
 
 def _host_arch() -> str:

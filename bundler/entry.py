@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import sys
 
-NO_PATCHING = frozenset({"inspect", "compare", "verify", "help"})
+NO_PATCHING = frozenset({"inspect", "compare", "verify", "help", "diff", "schema", "sign"})
+PATCHING = frozenset({"build", "release"})  # (and a program's path: the default command)
 # They run sandboxes and make temporary directories: signals are taken over from here too,
 # and their commands call signals.stop_at_once() first (cli.py).
 TAKES_OVER = frozenset({"compare", "verify"})
 
 
 def needs_patching(words: list[str]) -> bool:
-    return bool(words) and (words[0] == "build" or (
+    return bool(words) and (words[0] in PATCHING or (
         not words[0].startswith("-") and words[0] not in NO_PATCHING))
 
 

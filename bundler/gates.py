@@ -58,8 +58,9 @@ def _missing_nss(report: Report) -> str | None:
                if name.startswith("libnss_")]
     if not missing:
         return None
-    return (f"the build root's nsswitch.conf names {', '.join(missing)}, which the build "
-            "root could not give: those lookups fail on targets that use them")
+    return (f"its lookups would load {', '.join(missing)} (named for a database it looks "
+            "up), which the build root could not give: on targets whose nsswitch.conf names "
+            "them, those lookups fail")
 
 
 def _missing_library(report: Report) -> str | None:
@@ -98,8 +99,8 @@ GATES: dict[str, tuple[Callable[[Report], str | None], str]] = {
        for ship in get_args(Ship)},
     **{f"hazard:{level}": (_hazard(level), f"a hazard of severity {level} or higher")
        for level in SEVERITY_ORDER},
-    "missing-nss": (_missing_nss, "an NSS module the build root's nsswitch.conf names "
-                                  "could not be bundled"),
+    "missing-nss": (_missing_nss, "an NSS module the program's lookups load (its build "
+                                  "root's nsswitch.conf names it) could not be bundled"),
     "missing-library": (_missing_library, "a library was left out as not found "
                                           "(--allow-missing)"),
     "runs-differ": (_runs_differ, "compare mode: the static build and the artifact "

@@ -168,6 +168,9 @@ class Manifest:
     packages: tuple[Package, ...] = ()  # the packages the files came from, by key
     provenance: str | None = None  # which package database was read, or why none was
     go_modules: tuple[tuple[str, tuple[GoModule, ...]], ...] = ()  # program -> its modules
+    # Of runtime_missing, the NSS modules the programs' own lookups would load (the
+    # `missing-nss` gate; runtime_loads.py)
+    runtime_missing_needed: tuple[str, ...] = ()
 
     @property
     def nss_used(self) -> bool | None:
@@ -218,6 +221,7 @@ def _written(m: Manifest) -> dict[str, object]:
         "excluded": list(m.excluded),
         "environment": [dataclasses.asdict(e) for e in m.environment],
         "runtime_missing": list(m.runtime_missing),
+        "runtime_missing_needed": list(m.runtime_missing_needed),
         "library_home": m.library_home,
         "sealed": {"sealed": list(m.sealed), "unsealed": list(m.unsealed)},
         "nss": None if m.nss is None else {
@@ -337,6 +341,7 @@ def parse(data: object, top_name: str) -> Manifest:
         packages=packages,
         provenance=_optional(root, "provenance", _text, None),
         go_modules=_pairs(root, "go_modules", _plain_name, _modules, ""),
+        runtime_missing_needed=_list(root, "runtime_missing_needed", _text, required=False),
     )
 
 

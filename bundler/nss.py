@@ -59,6 +59,37 @@ NSS_CALLERS = frozenset({
     "getlogin", "getlogin_r", "cuserid", "getpw", "ruserok", "iruserok", "rcmd", "rcmd_af",
     "rexec", "rexec_af", "glob", "glob64", "wordexp",
 })
+# The nsswitch.conf database each caller looks up in (glibc's nss/ and inet/ sources). A
+# caller reaching a second database only for some arguments (getaddrinfo's service names,
+# getnameinfo without NI_NUMERICSERV) is listed under its main one: the `missing-nss` gate
+# (gates.py) asks which modules a program's own lookups need, not every one it might.
+_DATABASE_CALLERS = {
+    "hosts": ("getaddrinfo", "getnameinfo", "gethostbyname", "gethostbyname2",
+              "gethostbyname_r", "gethostbyname2_r", "gethostbyaddr", "gethostbyaddr_r",
+              "gethostent", "gethostent_r", "getaddrinfo_a", "rcmd", "rcmd_af", "rexec",
+              "rexec_af", "ruserok", "iruserok"),
+    "passwd": ("getpwnam", "getpwnam_r", "getpwuid", "getpwuid_r", "getpwent", "getpwent_r",
+               "getlogin", "getlogin_r", "cuserid", "getpw", "glob", "glob64", "wordexp",
+               "rcmd", "rcmd_af", "ruserok", "iruserok"),
+    "group": ("getgrnam", "getgrnam_r", "getgrgid", "getgrgid_r", "getgrent", "getgrent_r",
+              "getgrouplist", "initgroups"),
+    "initgroups": ("getgrouplist", "initgroups"),
+    "shadow": ("getspnam", "getspnam_r", "getspent", "getspent_r"),
+    "gshadow": ("getsgnam", "getsgnam_r", "getsgent"),
+    "services": ("getservbyname", "getservbyname_r", "getservbyport", "getservbyport_r",
+                 "getservent"),
+    "protocols": ("getprotobyname", "getprotobyname_r", "getprotobynumber",
+                  "getprotobynumber_r", "getprotoent"),
+    "networks": ("getnetbyname", "getnetbyname_r", "getnetbyaddr", "getnetent"),
+    "netgroup": ("getnetgrent", "getnetgrent_r", "setnetgrent", "innetgr", "ruserok",
+                 "iruserok"),
+    "ethers": ("ether_hostton", "ether_ntohost"),
+    "rpc": ("getrpcbyname", "getrpcbynumber", "getrpcent"),
+    "aliases": ("getaliasbyname", "getaliasent"),
+}
+CALLER_DATABASES: dict[str, tuple[str, ...]] = {
+    caller: tuple(db for db, callers in _DATABASE_CALLERS.items() if caller in callers)
+    for caller in NSS_CALLERS}
 NSSWITCH = "/etc/nsswitch.conf"
 MAX_NSSWITCH = 1 << 20  # a real one is a few hundred bytes
 BUILT_IN_SINCE = (2, 34)
@@ -234,6 +265,36 @@ def chosen_sources(choice: str, named: tuple[str, ...], installed: tuple[str, ..
     inside = built_in(glibc_release)
     unique = dict.fromkeys(s for s in wanted if s not in inside)
     return tuple(unique)
+
+
+def databases_looked_up(symbols: Iterable[str]) -> frozenset[str]:
+    """The nsswitch.conf databases these imported symbols look up in."""
+    return frozenset(db for symbol in symbols for db in CALLER_DATABASES.get(symbol, ()))
+
+
+def sources_for(nsswitch_text: str, databases: Iterable[str]) -> tuple[str, ...]:
+    """The sources nsswitch.conf names for these databases, in file order (pure). A
+    database it does not list uses glibc's default, `files` (and `dns` for hosts)."""
+    wanted = set(databases)
+    sources: list[str] = []
+    for database, named in nsswitch_entries(nsswitch_text):
+        if database in wanted:
+            sources += [s for s in named if s not in sources]
+    return tuple(sources)
+
+
+def needed_missing(choice: str, sysroot: Sysroot, missing: Iterable[str],
+                   databases: frozenset[str]) -> tuple[str, ...]:
+    """Of the NSS modules the build could not give, those the programs' own lookups would
+    load: named by the build root's nsswitch.conf for a database they look up (auto), or
+    asked for by name (`--nss LIST`). `db` named for `services` on a stock Debian is not
+    one of them for a program that only resolves hosts and users."""
+    absent = [m for m in missing if source_of(m) is not None]
+    if choice != "auto":
+        return tuple(absent)
+    data = sysroot.read_bytes(NSSWITCH, MAX_NSSWITCH)
+    named = sources_for(data.decode("utf-8", "replace"), databases) if data else ()
+    return tuple(m for m in absent if source_of(m) in named)
 
 
 def module_names(choice: str, sysroot: Sysroot, glibc_release: tuple[int, ...],

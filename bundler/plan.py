@@ -88,6 +88,7 @@ class BundlePlan:
     excluded: tuple[str, ...] = ()  # sonames left to the host (--exclude and what only they need)
     env: tuple[EnvSetting, ...] = ()  # variables the launcher sets
     runtime_missing: tuple[str, ...] = ()  # what glibc would dlopen, not in the build root
+    runtime_missing_needed: tuple[str, ...] = ()  # of those, NSS modules its lookups load
     nss: NssCoverage | None = None  # which nsswitch.conf sources the artifact serves (nss.py)
     library_home: str = LIBRARY_HOME  # lib/.bundle-ID once identify() has run
     sealed: tuple[str, ...] = ()  # host paths the bundled glibc can no longer open
@@ -152,6 +153,7 @@ class RuntimeNeeds:
 
     missing: tuple[str, ...] = ()  # asked for, but the build root could not give them
     nss_lookups: bool = False  # anything in the closures calls an NSS lookup
+    missing_needed: tuple[str, ...] = ()  # of `missing`, NSS modules its lookups would load
 
 
 def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: str | None,
@@ -170,6 +172,7 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
         plan = _edit_glibc_copies(plan, copies)
     if runtime is not None:
         plan = dataclasses.replace(plan, runtime_missing=runtime.missing,
+                                   runtime_missing_needed=runtime.missing_needed,
                                    nss=nss_coverage(runtime.nss_lookups, plan, glibc_release))
     return identify(plan, digest) if digest is not None else plan
 
@@ -237,7 +240,7 @@ def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str
             continue
         for entry in _library_entries(library, names):
             add(entry, who)
-    missing = sorted({u.describe() for c in closures for u in c.unresolved})
+    missing = sorted({u.describe(placeless=True) for c in closures for u in c.unresolved})
     return BundlePlan(
         name=name, prefix=prefix, launcher=launcher, arch=first.arch.name,
         loader_name=loader_name,

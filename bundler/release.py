@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from bundler.build import BuildRequest, build
 from bundler.choices import library_path_option, run_option
 from bundler.config import ReleaseConfig, Target
-from bundler.errors import EnvironmentUnfitError, InputError
+from bundler.errors import BundleError, EnvironmentUnfitError, InputError
 from bundler.gates import GateFailure, failed_gates
 from bundler.manifest import SBOM_SUFFIXES
 from bundler.patch_worker import PatchWorker
 from bundler.plan import PlanOptions
 from bundler.report_model import Report
 from bundler.resolve import ResolveOptions
-from bundler.scratch import Held, directory_lock, make_dir, make_file, sweep
+from bundler.scratch import Held, directory_lock, make_dir, replace_with, sweep
 from bundler.signals import checkpoint, deferred_signals
 
 SUMS_NAME = "SHA256SUMS"
@@ -45,7 +45,6 @@ QEMU_NAMES = {"amd64": "x86_64", "arm64": "aarch64", "386": "i386", "arm": "arm"
 # `uname -m` -> the targets this machine runs without an emulator.
 NATIVE_TARGETS = {"x86_64": ("amd64", "386"), "aarch64": ("arm64",), "i686": ("386",),
                   "ppc64le": ("ppc64le",), "s390x": ("s390x",), "riscv64": ("riscv64",)}
-SIGNING_PACKAGES = {"gpg": "gnupg", "minisign": "minisign"}
 
 
 @dataclass(frozen=True)
@@ -123,16 +122,12 @@ def emulator_for(target: Target) -> str | None:
 def preflight(config: ReleaseConfig) -> None:
     """What would fail only after every build, checked before the first (exit 3 / 2)."""
     if config.sign is not None:
-        tool = config.sign.tool
-        if shutil.which(tool) is None:
-            raise EnvironmentUnfitError(f"{config.path}: sign.tool {tool}: not installed "
-                                        f"(Debian: apt-get install {SIGNING_PACKAGES[tool]})")
-        for path in (config.sign.key if tool == "minisign" else None,
-                     config.sign.passphrase_file):
-            if path is not None and not os.path.isfile(path):
-                raise InputError(f"{config.path}: sign: {path}: no such file")
-        if tool == "gpg":
-            _check_gpg_secret_key(config.path, config.sign.key)
+        from bundler.signing import check_signing_key
+
+        try:
+            check_signing_key(config.sign)
+        except BundleError as exc:  # the same error, said to come from the file's [sign]
+            raise type(exc)(f"{config.path}: sign: {exc.message}") from None
     if config.verify is None:
         return
     for root in config.verify.roots:
@@ -144,19 +139,6 @@ def preflight(config: ReleaseConfig) -> None:
             raise EnvironmentUnfitError(
                 f"{config.path}: target {target.arch}: verifying it needs {emulator} "
                 "(Debian: apt-get install qemu-user-static), or set the target's emulator")
-
-
-def _check_gpg_secret_key(origin: str, key: str) -> None:
-    """gpg signs with a key of the user's keyring (GNUPGHOME): one that is not there
-    would fail only after every build."""
-    import subprocess
-
-    listed = subprocess.run(["gpg", "--batch", "--list-secret-keys", "--", key],
-                            capture_output=True, text=True)
-    if listed.returncode != 0:
-        home = os.environ.get("GNUPGHOME", "~/.gnupg")
-        raise InputError(f"{origin}: sign.key {key}: no such secret key in the gpg keyring "
-                         f"({home})")
 
 
 def release(config: ReleaseConfig) -> ReleaseResult:
@@ -275,32 +257,15 @@ def _write_sums(output_dir: str, outputs: list[ReleaseOutput]) -> tuple[str, int
     for suffix in SIGNATURE_SUFFIXES:  # an earlier release's: it did not sign these sums
         if os.path.lexists(sums + suffix):
             os.unlink(sums + suffix)
-    _write_atomically(sums, sums_text(entries).encode())
+    replace_with(sums, sums_text(entries).encode())
     return sums, len(entries)
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    part = make_file(os.path.dirname(path), os.path.basename(path))
-    try:
-        assert part.handle is not None
-        with part.handle as handle:
-            handle.write(data)
-        os.chmod(part.path, 0o644)
-        os.replace(part.path, path)
-    except BaseException:
-        part.discard()
-        raise
-    part.release()
-
-
 def _sign(config: ReleaseConfig, sums: str) -> str:
-    from bundler.signing import SigningKey, sign
+    from bundler.signing import sign
 
     assert config.sign is not None
-    tool = config.sign.tool
-    assert tool in ("gpg", "minisign")
-    return sign(sums, SigningKey(tool, config.sign.key,  # type: ignore[arg-type]
-                                 passphrase_file=config.sign.passphrase_file))
+    return sign(sums, config.sign)
 
 
 def _verify(config: ReleaseConfig, target: Target,

@@ -68,8 +68,9 @@ class RuntimePart:
     name: str
     included: bool
     note: str
-    # What glibc would load for it but the build root could not give (NSS modules its
-    # nsswitch.conf names): the `missing-nss` gate (gates.py) reads this, not the note.
+    # What the program's own lookups would load but the build root could not give (NSS
+    # modules nsswitch.conf names for a database it looks up): the `missing-nss` gate
+    # (gates.py) reads this, not the note.
     missing: tuple[str, ...] = ()
 
 
@@ -140,6 +141,9 @@ class ArtifactSummary:
     # The package lib/libc.so.6 came from, "libc6 2.36-9+deb12u14": the distribution's
     # patch level, which `glibc` (the upstream release) does not tell (None: not packaged)
     glibc_package: str | None = None
+    # OUT's sha256 (the archive file's; `compressed_size` is its bytes): None for a
+    # directory, and in the report.md the artifact carries, which cannot hold its own hash
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,19 +226,21 @@ def needs_of(closure: Closure, requirements: Requirements) -> Needs:
                         is_glibc(lib.soname or lib.name), lib.facts.size)
             for lib in closure.libraries
         ),
-        unresolved=tuple(u.describe() for u in closure.unresolved),
+        unresolved=tuple(u.describe(placeless=True) for u in closure.unresolved),
     )
 
 
 def runtime_parts(library_names: set[str], uses_threads: bool,
                   env: tuple[tuple[str, str, bool], ...] = (),
                   missing: tuple[str, ...] = (),
-                  nss_cover: NssCoverage | None = None) -> tuple[RuntimePart, ...]:
+                  nss_cover: NssCoverage | None = None,
+                  missing_needed: tuple[str, ...] = ()) -> tuple[RuntimePart, ...]:
     """The run-time-loaded pieces of glibc (GLIBC-NOTES section 2) and their state.
 
     `env` holds (glibc variable, exported name, scoped) for what the launcher sets;
     `missing` what glibc would load (NSS modules nsswitch.conf names) but the build root
-    does not have; `nss_cover` which nsswitch.conf sources the artifact serves.
+    does not have, `missing_needed` those of them the program's own lookups load (the NSS
+    part's `missing`); `nss_cover` which nsswitch.conf sources the artifact serves.
     """
     has_gcc_s = "libgcc_s.so.1" in library_names
     nss = sorted(n for n in library_names if n.startswith("libnss_"))
@@ -253,7 +259,7 @@ def runtime_parts(library_names: set[str], uses_threads: bool,
     return (
         RuntimePart("NSS modules", bool(nss),
                     (", ".join(nss) + " bundled; " if nss else "") + nss_note + absent,
-                    tuple(nss_missing)),
+                    missing_needed),
         RuntimePart("libgcc_s.so.1", has_gcc_s,
                     "in the closure" if has_gcc_s else
                     ("not bundled: pthread_cancel and pthread_exit abort without it"

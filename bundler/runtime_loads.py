@@ -37,6 +37,9 @@ class RuntimeLoads:
     names: tuple[str, ...]  # asked of the resolver: libgcc_s.so.1 first, then NSS modules
     missing: tuple[str, ...]  # of those, the ones the build root could not give
     nss_lookups: bool  # a program, a library or an --add plugin calls an NSS lookup
+    # Of the missing NSS modules, those the programs' own lookups would load
+    # (nss.needed_missing): what the `missing-nss` gate fails on.
+    missing_needed: tuple[str, ...] = ()
 
 
 def resolve_programs(paths: Sequence[str], added_paths: Sequence[str], sysroot: Sysroot,
@@ -53,11 +56,15 @@ def resolve_programs(paths: Sequence[str], added_paths: Sequence[str], sysroot: 
     asked: list[str] = []
     added: list[Closure] = []
     lookups = False
+    databases: frozenset[str] = frozenset()
 
     def decide(closures: list[Closure]) -> tuple[str, ...]:
-        nonlocal lookups
+        nonlocal lookups, databases
         added.extend(resolve_closure(path, sysroot, options) for path in added_paths)
         lookups = calls_nss([*closures, *added])
+        databases = nss.databases_looked_up(
+            symbol for c in (*closures, *added) for _, facts in closure_objects(c)
+            for symbol in facts.imported_symbols)
         asked.extend(threads_need(closures) + nss_modules(
             nss_choice, sysroot, closures, lookups, options.library_path))
         return tuple(asked)
@@ -65,7 +72,8 @@ def resolve_programs(paths: Sequence[str], added_paths: Sequence[str], sysroot: 
     closures = resolve_closures(paths, sysroot, options, decide)
     found = {name for c in closures for lib in c.libraries for name in (*lib.aliases, lib.name)}
     missing = tuple(sorted(name for name in set(asked) if name not in found))
-    return closures, added, RuntimeLoads(tuple(asked), missing, lookups)
+    needed = nss.needed_missing(nss_choice, sysroot, missing, databases) if lookups else ()
+    return closures, added, RuntimeLoads(tuple(asked), missing, lookups, needed)
 
 
 def uses_threads(objects: list[tuple[str, ElfFacts]]) -> bool:

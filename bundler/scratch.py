@@ -82,6 +82,34 @@ def make_file(parent: str, stem: str, *, directory_locked: bool = False) -> Held
     return Held(path, lock, os.fdopen(descriptor, "wb"))
 
 
+def written_file(parent: str, stem: str, content: bytes, mode: int = 0o644) -> Held:
+    """A temporary in `parent` holding `content` with `mode`, for the caller to rename into
+    place (os.replace, then release()); removed, and the error raised, if writing fails."""
+    part = make_file(parent, stem)
+    try:
+        assert part.handle is not None
+        with part.handle as handle:
+            handle.write(content)
+        os.chmod(part.path, mode)
+    except BaseException:
+        part.discard()
+        raise
+    return part
+
+
+def replace_with(path: str, content: bytes) -> None:
+    """`path` replaced by a file holding `content`, atomically: a reader sees the old file
+    or the new one, never half of it, and a symlink at `path` is replaced, not followed."""
+    part = written_file(os.path.dirname(os.path.abspath(path)), os.path.basename(path),
+                        content)
+    try:
+        os.replace(part.path, path)
+    except BaseException:
+        part.discard()
+        raise
+    part.release()
+
+
 @contextlib.contextmanager
 def directory_lock(directory: str) -> Iterator[None]:
     """An exclusive flock on `directory`: while an artifact is put in place (two builds

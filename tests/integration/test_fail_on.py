@@ -70,3 +70,25 @@ def test_compare_mode_gates_on_the_static_builds_hazards(tmp_path: Path) -> None
     assert again.returncode == 5, again.stderr
     assert "=> " in again.stdout  # the report, then the gate
     assert again.stderr.strip().startswith("bundle: error: --fail-on: hazard:high: ")
+
+
+def test_missing_nss_holds_for_a_module_the_build_root_cannot_give(tmp_path: Path) -> None:
+    """The agent looks users and hosts up; a source named with --nss that this root has no
+    module for is one its lookups need."""
+    agent = build_agent("dynamic", tmp_path)
+    out = tmp_path / "agent.tar.zst"
+    result = run_cli(str(agent), "-o", str(out), "-q", "--nss", "files,nosuchsource",
+                     "--fail-on", "missing-nss")
+    assert_one_line_error_after_writing(result, "--fail-on: missing-nss: its lookups would "
+                                        "load libnss_nosuchsource.so.2")
+    assert out.is_file()
+    fine = run_cli(str(agent), "-o", str(out), "-q", "--nss", "files", "--fail-on",
+                   "missing-nss")
+    assert fine.returncode == 0, fine.stderr
+
+
+def assert_one_line_error_after_writing(result, words: str) -> None:
+    """-q: nothing on stderr but the gate's one line, exit 5."""
+    assert result.returncode == 5, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bundle: error: {words}"), result.stderr

@@ -15,6 +15,7 @@ and in CI, which has PyPI, they fail instead (support.needs).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -147,6 +148,15 @@ def _check_installed(bin_dir: Path, work: Path) -> None:
     _run(["tar", "--zstd", "-xf", work / "hello.tar.zst", "-C", unpacked,
           "--strip-components=1"], cwd=work)
     assert _run([unpacked / "bin" / "hello"], cwd=work) == "hello from the installed bundle\n"
+    # bundle.toml read by this Python's TOML parser (tomli on 3.10), the schemas shipped
+    (work / "bundle.toml").write_text('name = "hello"\nversion = "1.0"\nprograms = ["hello"]\n'
+                                      'sbom = "none"\n')
+    released = json.loads(_run([bin_dir / "bundle", "release", "--json", "-q"], cwd=work))
+    assert released["passed"], released
+    assert Path(released["targets"][0]["outputs"][0]["path"]).name.startswith("hello-1.0-linux-")
+    assert (work / "dist" / "SHA256SUMS").is_file()
+    schema = json.loads(_run([bin_dir / "bundle", "schema", "release"], cwd=work))
+    assert schema["$id"] == "urn:bundle:schema:release:1"
 
 
 @pytest.mark.parametrize("python", PYTHONS)
@@ -174,6 +184,7 @@ def test_a_built_wheel_installs_and_works(python: str, pypi: None, source: Path,
     assert re.compile(r"bundle-[^/]+\.dist-info/(licenses/)?LICENSE").fullmatch(
         next((name for name in names if name.endswith("/LICENSE")), "")), sorted(names)
     assert "bundler/launcher_templates/launcher.c" in names, sorted(names)
+    assert "bundler/schemas/release.schema.json" in names, sorted(names)
 
     bin_dir = _fresh_venv(python, tmp_path / "venv")
     _run([bin_dir / "python", "-m", "pip", "install", wheels[0]], cwd=tmp_path)

@@ -45,10 +45,12 @@ def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
 def test_the_entry_point_knows_the_commands_that_never_patch() -> None:
     """entry.py decides before importing click; it must agree with the CLI's commands."""
     from bundler.cli import cli
-    from bundler.entry import NO_PATCHING, needs_patching
+    from bundler.entry import NO_PATCHING, PATCHING, needs_patching
 
-    assert set(cli.commands) == NO_PATCHING | {"build"}
+    assert set(cli.commands) == NO_PATCHING | PATCHING
+    assert not NO_PATCHING & PATCHING
     assert needs_patching(["./myagent", "-o", "x.tar.zst"]) and needs_patching(["build", "x"])
+    assert needs_patching(["release"]) and not needs_patching(["diff", "a", "b"])
     assert not needs_patching(["inspect", "x"]) and not needs_patching(["--help"])
     assert not needs_patching([])
 

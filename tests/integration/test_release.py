@@ -269,4 +269,41 @@ def test_gpg_signs_the_sums_and_verify_checks_them(project: Path, tmp_path: Path
     # a key that is not in the keyring: refused before any build
     config.write_text(config.read_text().replace("release@example.org", "nobody@example.org"))
     missing = run_cli("release", "--no-verify", env=env, cwd=tmp_path)
-    assert_one_line_error(missing, 2, "sign.key nobody@example.org", "no such secret key")
+    assert_one_line_error(missing, 2,
+                          "bundle.toml: sign: gpg key nobody@example.org: no secret key")
+
+
+CROSS = r"""
+#include <stdio.h>
+int main(void) { printf("built for %s\n", "arm64"); return 0; }
+"""
+
+
+def test_a_cross_sysroot_target_is_released_and_verified_under_qemu(tmp_path: Path) -> None:
+    """arm64 from Debian's cross sysroot (libc6-arm64-cross), next to this machine's own
+    amd64 build of the same program: one SHA256SUMS, both verified."""
+    need_root()
+    cross = need_tool("aarch64-linux-gnu-gcc")
+    need_tool("qemu-aarch64-static")
+    need(os.path.exists("/usr/aarch64-linux-gnu/lib/libc.so.6"), "libc6-arm64-cross is missing")
+    for arch, compiler in (("amd64", need_tool("gcc")), ("arm64", cross)):
+        (tmp_path / arch).mkdir()
+        (tmp_path / "tool.c").write_text(CROSS)
+        subprocess.run([compiler, "-O2", "-o", str(tmp_path / arch / "tool"),
+                        str(tmp_path / "tool.c")], check=True)
+    (tmp_path / "bundle.toml").write_text(
+        'name = "tool"\nformats = ["tar.xz"]\nsbom = "none"\n'
+        '[[target]]\narch = "x86_64"\nprograms = ["amd64/tool"]\n'
+        '[[target]]\narch = "aarch64"\nprograms = ["arm64/tool"]\n'
+        'sysroot = "/usr/aarch64-linux-gnu"\n'
+        '[verify]\nexpect-output = "^built for arm64$"\n')
+    result = run_cli("release", "--json", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    validate("release", data)
+    assert [(t["arch"], [v["passed"] for v in t["verify"]]) for t in data["targets"]] == [
+        ("amd64", [True]), ("arm64", [True])]
+    assert (tmp_path / "dist" / "SHA256SUMS").read_text().count("\n") == 2  # no SBOMs asked
+    manifest = subprocess.run(["tar", "-xOJf", str(tmp_path / "dist/tool-linux-arm64.tar.xz"),
+                               "tool/.bundle/manifest.json"], capture_output=True, check=True)
+    assert json.loads(manifest.stdout)["arch"] == "aarch64"

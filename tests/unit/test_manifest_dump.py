@@ -101,7 +101,8 @@ def test_the_text_is_sorted_indented_json_with_a_final_newline() -> None:
         "arch": "x86-64", "prefix": "/opt/prog", "launcher": "loader",
         "launcher_type": "sh", "loader": "lib/ld-linux-x86-64.so.2", "glibc": "2.36",
         "min_kernel": "3.2.0", "programs": ["prog"], "missing": [], "excluded": [],
-        "environment": [], "runtime_missing": [], "library_home": "lib",
+        "environment": [], "runtime_missing": [], "runtime_missing_needed": [],
+        "library_home": "lib",
         "sealed": {"sealed": [], "unsealed": []}, "nss": None, "packages": [],
         "provenance": None, "go_modules": {}}
 

@@ -161,3 +161,44 @@ def test_what_a_static_build_does_with_lookups() -> None:
     assert nss.static_kind(go_runtime=False, nss_callers=False) == nss.NO_LOOKUPS
     assert nss.static_lookups(nss.NO_LOOKUPS) == "no NSS lookups"
     assert "-tags netgo,osusergo" in nss.static_lookups(nss.GO_PURE)
+
+
+# --- which missing modules a program's own lookups need (the missing-nss gate) ---
+
+DEBIAN_NSSWITCH = """\
+passwd:         files systemd
+group:          files systemd
+shadow:         files
+hosts:          files mdns4_minimal [NOTFOUND=return] dns
+services:       db files
+netgroup:       nis
+"""
+
+
+def test_every_nss_caller_looks_up_in_some_database() -> None:
+    assert set(nss.CALLER_DATABASES) == nss.NSS_CALLERS
+    assert all(nss.CALLER_DATABASES.values())
+    assert nss.CALLER_DATABASES["getpwuid_r"] == ("passwd",)
+    assert nss.CALLER_DATABASES["initgroups"] == ("group", "initgroups")
+
+
+def test_a_go_agents_lookups_reach_hosts_passwd_and_group() -> None:
+    go_cgo = {"getaddrinfo", "getnameinfo", "getpwuid_r", "getpwnam_r", "getgrgid_r",
+              "getgrnam_r", "malloc"}
+    assert nss.databases_looked_up(go_cgo) == {"hosts", "passwd", "group"}
+    assert nss.sources_for(DEBIAN_NSSWITCH, {"hosts", "passwd", "group"}) == (
+        "files", "systemd", "mdns4_minimal", "dns")
+
+
+def test_only_missing_modules_of_looked_up_databases_are_needed(tmp_path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/nsswitch.conf").write_text(DEBIAN_NSSWITCH)
+    root = Sysroot(str(tmp_path))
+    missing = ("libgcc_s.so.1", "libnss_db.so.2", "libnss_nis.so.2", "libnss_systemd.so.2")
+    assert nss.needed_missing("auto", root, missing, frozenset({"hosts", "passwd"})) == (
+        "libnss_systemd.so.2",)
+    assert nss.needed_missing("auto", root, missing, frozenset({"services"})) == (
+        "libnss_db.so.2",)
+    # --nss LIST: what the user named is needed, whatever the file says
+    assert nss.needed_missing("files,nis", root, ("libnss_nis.so.2",), frozenset()) == (
+        "libnss_nis.so.2",)
