@@ -683,8 +683,9 @@ def main(argv: list[str] | None = None) -> None:
                           (EXIT_INTERRUPTED, "interrupted"))
         done = written()
         click.echo(f"bundle: {word}; " + (
-            f"{terminal_safe(one_line(done))} was written, whole, but what came after "
-            "(the --run comparison) was not finished" if done else "nothing was written"),
+            f"{terminal_safe(one_line(done))} was written, whole, but what came after it "
+            "(the --run comparison; a release's sums, signature and verification) was not "
+            "finished" if done else "nothing was written"),
             err=True)
         sys.exit(code)
     except click.ClickException as exc:  # usage errors: one line too, exit 2

@@ -35,7 +35,13 @@ from bundler.plan import PlanOptions
 from bundler.report_model import Report
 from bundler.resolve import ResolveOptions
 from bundler.scratch import Held, directory_lock, make_dir, replace_with, sweep
-from bundler.signals import checkpoint, deferred_signals
+from bundler.signals import (
+    checkpoint,
+    deferred_signals,
+    forget_written,
+    note_written,
+    stop_if_any_received,
+)
 
 SUMS_NAME = "SHA256SUMS"
 SIGNATURE_SUFFIXES = (".asc", ".sig", ".minisig")
@@ -152,6 +158,7 @@ def release(config: ReleaseConfig) -> ReleaseResult:
     try:
         built = _build_all(config, name, os.path.join(staging.path, "out"))
         outputs = _put_in_place(built, os.path.join(staging.path, "out"), config.output_dir)
+        note_written(config.output_dir + "/")  # whole: a signal now stops only what is left
     finally:
         _drop(staging)
     sums, entries = _write_sums(config.output_dir, outputs)
@@ -187,6 +194,10 @@ def _build_all(config: ReleaseConfig, name: str, into: str) -> list[Built]:
                 file_name = output_name(name, config.version, target.arch, fmt)
                 result = build(_request(config, target, name, os.path.join(into, file_name)),
                                patcher)
+                # Staged, not released: a signal still stops the release (and the staging
+                # goes), as it would have stopped this build.
+                forget_written()
+                stop_if_any_received()
                 if result.manifest.arch != target.machine:
                     raise InputError(
                         f"{config.path}: target {target.arch}: {target.build.programs[0]} is "

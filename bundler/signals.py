@@ -125,6 +125,14 @@ def stop_if_received(signum: int) -> None:
         raise _stop_for(signum)
 
 
+def stop_if_any_received() -> None:
+    """Raise for a signal this process got, also one an inner step dropped because its own
+    work was done by then (a build whose archive was already in place): the outer work
+    (`bundle release`'s next target) must stop all the same."""
+    for signum in DEFERRED:
+        stop_if_received(signum)
+
+
 def _on_signal(signum, _frame) -> None:
     _received.add(signum)
     if _holding or _written:

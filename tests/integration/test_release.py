@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from support.cli import assert_one_line_error, run_cli
 from support.gobuild import build_agent
 from support.needs import need, need_tool
+from support.paths import REPO
 from support.roots import need_root
 from support.schemas import validate
 
@@ -307,3 +311,27 @@ def test_a_cross_sysroot_target_is_released_and_verified_under_qemu(tmp_path: Pa
     manifest = subprocess.run(["tar", "-xOJf", str(tmp_path / "dist/tool-linux-arm64.tar.xz"),
                                "tool/.bundle/manifest.json"], capture_output=True, check=True)
     assert json.loads(manifest.stdout)["arch"] == "aarch64"
+
+
+def test_a_signal_between_two_targets_leaves_nothing(project: Path, tmp_path: Path) -> None:
+    """SIGTERM once the first target is staged: the release stops (143), its staging goes,
+    and the output directory gets nothing."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("LD_LIBRARY_PATH", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bundler", "release", "--no-verify", "--no-sign",
+         "--output-dir", str(out)], cwd=project, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(f".release.*.part/out/{AMD64}")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    if process.returncode == 0:  # the arm64 build finished first: nothing to test
+        pytest.skip("the release ended before the signal")
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "bundle: terminated; nothing was written"
+    assert list(out.iterdir()) == []
