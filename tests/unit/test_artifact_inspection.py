@@ -96,7 +96,7 @@ def with_packages() -> Manifest:
         packages=(package("libc6", "copyleft", "LGPL-2.1-or-later", source="glibc"),
                   package("libodd", "unknown", "NOASSERTION"),
                   package("zlib1g", "permissive", "Zlib")),
-        provenance="dpkg database /var/lib/dpkg: 700 installed packages")
+        provenance="dpkg database /var/lib/dpkg")
 
 
 def facts(m: Manifest, verdict: ReportVerdict | None = None,
@@ -153,7 +153,7 @@ def test_licences_are_counted_by_kind() -> None:
             in text)
     assert "zlib1g 1.0-1 amd64: Zlib [permissive; 1 file]" in text
     assert "not from a package: libexec/prog" in text
-    assert "package database: dpkg database /var/lib/dpkg: 700 installed packages" in text
+    assert "package database: dpkg database /var/lib/dpkg" in text
     data = artifact_json(facts(m))
     assert data["licences"] == {"copyleft": 1, "permissive": 1, "unknown": 1}
     assert {p["name"]: p["files"] for p in data["packages"]} == {

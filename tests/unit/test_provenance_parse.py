@@ -346,7 +346,7 @@ def test_files_match_what_dpkg_lists_through_the_roots_own_symlinks(tmp_path: Pa
     assert found.tree == str(root)
     assert package.maintainer is None  # the status does not say
     assert (package.licence, package.licence_kind) == ("MIT", "permissive")
-    assert found.note == f"dpkg database {admindir}: 2 installed packages"
+    assert found.note == f"dpkg database {admindir}"
 
 
 def test_a_doc_dir_linking_out_of_the_root_is_read_inside_it(tmp_path: Path) -> None:
