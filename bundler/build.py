@@ -55,6 +55,8 @@ from bundler.manifest import (
 from bundler.native_launcher import Launchers, build_launchers
 from bundler.notices import carried_licences, inventory_of, licence_path, sources_notice
 from bundler.outcome import BuildResult
+from bundler.package_meta import PackageMeta
+from bundler.packaging import package_format, write_package
 from bundler.patch_worker import PatchWorker
 from bundler.plan import (
     DATA_MODE,
@@ -74,7 +76,13 @@ from bundler.runtime_loads import resolve_programs, uses_threads
 from bundler.scoping import apply_renames
 from bundler.scratch import make_dir, sweep
 from bundler.side_by_side import run_both
-from bundler.signals import checkpoint, deferred_signals
+from bundler.signals import (
+    checkpoint,
+    deferred_signals,
+    forget_written,
+    note_written,
+    stop_if_any_received,
+)
 from bundler.static_build import static_side
 from bundler.sysroot import Sysroot
 from bundler.verdict import completed
@@ -94,6 +102,8 @@ class BuildRequest:
     static: str | None = None  # compare mode: the fully static build
     run_args: tuple[str, ...] | None = None  # compare mode: run both with these
     sbom: tuple[str, ...] = SBOM_FORMATS  # SBOM formats, inside and beside OUT; () for none
+    # -o NAME.deb|.rpm|.oci.tar: the package's own facts (name "" = the artifact's name)
+    package: PackageMeta = field(default_factory=lambda: PackageMeta(""))
 
 
 def default_out(name: str) -> str:
@@ -109,12 +119,12 @@ def build(request: BuildRequest, patcher: PatchWorker | None = None) -> BuildRes
         refuse_inputs_as_output(request.out, "-o", _inputs(request))
     if patcher is not None:
         try:
-            return _build(request, patcher)
+            return _build_output(request, patcher)
         finally:
             patcher.drain()
     taken = PatchWorker.take()  # importing LIEF meanwhile
     try:
-        result = _build(request, taken)
+        result = _build_output(request, taken)
     except BaseException:
         taken.kill()  # its work is thrown away: no waiting for the job it is on
         raise
@@ -151,6 +161,52 @@ def _same_file(first: str, second: str) -> bool:
         return os.path.samefile(first, second)
     except OSError:
         return False
+
+
+def _build_output(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
+    fmt = package_format(request.out)
+    return _build(request, patcher) if fmt is None else _build_package(request, patcher, fmt)
+
+
+def _build_package(request: BuildRequest, patcher: PatchWorker, fmt: str) -> BuildResult:
+    """-o NAME.deb|.rpm|.oci.tar: the artifact written as a directory in a staging
+    directory beside OUT, then wrapped by the package writer; OUT, OUT.sha256 and the
+    SBOMs (of the artifact's files) beside OUT, as for an archive."""
+    assert request.out is not None
+    out = request.out
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise InputError(f"-o {out}: directory {parent} does not exist")
+    sweep(parent)
+    try:
+        held = make_dir(parent, f"{os.path.basename(out)}.package")
+    except OSError as exc:
+        raise EnvironmentUnfitError(
+            f"-o {out}: cannot write in {parent}: {exc.strerror or exc}") from None
+    try:
+        # Not in the locked staging directory itself: the inner build locks its OUT's
+        # directory (flock locks of two descriptors conflict within one process).
+        os.mkdir(os.path.join(held.path, "out"))
+        inner = os.path.join(held.path, "out", "artifact")
+        result = _build(dataclasses.replace(request, out=inner + "/"), patcher)
+        forget_written()  # staged, not delivered: a signal still stops it
+        stop_if_any_received()
+        meta = request.package
+        meta = dataclasses.replace(meta, name=meta.name or result.plan.name)
+        with deferred_signals():
+            digest, size = write_package(fmt, os.path.join(inner, result.plan.name),
+                                         result.manifest, meta, out, source_date_epoch())
+            note_written(out)
+        for suffix in SBOM_SUFFIXES.values():
+            if os.path.exists(inner + suffix):
+                os.replace(inner + suffix, out + suffix)
+            elif os.path.lexists(out + suffix):  # an earlier build's, not this one's
+                os.unlink(out + suffix)
+    finally:
+        held.discard()
+    report = completed(result.report, out, fmt, size, result.report.runs, sha256=digest)
+    return dataclasses.replace(result, out=out, format=fmt, output_size=size, sha256=digest,
+                               report=report)
 
 
 def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:

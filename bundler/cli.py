@@ -27,6 +27,7 @@ from bundler.choices import (
     sbom_formats,
 )
 from bundler.errors import EXIT_BAD_INPUT, BundleError, HungUp, InputError, Terminated
+from bundler.package_meta import DEFAULT_MAINTAINER, DEFAULT_VERSION
 from bundler.signals import forget_written, settle, stop_at_once, written
 from bundler.text import one_line, terminal_safe
 
@@ -130,6 +131,7 @@ def cli() -> None:
       bundle verify ARTIFACT    run it in a root without the host's glibc
       bundle release            every target of bundle.toml: built, summed, signed, verified
       bundle diff OLD NEW       what changed between two releases
+      bundle service ARTIFACT   its systemd unit (direct start at the prefix)
       bundle sign SHA256SUMS    its detached signature, by gpg or minisign
       bundle schema [NAME]      the JSON Schema of a --json output
       bundle help [COMMAND]     this help, or a command's
@@ -269,6 +271,26 @@ def emit_report(report, report_file: str | None, as_json: bool, text_on_stdout: 
 REPORT_ENDINGS = (".md", ".json", ".txt")
 
 
+def package_request(out: str | None, version: str, maintainer: str, description: str,
+                    licence: str, homepage: str | None, service: bool, enable_service: bool):
+    """The package's facts, checked; given for an output that is no package, refused (an
+    archive has nowhere to put them)."""
+    from bundler.package_meta import PackageMeta, checked_meta
+    from bundler.packaging import package_format
+
+    meta = checked_meta(PackageMeta("", version, maintainer, description, licence, homepage,
+                                    service, enable_service))
+    if package_format(out) is None:
+        context = click.get_current_context()
+        for option in ("version", "maintainer", "description", "licence", "homepage",
+                       "service", "enable_service"):
+            if context.get_parameter_source(option) != click.core.ParameterSource.DEFAULT:
+                flag = "--" + option.replace("_", "-")
+                raise InputError(f"{flag}: for a package (-o NAME.deb, NAME.rpm or "
+                                 f"NAME.oci.tar), not for {out or 'an archive'}")
+    return meta
+
+
 def check_gates(report, gates: tuple[str, ...]) -> None:
     """After everything is written and shown: exit 5 when a --fail-on gate holds."""
     if not gates:
@@ -314,7 +336,35 @@ BUILD_SECTIONS = (
     ("Launcher", ("launcher", "launcher_type")),
     ("Compare with the static build", ("static", "run_args")),
     ("Report", ("report_file", "as_json", "quiet", "verbose", "fail_on")),
+    ("Packages (-o NAME.deb, NAME.rpm, NAME.oci.tar)",
+     ("version", "maintainer", "description", "licence", "homepage", "service",
+      "enable_service")),
 )
+
+
+def package_options(command):
+    """The package's own facts, for -o NAME.deb|.rpm|.oci.tar (package_meta.PackageMeta)."""
+    options = [
+        click.option("--version", "version", metavar="VERSION", default=DEFAULT_VERSION,
+                     show_default=True, help="The package's version."),
+        click.option("--maintainer", metavar="'NAME <EMAIL>'",
+                     default=DEFAULT_MAINTAINER, show_default=True,
+                     help="Who maintains the package."),
+        click.option("--description", metavar="TEXT", default="",
+                     help="One line saying what it is (default: made from the programs)."),
+        click.option("--licence", metavar="SPDX", default="NOASSERTION", show_default=True,
+                     help="The program's own licence (the bundled packages' are in "
+                          ".bundle/)."),
+        click.option("--homepage", metavar="URL", help="The project's home page."),
+        click.option("--service", is_flag=True,
+                     help="Ship a systemd unit for the first program (direct start at the "
+                          "prefix; `bundle service ARTIFACT` prints it)."),
+        click.option("--enable-service", "enable_service", is_flag=True,
+                     help="Have the package's scripts enable and start the unit."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @cli.command(DEFAULT_COMMAND, sections=BUILD_SECTIONS, examples=(
@@ -374,6 +424,7 @@ BUILD_SECTIONS = (
               help="Also the resolver's notes on stderr (what glibc loads at run time, "
                    "libraries found in this machine's multiarch dirs).")
 @report_options
+@package_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   prefix: str | None, launcher: str, launcher_type: str, sysroot: str,
                   library_path: str | None,
@@ -383,8 +434,11 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   allow_setuid: bool,
                   static: str | None,
                   run_args: str | None, sbom: str, quiet: bool, verbose: bool,
-                  report_file: str | None, as_json: bool, fail_on: tuple[str, ...]) -> None:
-    """Write the fallback artifact for BINARY... (several share one lib/)."""
+                  report_file: str | None, as_json: bool, fail_on: tuple[str, ...],
+                  version: str, maintainer: str, description: str, licence: str,
+                  homepage: str | None, service: bool, enable_service: bool) -> None:
+    """Write the fallback artifact for BINARY... (several share one lib/): an archive, a
+    directory, or a .deb, .rpm or OCI image of it."""
     from bundler.build import (  # keeps `inspect` start-up light
         BuildRequest,
         build,
@@ -412,6 +466,8 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                          launcher_type=launcher_type),
         add=add, nss=nss, gconv=gconv, locales=locale_names, static=static,
         run_args=run_option(run_args), sbom=formats,
+        package=package_request(out, version, maintainer, description, licence, homepage,
+                                service, enable_service),
     )
     if report_file:
         refuse_inputs_as_output(report_file, "--report",
@@ -557,6 +613,28 @@ def diff_command(old: str, new: str, as_json: bool, exit_code: bool) -> None:
         click.echo(terminal_safe(diff_text(result)), nl=False)
     if exit_code and result.differ:
         sys.exit(EXIT_DIFFERENT)
+
+
+@cli.command("service", examples=(
+    "bundle service myagent.tar.zst > /etc/systemd/system/myagent.service",
+    "bundle service --description 'Metrics agent' dist/myagent/",
+))
+@click.argument("artifact", metavar="ARTIFACT")
+@click.option("--name", "name", metavar="NAME",
+              help="The service's name in its Description= (default: the artifact's).")
+@click.option("--description", "description", metavar="TEXT",
+              help="Its Description= (default: made from the name and the programs).")
+def service_command(artifact: str, name: str | None, description: str | None) -> None:
+    """Print the systemd unit of ARTIFACT's first program: started directly at the prefix
+    (ExecStart=PREFIX/libexec/NAME) with the Environment= lines the launcher would set, and
+    bundle's hardening defaults. ARTIFACT is checked against its manifest first, as
+    `bundle inspect` does (exit 4)."""
+    from bundler.package_meta import PackageMeta
+    from bundler.service import unit_text
+
+    manifest = read_named(artifact).manifest
+    meta = PackageMeta(name=name or manifest.name, description=description or "")
+    click.echo(unit_text(manifest, meta), nl=False)
 
 
 # Arguments for the program come after `--`: an unknown option before it is a usage error

@@ -39,11 +39,12 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bundler.choices import LAUNCHER_MODES, LAUNCHER_TYPES, SBOM_FORMATS, parse_gates
 from bundler.errors import InputError
+from bundler.package_meta import PackageMeta, checked_meta
 from bundler.signing import SigningKey
 
 if sys.version_info >= (3, 11):
@@ -54,7 +55,7 @@ else:  # pragma: no cover - Python 3.10
 CONFIG_NAME = "bundle.toml"
 MAX_CONFIG_BYTES = 1 << 20
 # A release's archive formats (a directory has no sha256 to list in SHA256SUMS).
-RELEASE_FORMATS = ("tar.zst", "tar.gz", "tar.xz", "tar")
+RELEASE_FORMATS = ("tar.zst", "tar.gz", "tar.xz", "tar", "deb", "rpm", "oci.tar")
 # Target architectures by Go's GOARCH names (what a Go release engineer writes), with the
 # ELF machine name (elf.MACHINE_NAMES) a program for it has, and the spellings of Debian,
 # uname and the kernel accepted for each.
@@ -121,6 +122,8 @@ class ReleaseConfig:
     targets: tuple[Target, ...]
     verify: VerifySettings | None  # None: no [verify] table, the artifacts are not run
     sign: SigningKey | None = None  # None: SHA256SUMS is not signed
+    # [package]: the .deb/.rpm/OCI image's own facts (name "" = the release's name)
+    package: PackageMeta = field(default_factory=lambda: PackageMeta(""))
 
 
 def find_config(start: str) -> str | None:
@@ -283,7 +286,11 @@ BUILD_KEYS: dict[str, tuple[str, Callable[[Any, str], Any], bool]] = {
     "run": ("run", _run, False),
 }
 RELEASE_KEYS = ("name", "version", "output-dir", "formats", "sbom", "fail-on", "target",
-                "verify", "sign")
+                "verify", "sign", "package")
+PACKAGE_KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "maintainer": ("maintainer", _string), "description": ("description", _string),
+    "licence": ("licence", _string), "homepage": ("homepage", _string),
+    "service": ("service", _boolean), "enable-service": ("enable", _boolean)}
 TARGET_KEYS = ("arch", "emulator")
 VERIFY_KEYS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "roots": ("roots", _strings), "args": ("args", _strings),
@@ -359,6 +366,7 @@ def parse_config(document: Mapping[str, Any], path: str) -> ReleaseConfig:
         targets=tuple(targets),
         verify=_verify(document["verify"], base) if "verify" in document else None,
         sign=_sign(document["sign"], base) if "sign" in document else None,
+        package=_package(document.get("package", {}), document.get("version")),
     )
 
 
@@ -379,6 +387,17 @@ def _verify(value: Any, base: str) -> VerifySettings:
     if not roots:
         raise _fail("verify.roots", "must name at least one root (bare or a directory)")
     return dataclasses.replace(settings, roots=roots)
+
+
+def _package(value: Any, version: Any) -> PackageMeta:
+    table = _table(value, "package")
+    _check_keys(table, tuple(PACKAGE_KEYS), "package.")
+    changes: dict[str, Any] = {attribute: check(table[key], f"package.{key}")
+                               for key, (attribute, check) in PACKAGE_KEYS.items()
+                               if key in table}
+    if isinstance(version, str):
+        changes["version"] = version
+    return checked_meta(PackageMeta("", **changes), f"{CONFIG_NAME}: package.")
 
 
 def _sign(value: Any, base: str) -> SigningKey:
@@ -437,6 +456,8 @@ def overridden(config: ReleaseConfig, options: ReleaseOverrides) -> ReleaseConfi
         else config.output_dir,
         name=options.name if options.name is not None else config.name,
         version=_version(options.version) if options.version is not None else config.version,
+        package=dataclasses.replace(config.package, version=options.version)
+        if options.version is not None else config.package,
         sbom=options.sbom if options.sbom is not None else config.sbom,
         fail_on=tuple(dict.fromkeys((*config.fail_on, *options.fail_on))),
         verify=config.verify if options.verify else None,

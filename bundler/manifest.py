@@ -172,6 +172,15 @@ class Manifest:
     # `missing-nss` gate; runtime_loads.py)
     runtime_missing_needed: tuple[str, ...] = ()
 
+    def direct_start(self) -> tuple[str, tuple[str, ...]]:
+        """The first program started directly at the prefix (a systemd unit's ExecStart,
+        an image's Entrypoint) and the VARIABLE=VALUE settings the launcher would have
+        made for the bundled glibc (GCONV_PATH, LOCPATH or their scoped names): the one
+        home of what a direct start needs, for service.py and oci.py."""
+        program = f"{self.prefix}/libexec/{self.programs[0]}"
+        return program, tuple(f"{e.variable}={self.prefix}/{e.path}" if e.path
+                              else f"{e.variable}={self.prefix}" for e in self.environment)
+
     @property
     def nss_used(self) -> bool | None:
         """Whether the programs do NSS lookups (None: not recorded)."""

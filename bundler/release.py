@@ -19,6 +19,7 @@ in every case, and the summary says what failed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
@@ -30,6 +31,7 @@ from bundler.config import ReleaseConfig, Target
 from bundler.errors import BundleError, EnvironmentUnfitError, InputError
 from bundler.gates import GateFailure, failed_gates
 from bundler.manifest import SBOM_SUFFIXES
+from bundler.packaging import package_format
 from bundler.patch_worker import PatchWorker
 from bundler.plan import PlanOptions
 from bundler.report_model import Report
@@ -225,7 +227,8 @@ def _request(config: ReleaseConfig, target: Target, name: str, out: str) -> Buil
                          allow_setuid=settings.allow_setuid, exclude=settings.exclude,
                          launcher_type=settings.launcher_type),
         add=settings.add, nss=settings.nss, gconv=settings.gconv, locales=settings.locale,
-        static=settings.static, run_args=run_option(settings.run), sbom=config.sbom)
+        static=settings.static, run_args=run_option(settings.run), sbom=config.sbom,
+        package=dataclasses.replace(config.package, name=name))
 
 
 def _put_in_place(built: list[Built], staged: str, output_dir: str) -> list[ReleaseOutput]:
@@ -289,6 +292,8 @@ def _verify(config: ReleaseConfig, target: Target,
     emulator = emulator_for(target)
     runs = []
     for output in outputs:
+        if package_format(output.path) is not None:
+            continue  # a .deb, .rpm or image: its files are the archive's, verified as such
         for root in settings.roots:
             with deferred_signals():  # a run's sandbox goes before a signal stops it
                 result = verify(VerifyRequest(

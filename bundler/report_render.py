@@ -17,6 +17,7 @@ from bundler import nss
 from bundler.diagnose import Diagnosis
 from bundler.golang import BuildInfo
 from bundler.hazards import Hazard
+from bundler.package_meta import HOST_NEEDS
 from bundler.report_model import Report, glibc_text
 from bundler.run_diff import diff_lines, differences
 from bundler.text import one_line
@@ -188,15 +189,27 @@ def _static(report: Report) -> list[str]:
     needed = "nothing at start-up" if s.really_static else "the host's, at start-up"
     if s.hazards:
         needed += "; the build host's glibc for NSS/dlopen"
-    table = [("", "static build", "artifact"),
-             ("size raw", human_size(s.size), human_size(a.raw_size) if a else "-"),
-             ("size zst", human_size(s.compressed_size),
-              human_size(a.compressed_size) if a and a.compressed_size else "-"),
+    # The seed's third route, a container image of the artifact (-o NAME.oci.tar): the
+    # same files FROM scratch, so the same sizes but its compression (gzip layers).
+    image = a is not None and a.format == "oci"
+    table = [("", "static build", "artifact", "container image"),
+             ("size raw", human_size(s.size), human_size(a.raw_size) if a else "-",
+              human_size(a.raw_size) if a else "-"),
+             ("size compressed", f"{human_size(s.compressed_size)} zst",
+              f"{human_size(a.compressed_size)} {a.format}"
+              if a and a.compressed_size and not image else "-",
+              f"{human_size(a.compressed_size)} oci.tar" if image and a and a.compressed_size
+              else "about the artifact's .tar.gz"),
              ("glibc on the host", needed,
-              f"nothing (brings {a.glibc})" if a and a.glibc else "-"),
-             ("minimum kernel", s.min_kernel or "?", (a.min_kernel or "?") if a else "-")]
-    widths = [max(len(row[i]) for row in table) for i in range(3)]
-    lines += [f"{k:<{widths[0]}}  {v:<{widths[1]}}  {w}".rstrip() for k, v, w in table]
+              f"nothing (brings {a.glibc})" if a and a.glibc else "-",
+              "nothing (in the image)"),
+             ("minimum kernel", s.min_kernel or "?", (a.min_kernel or "?") if a else "-",
+              (a.min_kernel or "?") if a else "-"),
+             ("the host needs", "nothing", "tar (or dpkg, rpm: -o NAME.deb, NAME.rpm)",
+              f"{HOST_NEEDS['oci']} (-o NAME.oci.tar)")]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    lines += [f"{k:<{widths[0]}}  {v:<{widths[1]}}  {w:<{widths[2]}}  {x}".rstrip()
+              for k, v, w, x in table]
     lines.append("hazards inside:" if s.hazards else "hazards inside: none found")
     lines += [f"    [{h.severity}] {h.code}: {', '.join(h.evidence)}" for h in s.hazards]
     lines += go

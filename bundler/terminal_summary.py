@@ -57,16 +57,21 @@ def summary_text(result: BuildResult) -> str:
         "tar": f"tar -xf {out}",
     }.get(result.format)
     tree = shlex.quote(f"{result.out.rstrip('/')}/{plan.name}")
-    install = (f"mkdir -p {prefix} && {unpack} -C {prefix} --strip-components=1"
-               if unpack else f"mkdir -p {prefix} && cp -a {tree}/. {prefix}/")
+    install = {
+        "deb": f"dpkg -i {out}   (or apt-get install ./{result.out.lstrip('./')})",
+        "rpm": f"rpm -i {out}   (or dnf install {out})",
+        "oci": f"podman load -i {out}   (or skopeo copy oci-archive:{out} ...)",
+    }.get(result.format) or (
+        f"mkdir -p {prefix} && {unpack} -C {prefix} --strip-components=1"
+        if unpack else f"mkdir -p {prefix} && cp -a {tree}/. {prefix}/")
     launcher = shlex.quote(f"{plan.prefix}/bin/{program}")
     direct = shlex.quote(f"{plan.prefix}/libexec/{program}")
-    lines += [
-        "",
-        f"  install:  {install}",
-        f"  run:      {launcher} ARGS   (or from wherever it is unpacked)",
-        f"  systemd:  ExecStart={direct} (direct start at the prefix)",
-    ]
+    lines += ["", f"  install:  {install}"]
+    if result.format == "oci":
+        lines.append(f"  run:      podman run --rm IMAGE ARGS   (entrypoint {direct})")
+    else:
+        lines += [f"  run:      {launcher} ARGS   (or from wherever it is unpacked)",
+                  f"  systemd:  ExecStart={direct} (direct start at the prefix)"]
     if plan.env:
         settings = " ".join(f'"{e.variable}={plan.prefix}/{e.path}"' for e in plan.env)
         lines.append(f"            Environment={settings}")

@@ -69,7 +69,8 @@ def test_build_help_groups_every_option_once():
     text = run_cli("build", "--help").stdout
     titles = re.findall(r"^(\S[^:\n]*):$", text, flags=re.M)
     assert titles == ["Output", "What goes in", "Launcher", "Compare with the static build",
-                      "Report", "Other options", "Examples"], titles
+                      "Report", "Packages (-o NAME.deb, NAME.rpm, NAME.oci.tar)",
+                      "Other options", "Examples"], titles
     sections = dict(zip(titles, re.split(r"^\S[^:\n]*:$", text, flags=re.M)[1:]))
     assert "--output" in sections["Output"] and "--sbom" in sections["Output"]
     assert "--sysroot" in sections["What goes in"] and "--nss" in sections["What goes in"]
@@ -78,7 +79,7 @@ def test_build_help_groups_every_option_once():
     assert "-q, --quiet" in sections["Report"] and "-v, --verbose" in sections["Report"]
     assert "--fail-on GATE" in sections["Report"]
     options = re.findall(r"^  (?:-\w, )?(--[\w-]+)", text, flags=re.M)
-    assert len(options) == len(set(options)) == 23, options  # 22 options and --help
+    assert len(options) == len(set(options)) == 30, options  # 29 options and --help
 
 
 @pytest.mark.parametrize("args, words", [

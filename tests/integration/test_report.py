@@ -492,8 +492,13 @@ def test_markdown_holds_the_json_numbers(net_build: tuple[dict, str]) -> None:
     static = data["static"]
     assert re.search(rf"size raw\s+{re.escape(human_size(static['size']))}\s+"
                      rf"{re.escape(human_size(data['artifact']['raw_size']))}", markdown)
-    assert re.search(rf"size zst\s+{re.escape(human_size(static['compressed_size']))}\s+"
-                     rf"{re.escape(human_size(data['artifact']['compressed_size']))}", markdown)
+    assert re.search(rf"size compressed\s+{re.escape(human_size(static['compressed_size']))} "
+                     rf"zst\s+{re.escape(human_size(data['artifact']['compressed_size']))} zst\s+"
+                     r"about the artifact's \.tar\.gz", markdown)
+    # the seed's third route: a container image of the artifact, and what each host needs
+    assert re.search(r"the host needs\s+nothing\s+tar \(or dpkg, rpm: -o NAME\.deb, "
+                     r"NAME\.rpm\)\s+a container runtime \(podman, docker\) \(-o "
+                     r"NAME\.oci\.tar\)", markdown)
     assert static["path"] in markdown
     assert f"**{data['verdict']['headline']}**" in markdown
     for item in data["hazards"] + static["hazards"]:

@@ -32,6 +32,7 @@ from bundler.inspection import JSON_FORMAT_VERSION
 from bundler.integrity import IntegrityResult
 from bundler.inventory import LICENCE_KINDS
 from bundler.isolation import Outcome
+from bundler.packaging import PACKAGE_FORMATS
 from bundler.release_diff_render import DIFF_JSON_FORMAT_VERSION
 from bundler.release_render import RELEASE_FORMAT_VERSION
 from bundler.report_model import (
@@ -113,7 +114,8 @@ def test_the_closed_sets_are_the_codes() -> None:
     """Each enum is the code's own set of values (a Literal or the constants it writes)."""
     build, verify = load_schema("build")["$defs"], load_schema("verify")
     artifact = build["ArtifactSummary"]["properties"]
-    assert _enum(artifact, "format") == {f for _, f in FORMATS} | {"dir", None}
+    assert _enum(artifact, "format") == ({f for _, f in FORMATS} | {"dir", None}
+                                         | {f for _, f in PACKAGE_FORMATS})
     assert _enum(artifact, "launcher") == set(LAUNCHER_MODES)
     assert _enum(artifact, "launcher_type") == set(typing.get_args(LauncherType))
     assert _enum(build["Verdict"]["properties"], "ship") == set(typing.get_args(Ship))
