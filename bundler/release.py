@@ -181,7 +181,9 @@ def _drop(staging: Held) -> None:
     staging.release()
 
 
-Built = tuple[Target, Report, tuple[tuple[str, str], ...]]  # (target, report, (fmt, name))
+# (target, its report, (format, file name, sha256, size) of each output): the digests the
+# builds took while writing, so nothing is read twice
+Built = tuple[Target, Report, tuple[tuple[str, str, str, int], ...]]
 
 
 def _build_all(config: ReleaseConfig, name: str, into: str) -> list[Built]:
@@ -205,7 +207,8 @@ def _build_all(config: ReleaseConfig, name: str, into: str) -> list[Built]:
                         f"{config.path}: target {target.arch}: {target.build.programs[0]} is "
                         f"{result.manifest.arch}, not {target.machine}")
                 report = report or result.report
-                files.append((fmt, file_name))
+                assert result.sha256 is not None  # an archive or a package, never a directory
+                files.append((fmt, file_name, result.sha256, result.output_size))
             assert report is not None
             built.append((target, report, tuple(files)))
     except BaseException:
@@ -233,32 +236,18 @@ def _request(config: ReleaseConfig, target: Target, name: str, out: str) -> Buil
 
 def _put_in_place(built: list[Built], staged: str, output_dir: str) -> list[ReleaseOutput]:
     """Every staged file renamed into the output directory, under its lock, after every
-    build succeeded; the archives' digests read from the .sha256 files the builds wrote."""
+    build succeeded."""
     outputs = []
     with directory_lock(output_dir):
         for name in sorted(os.listdir(staged)):
             os.replace(os.path.join(staged, name), os.path.join(output_dir, name))
     for target, _, files in built:
-        for fmt, file_name in files:
+        for fmt, file_name, digest, size in files:
             path = os.path.join(output_dir, file_name)
             sboms = tuple(path + suffix for suffix in SBOM_SUFFIXES.values()
                           if os.path.isfile(path + suffix))
-            outputs.append(ReleaseOutput(target.arch, fmt, path, _sha256_file(path),
-                                         os.path.getsize(path), sboms))
+            outputs.append(ReleaseOutput(target.arch, fmt, path, digest, size, sboms))
     return outputs
-
-
-def _sha256_file(path: str) -> str:
-    """The digest the build wrote beside the archive (`HEX  NAME`), checked against the
-    archive's own bytes: what SHA256SUMS lists is what is there."""
-    from bundler.archive import sha256_of
-
-    digest = sha256_of(path)
-    with open(path + ".sha256", encoding="ascii") as handle:
-        written = handle.read().split()[0]
-    if written != digest:
-        raise InputError(f"{path}: changed since it was built ({path}.sha256 differs)")
-    return digest
 
 
 def _write_sums(output_dir: str, outputs: list[ReleaseOutput]) -> tuple[str, int]:
