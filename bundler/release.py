@@ -36,7 +36,7 @@ from bundler.patch_worker import PatchWorker
 from bundler.plan import PlanOptions
 from bundler.report_model import Report
 from bundler.resolve import ResolveOptions
-from bundler.scratch import Held, directory_lock, make_dir, replace_with, sweep
+from bundler.scratch import directory_lock, drop_scratch, make_dir, replace_with, sweep
 from bundler.signals import (
     checkpoint,
     deferred_signals,
@@ -162,7 +162,7 @@ def release(config: ReleaseConfig) -> ReleaseResult:
         outputs = _put_in_place(built, os.path.join(staging.path, "out"), config.output_dir)
         note_written(config.output_dir + "/")  # whole: a signal now stops only what is left
     finally:
-        _drop(staging)
+        drop_scratch(staging)
     sums, entries = _write_sums(config.output_dir, outputs)
     signature = _sign(config, sums) if config.sign is not None else None
     targets = []
@@ -172,13 +172,6 @@ def release(config: ReleaseConfig) -> ReleaseResult:
         targets.append(TargetResult(target, mine, report,
                                     failed_gates(report, config.fail_on), verified))
     return ReleaseResult(config, name, tuple(targets), sums, entries, signature)
-
-
-def _drop(staging: Held) -> None:
-    from bundler.tree import remove_tree
-
-    remove_tree(staging.path)
-    staging.release()
 
 
 # (target, its report, (format, file name, sha256, size) of each output): the digests the
