@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-NO_PATCHING = frozenset({"inspect", "compare", "verify", "help", "diff", "schema", "sign"})
+NO_PATCHING = frozenset({"inspect", "compare", "verify", "help", "diff", "schema", "sign",
+                         "service"})
 PATCHING = frozenset({"build", "release"})  # (and a program's path: the default command)
 # They run sandboxes and make temporary directories: signals are taken over from here too,
 # and their commands call signals.stop_at_once() first (cli.py).
