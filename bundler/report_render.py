@@ -205,7 +205,8 @@ def _static(report: Report) -> list[str]:
               "nothing (in the image)"),
              ("minimum kernel", s.min_kernel or "?", (a.min_kernel or "?") if a else "-",
               (a.min_kernel or "?") if a else "-"),
-             ("the host needs", "nothing", "tar (or dpkg, rpm: -o NAME.deb, NAME.rpm)",
+             ("the host needs", "nothing",
+              f"tar (or {HOST_NEEDS['deb']}, {HOST_NEEDS['rpm']}: -o NAME.deb, NAME.rpm)",
               f"{HOST_NEEDS['oci']} (-o NAME.oci.tar)")]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     lines += [f"{k:<{widths[0]}}  {v:<{widths[1]}}  {w:<{widths[2]}}  {x}".rstrip()
