@@ -1,7 +1,9 @@
 """Deterministic archives (tar + zstd/gzip/xz, plain tar, or a directory), written atomically.
 
 Same inputs give byte-identical output: entries sorted, uid/gid 0 with no names, one
-mtime (`SOURCE_DATE_EPOCH` or 0), normalised modes, GNU tar headers (no pax timestamps),
+mtime (`SOURCE_DATE_EPOCH` or 0; a carried data file keeps its own, clamped to
+SOURCE_DATE_EPOCH when that is set: caches keyed by it, like python's .pyc, stay valid),
+normalised modes, GNU tar headers (no pax timestamps),
 compressor headers without names or dates. Output goes to a temporary file beside OUT
 and is renamed into place only when complete, so a failure, Ctrl-C or SIGTERM leaves
 no partial artifact and an existing OUT untouched; what SIGKILL leaves is named as
@@ -63,6 +65,7 @@ class Entry:
     link_target: str | None = None
     ready: Callable[[], None] | None = field(default=None, compare=False)  # before reading
     size_hint: int | None = None  # for a file not written yet: about how big (its original)
+    mtime: int | None = None  # a carried file's own (None: the archive's one mtime)
 
 
 MULTITHREAD_FROM = 32 << 20  # measured: below this, zstd's workers buy nothing (one job)
@@ -296,7 +299,7 @@ def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int, threads: int,
 def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, progress: Progress,
                ) -> Digest | None:
     info = tarfile.TarInfo(entry.path)
-    info.mtime = epoch
+    info.mtime = entry_mtime(entry, epoch)
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     info.mode = entry.mode
@@ -413,7 +416,17 @@ def _place_entry(staging: str, entry: Entry) -> Digest | None:
     else:
         assert_never(entry.kind)
     os.chmod(dest, entry.mode)
+    if entry.mtime is not None and entry.kind == "file":
+        os.utime(dest, (entry.mtime, entry.mtime))
     return digest
+
+
+def entry_mtime(entry: Entry, epoch: int) -> int:
+    """The archive's mtime, or a carried file's own: clamped to SOURCE_DATE_EPOCH when it
+    is set (a positive `epoch`), as reproducible builds do."""
+    if entry.mtime is None:
+        return epoch
+    return min(entry.mtime, epoch) if epoch > 0 else max(entry.mtime, 0)
 
 
 def _stat_input(path: str) -> os.stat_result:

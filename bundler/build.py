@@ -25,10 +25,12 @@ from bundler.archive import (
     source_date_epoch,
 )
 from bundler.build_report import artifact_summary, build_report
+from bundler.carry import Carry, EnvValue, Helper
 from bundler.choices import SBOM_FORMATS
 from bundler.elf import refuse_hostile_layout
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.exhaustive import assert_never
+from bundler.gathering import gather
 from bundler.golang import BuildInfo, read_build_info
 from bundler.inputs import SysrootInput, note_substitutions, sysroot_inputs
 from bundler.integrity import unpacked
@@ -52,7 +54,7 @@ from bundler.manifest import (
     archived_size,
     dump,
 )
-from bundler.native_launcher import Launchers, build_launchers
+from bundler.native_launcher import Launchers, build_launchers, launcher_depth
 from bundler.notices import carried_licences, inventory_of, licence_path, sources_notice
 from bundler.outcome import BuildResult
 from bundler.package_meta import PackageMeta
@@ -104,6 +106,11 @@ class BuildRequest:
     sbom: tuple[str, ...] = SBOM_FORMATS  # SBOM formats, inside and beside OUT; () for none
     # -o NAME.deb|.rpm|.oci.tar: the package's own facts (name "" = the artifact's name)
     package: PackageMeta = field(default_factory=lambda: PackageMeta(""))
+    data: tuple[Carry, ...] = ()  # --data SRC[:DEST]
+    helpers: tuple[Helper, ...] = ()  # --helper PROG[:DEST]
+    env: tuple[EnvValue, ...] = ()  # --env NAME=VALUE
+    from_package: bool = False  # --from-package: the files of the first program's package
+    recipes: bool = True  # --no-recipes turns the built-in recipes off
 
 
 def default_out(name: str) -> str:
@@ -217,14 +224,29 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     closures, added, runtime = resolve_programs([p.path for p in programs],
                                                 [p.path for p in plugins], sysroot,
                                                 request.resolve, request.nss)
+    found = gather(sysroot, programs, closures, request.data, request.helpers, request.env,
+                   request.from_package, request.recipes)
+    if found.trees.files or found.helpers:  # their programs and plugins, with the rest
+        closures, added, runtime = resolve_programs(
+            [*(p.path for p in programs), *found.program_paths],
+            [*(p.path for p in plugins), *found.plugin_paths],
+            sysroot, request.resolve, request.nss)
     facts = program_facts(closures[0], sysroot)
     gconv_data, gconv_env = gconv.staged_modules(request.gconv, sysroot, closures[0])
-    locale_data, locale_env = locales.staged_locales(request.locales, sysroot)
+    locale_data, locale_env = locales.staged_locales(
+        tuple(dict.fromkeys((*request.locales, *found.locales))), sysroot)
+    for setting in found.env:
+        if any(setting.means == e.means for e in gconv_env + locale_env):
+            raise InputError(f"{setting.why} {setting.means}: set by the artifact itself "
+                             "(--gconv, --locale)")
     plan = make_plan(closures, facts.glibc_release, facts.min_kernel, request.plan, added,
-                     gconv_data + locale_data, gconv_env + locale_env,
+                     gconv_data + locale_data, gconv_env + locale_env + found.env,
                      read_glibc_copies(closures[0], facts.libc),
                      RuntimeNeeds(runtime.missing, runtime.nss_lookups,
-                                  runtime.missing_needed), sha256_of)
+                                  runtime.missing_needed), sha256_of,
+                     found.layout(closures), _read_source)
+    plan = dataclasses.replace(plan, carried=found.trees.carried, recipes=found.recipes,
+                               carry_notes=found.trees.notes)
     if request.run_args is not None and request.static is None:
         raise InputError("--run compares two programs: give the static build with --static")
     static = (static_side(request.static, closures[0].program, plan.programs[0])
@@ -355,7 +377,7 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
     workspace = frozenset(workspace)
     top = plan.name
     entries = [Entry(top, "dir", 0o755), Entry(f"{top}/.bundle", "dir", 0o755)]
-    for directory in ("bin", "libexec", "lib"):
+    for directory in sorted({"bin", "libexec", "lib"} | _carried_dirs(plan)):
         entries.append(Entry(f"{top}/{directory}", "dir", 0o755))
     records: list[FileRecord] = []
     for item in plan.files:
@@ -370,13 +392,26 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
         assert content is not None
         ready = functools.partial(patcher.wait, content) if item.patch is not None else None
         entries.append(Entry(f"{top}/{item.dest}", "file", item.mode, source=content,
-                             ready=ready, size_hint=_size(item.source) if ready else None))
+                             ready=ready, size_hint=_size(item.source) if ready else None,
+                             mtime=item.mtime))
         records.append(FileRecord(
             item.dest, "file", item.kind, mode=item.mode,  # sha256, size: once archived
             source=recorded_source(item.source, workspace, tree) if item.source else None,
             loaded_at_run_time=item.runtime, patched=_patched_record(item),
             extracted=None if item.offset is None else Extracted(item.offset, item.length)))
     return entries, records
+
+
+def _carried_dirs(plan: BundlePlan) -> set[str]:
+    """The directories under the top that hold files (usr/, usr/lib/git-core/...): each an
+    entry of its own (mode 755), not left to the unpacker to invent."""
+    dirs = set()
+    for item in plan.files:
+        parent = posixpath.dirname(item.dest)
+        while parent:
+            dirs.add(parent)
+            parent = posixpath.dirname(parent)
+    return dirs
 
 
 def _fill_digests(plan: BundlePlan, records: list[FileRecord],
@@ -407,10 +442,11 @@ def _materialise(plan: BundlePlan, item: StagedFile, staging: str,
         return None
     if item.kind == "launcher":
         assert item.program is not None
-        path = os.path.join(staging, "launcher-" + item.program)
-        launcher = launchers.get(item.program)
+        path = os.path.join(staging, "launcher-" + item.dest.replace("/", "__"))
+        launcher = launchers.get(item.dest)
         _write_staged(path, launcher if launcher is not None
-                      else render_launcher(plan, item.program).encode())
+                      else render_launcher(plan, item.program, launcher_depth(item.dest),
+                                           item.args).encode())
         return path
     if (item.kind != "program" and item.kind != "library" and item.kind != "loader"
             and item.kind != "data"):
@@ -419,11 +455,15 @@ def _materialise(plan: BundlePlan, item: StagedFile, staging: str,
     path = os.path.join(staging, item.dest.replace("/", "__"))
     if item.offset is not None:
         _write_staged(path, _extract(item.source, item.offset, item.length or 0))
-    elif item.renames:
+    elif item.renames and item.patch is None:
         _write_staged(path, apply_renames(_read_source(item.source), item.renames))
     elif item.patch is not None:
         refuse_hostile_layout(item.source)  # before LIEF sees it (elf.py says why)
-        patcher.submit(item.source, path, item.patch)  # written meanwhile; Entry.ready waits
+        source = item.source
+        if item.renames:  # a program reading a scoped variable: renamed, then patched
+            source = path + ".renamed"
+            _write_staged(source, apply_renames(_read_source(item.source), item.renames))
+        patcher.submit(source, path, item.patch)  # written meanwhile; Entry.ready waits
     else:
         return item.source
     return path
@@ -550,7 +590,8 @@ def _manifest(plan: BundlePlan, launchers: Launchers, records: list[FileRecord],
         loader=f"lib/{plan.loader_name}", glibc=plan.glibc_release,
         min_kernel=plan.min_kernel, programs=plan.programs, missing=plan.missing,
         excluded=plan.excluded,
-        environment=tuple(EnvRecord(e.variable, e.means, e.path, e.scoped) for e in plan.env),
+        environment=tuple(EnvRecord(e.variable, e.means, e.path, e.scoped, e.value, e.why,
+                                    e.scoped_in) for e in plan.env),
         runtime_missing=plan.runtime_missing,
         runtime_missing_needed=plan.runtime_missing_needed,
         files=tuple(sorted(records, key=lambda r: r.path)),
@@ -558,4 +599,9 @@ def _manifest(plan: BundlePlan, launchers: Launchers, records: list[FileRecord],
         nss=plan.nss.manifest() if plan.nss else None, library_home=plan.library_home,
         sealed=plan.sealed, unsealed=plan.unsealed, tool="bundle", tool_version=__version__,
         packages=provenance.packages, provenance=provenance.note,
-        go_modules=provenance.go_modules)
+        go_modules=provenance.go_modules,
+        arguments=tuple(sorted({f.program: f.args for f in plan.files
+                                if f.kind == "launcher" and f.args and f.program
+                                and f.dest == f"bin/{f.program}"}.items())),
+        recipes=tuple(r.name for r in plan.recipes),
+        carried=tuple((c.source, c.dest, c.why) for c in plan.carried))

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from importlib import resources
 
 from bundler import __version__
+from bundler.carry import TOP
 from bundler.plan import BundlePlan, EnvSetting
 from bundler.text import shell_quote
 
@@ -45,8 +46,10 @@ def _template(name: str) -> str:
     return resources.files("bundler").joinpath("launcher_templates", name).read_text()
 
 
-def render_launcher(plan: BundlePlan, program: str) -> str:
-    """The launcher script text for `program` under `plan`'s mode."""
+def render_launcher(plan: BundlePlan, program: str, up: int = 1,
+                    args: tuple[str, ...] = ()) -> str:
+    """The launcher script text for `program` under `plan`'s mode, `up` directories below
+    the top (bin/NAME: 1), putting `args` ({top} allowed) before the caller's."""
     text = _template("common.sh") + _template(f"{plan.launcher}.sh")
     return fill_template(text, {
         "name": plan.name.replace("\n", " "),
@@ -59,14 +62,29 @@ def render_launcher(plan: BundlePlan, program: str) -> str:
         "program_q": shell_quote(program),
         "argv0": '--argv0 "$0"' if plan.loader_supports_argv0 else "",
         "env_exports": "".join(_export_line(setting) for setting in plan.env),
+        "up_path": "/.." * up,
+        "keeps_argv0": "yes" if plan.loader_supports_argv0 else "''",
+        "set_args": (f"# The launcher's arguments come first (a recipe's).\nset -- "
+                     f"{' '.join(shell_value(a) for a in args)} \"$@\"\n" if args else ""),
     })
+
+
+def shell_value(template: str) -> str:
+    """A value with `{top}` as one shell word: the literal parts single-quoted, the top
+    as "$here"."""
+    return '"$here"'.join(shell_quote(part) if part else "" for part in
+                          template.split(TOP)) or "''"
 
 
 def _export_line(setting: EnvSetting) -> str:
     """One export; the comment says whether programs started by this one see it."""
-    if setting.scoped:
+    if setting.scoped and not setting.why:
         comment = (f"# {setting.means} for the bundled glibc only: its libc.so.6 reads "
                    f"{setting.variable} instead, host programs ignore it.")
+    elif setting.scoped:
+        comment = (f"# {setting.means} ({setting.why}) for the bundled programs only: they "
+                   f"read {setting.variable} instead, host programs ignore it.")
     else:
         comment = f"# {setting.means}: inherited by every program this one starts."
-    return f'{comment}\n{setting.variable}="$here/{setting.path}"; export {setting.variable}\n'
+    return (f"{comment}\n{setting.variable}={shell_value(setting.template)}; "
+            f"export {setting.variable}\n")

@@ -122,12 +122,20 @@ def archived_size(files: Iterable[FileRecord]) -> int:
 
 @dataclass(frozen=True)
 class EnvRecord:
-    """A variable the launcher exports for the bundled glibc (see plan.EnvSetting)."""
+    """A variable the launcher exports (see plan.EnvSetting): for the bundled glibc (a
+    `path` under the top), or a recipe's or --env's (`value`, `{top}` for the top)."""
 
     variable: str
     means: str
     path: str
     scoped: bool
+    value: str | None = None
+    why: str = ""
+    scoped_in: tuple[str, ...] = ()  # the files that read the scoped name
+
+    @property
+    def template(self) -> str:
+        return self.value if self.value is not None else f"{{top}}/{self.path}"
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,16 @@ class Manifest:
     # Of runtime_missing, the NSS modules the programs' own lookups would load (the
     # `missing-nss` gate; runtime_loads.py)
     runtime_missing_needed: tuple[str, ...] = ()
+    # program -> the arguments its bin/ launcher puts before the caller's ({top}: a recipe's)
+    arguments: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    recipes: tuple[str, ...] = ()  # the built-in recipes applied (recipes.py)
+    carried: tuple[tuple[str, str, str], ...] = ()  # (source, dest, why) of carried trees
+
+    def direct_arguments(self) -> tuple[str, ...]:
+        """The arguments a direct start of the first program at the prefix must give
+        before the caller's: what its launcher would have given (gpg's --agent-program)."""
+        given = dict(self.arguments).get(self.programs[0], ())
+        return tuple(a.replace("{top}", self.prefix) for a in given)
 
     def direct_start(self) -> tuple[str, tuple[str, ...]]:
         """The first program started directly at the prefix (a systemd unit's ExecStart,
@@ -178,8 +196,10 @@ class Manifest:
         made for the bundled glibc (GCONV_PATH, LOCPATH or their scoped names): the one
         home of what a direct start needs, for service.py and oci.py."""
         program = f"{self.prefix}/libexec/{self.programs[0]}"
-        return program, tuple(f"{e.variable}={self.prefix}/{e.path}" if e.path
-                              else f"{e.variable}={self.prefix}" for e in self.environment)
+        return program, tuple(
+            f"{e.variable}={e.value.replace('{top}', self.prefix)}" if e.value is not None
+            else f"{e.variable}={self.prefix}/{e.path}" if e.path
+            else f"{e.variable}={self.prefix}" for e in self.environment)
 
     @property
     def nss_used(self) -> bool | None:
@@ -228,7 +248,7 @@ def _written(m: Manifest) -> dict[str, object]:
         "programs": list(m.programs),
         "missing": list(m.missing),
         "excluded": list(m.excluded),
-        "environment": [dataclasses.asdict(e) for e in m.environment],
+        "environment": [_written_setting(e) for e in m.environment],
         "runtime_missing": list(m.runtime_missing),
         "runtime_missing_needed": list(m.runtime_missing_needed),
         "library_home": m.library_home,
@@ -245,7 +265,21 @@ def _written(m: Manifest) -> dict[str, object]:
         "provenance": m.provenance,
         "go_modules": {program: [_written_module(module) for module in modules]
                        for program, modules in m.go_modules},
+        "arguments": {program: list(args) for program, args in m.arguments},
+        "recipes": list(m.recipes),
+        "carried": [{"source": s, "dest": d, "why": w} for s, d, w in m.carried],
     }
+
+
+def _written_setting(setting: EnvRecord) -> dict[str, object]:
+    """A variable as the build always wrote it; a recipe's or --env's with its value, who
+    asked, and where the scoped name is read."""
+    written: dict[str, object] = {"variable": setting.variable, "means": setting.means,
+                                  "path": setting.path, "scoped": setting.scoped}
+    if setting.value is not None:
+        written.update(value=setting.value, why=setting.why,
+                       scoped_in=list(setting.scoped_in))
+    return written
 
 
 def _written_module(module: GoModule) -> dict[str, object]:
@@ -351,6 +385,9 @@ def parse(data: object, top_name: str) -> Manifest:
         provenance=_optional(root, "provenance", _text, None),
         go_modules=_pairs(root, "go_modules", _plain_name, _modules, ""),
         runtime_missing_needed=_list(root, "runtime_missing_needed", _text, required=False),
+        arguments=_pairs(root, "arguments", _plain_name, _texts, ""),
+        recipes=_list(root, "recipes", _text, required=False),
+        carried=_list(root, "carried", _carried, required=False),
     )
 
 
@@ -603,7 +640,22 @@ def _environment(value: object, where: str) -> EnvRecord:
     return EnvRecord(variable=_field(setting, "variable", _text, where),
                      means=_field(setting, "means", _text, where),
                      path=_optional(setting, "path", _text, "", where),
-                     scoped=_optional(setting, "scoped", _flag, False, where))
+                     scoped=_optional(setting, "scoped", _flag, False, where),
+                     value=_optional(setting, "value", _text, None, where),
+                     why=_optional(setting, "why", _text, "", where),
+                     scoped_in=_list(setting, "scoped_in", _text, required=False,
+                                     where=where))
+
+
+def _texts(value: object, where: str) -> tuple[str, ...]:
+    return _items(value, where, _text, 1000)
+
+
+def _carried(value: object, where: str) -> tuple[str, str, str]:
+    item = _object(value, where)
+    where += "."
+    return (_field(item, "source", _text, where), _field(item, "dest", _text, where),
+            _field(item, "why", _text, where))
 
 
 def _nss(value: object, where: str) -> NssRecord:

@@ -139,7 +139,7 @@ def platform(manifest_arch: str) -> dict[str, str]:
 def direct_start(manifest: Manifest) -> tuple[list[str], list[str]]:
     """(Entrypoint, Env) of a direct start at the prefix (Manifest.direct_start)."""
     program, environment = manifest.direct_start()
-    return [program], list(environment)
+    return [program, *manifest.direct_arguments()], list(environment)
 
 
 def created(epoch: int) -> str:

@@ -11,11 +11,12 @@ import dataclasses
 import fnmatch
 import hashlib
 import posixpath
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bundler import nss
+from bundler.carry import Carry, Recipe
 from bundler.choices import LAUNCHER_MODES, LauncherMode
 from bundler.elf import ElfFacts
 from bundler.errors import InputError
@@ -23,7 +24,14 @@ from bundler.glibc import is_glibc, release_key
 from bundler.manifest import name_problem, prefix_problem
 from bundler.nss import NssCoverage
 from bundler.resolve import Closure, Library
-from bundler.scoping import SCOPED_PREFIXES, Rename, scoped_name, whole_string_count
+from bundler.scoping import (
+    MAX_SCOPED_LENGTH,
+    MIN_SCOPED_LENGTH,
+    SCOPED_PREFIXES,
+    Rename,
+    scoped_name,
+    whole_string_count,
+)
 from bundler.sealing import Seal, seal_libc, seal_loader
 
 # What an artifact entry is; build.py materialises each kind its own way.
@@ -46,12 +54,21 @@ class Patch:
 
 @dataclass(frozen=True)
 class EnvSetting:
-    """A variable the launcher exports for the bundled glibc."""
+    """A variable the launcher exports: for the bundled glibc (GCONV_PATH, LOCPATH), a
+    recipe's or `--env`'s (PYTHONHOME={top}/usr)."""
 
-    variable: str  # the name exported
-    means: str  # the glibc variable it stands for: GCONV_PATH, LOCPATH
-    path: str  # under the artifact's top
-    scoped: bool = False  # renamed in the bundled glibc: programs it starts ignore it
+    variable: str  # the name exported (a scoped name when renamed)
+    means: str  # the variable it stands for: GCONV_PATH, PYTHONHOME
+    path: str  # under the artifact's top ("" when `value` is given)
+    scoped: bool = False  # renamed where it is read: programs it starts ignore it
+    value: str | None = None  # the value with {top} for the top (carry.TOP); else top/path
+    why: str = ""  # who asked: "" (the bundled glibc), "--env", "recipe python3"
+    scoped_in: tuple[str, ...] = ()  # the dests whose copies read the scoped name
+
+    @property
+    def template(self) -> str:
+        """The value with `{top}` standing for the artifact's top."""
+        return self.value if self.value is not None else f"{{top}}/{self.path}"
 
 
 @dataclass(frozen=True)
@@ -65,11 +82,13 @@ class StagedFile:
     patch: Patch | None = None
     link_target: str | None = None  # for "alias": a relative symlink
     program: str | None = None  # for "launcher": the program it starts
+    args: tuple[str, ...] = ()  # for "launcher": arguments before the caller's ({top})
     runtime: bool = False  # loaded by glibc at run time (NSS module, libgcc_s), not DT_NEEDED
     renames: tuple[Rename, ...] = ()  # strings renamed in the copy (glibc's variables)
     offset: int | None = None  # the file is `length` bytes of `source` from here (a locale
     length: int | None = None  # category inside locale-archive)
     privileged: bool = False  # a "program" with setuid, setgid or file capabilities
+    mtime: int | None = None  # a carried file's own (None: the archive's epoch)
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,33 @@ class BundlePlan:
     library_home: str = LIBRARY_HOME  # lib/.bundle-ID once identify() has run
     sealed: tuple[str, ...] = ()  # host paths the bundled glibc can no longer open
     unsealed: tuple[str, ...] = ()  # those left open, and why (sealing.py)
+    carried: tuple[Carry, ...] = ()  # files and trees carried (--data, recipes, packages)
+    recipes: tuple[Recipe, ...] = ()  # recognised and applied (recipes.py)
+    helpers: tuple[str, ...] = ()  # of `programs`, those bundled as another's helpers
+    carry_notes: tuple[str, ...] = ()  # what carrying left out, and why (one line each)
+
+
+@dataclass(frozen=True)
+class ProgramPlace:
+    """Where a program's launchers go: the programs given are started by bin/NAME, a
+    --helper's launcher is at its DEST, a program of a carried tree is replaced in the tree
+    by its launcher (git-core/git-upload-pack)."""
+
+    launchers: tuple[str, ...]  # dests, relative to the top
+    helper: bool = False  # executed by another program, not the artifact's own entry
+    args: tuple[str, ...] = ()  # launcher arguments before the caller's ({top} allowed)
+    in_tree: bool = False  # of a carried tree: bundled without setuid/setgid (noted there)
+
+
+@dataclass(frozen=True)
+class Carrying:
+    """What carrying adds to the layout (gathered by build.py from carried_files.py,
+    --helper and the recipes): program places by the program's host path, a plugin's
+    place by its host path (default lib/NAME), and the carried trees' data and links."""
+
+    places: Mapping[str, ProgramPlace] = field(default_factory=dict)
+    plugin_dests: Mapping[str, str] = field(default_factory=dict)
+    files: tuple[StagedFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,16 +206,21 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
               options: PlanOptions, added: list[Closure] | None = None,
               data: tuple[StagedFile, ...] = (), env: tuple[EnvSetting, ...] = (),
               copies: GlibcCopies | None = None, runtime: RuntimeNeeds | None = None,
-              digest: Callable[[str], str] | None = None) -> BundlePlan:
+              digest: Callable[[str], str] | None = None,
+              carrying: Carrying | None = None,
+              read: Callable[[str], bytes] | None = None) -> BundlePlan:
     """The artifact's final plan: where each file goes (refusing what could not run from
     the bundle), the string edits of glibc's copies (`copies`: scoping and sealing), what
     glibc loads at run time and the NSS sources served (`runtime`), and the programs
     pointed at lib/.bundle-ID (`digest` hashes a source; last, since the ID covers every
     edit of lib/). Without `copies`, `runtime` or `digest` that step is left out (the
-    unit tests of the layout)."""
-    plan = _lay_out(closures, glibc_release, min_kernel, options, added, data, env)
+    unit tests of the layout). `carrying` places helpers, tree programs and plugins;
+    `read` gives a source's bytes, to scope the variables of recipes and --env where the
+    bundled objects read them (scope_environment)."""
+    plan = _lay_out(closures, glibc_release, min_kernel, options, added, data, env,
+                    carrying or Carrying(), digest)
     if copies is not None:
-        plan = _edit_glibc_copies(plan, copies)
+        plan = _edit_glibc_copies(plan, copies, read)
     if runtime is not None:
         plan = dataclasses.replace(plan, runtime_missing=runtime.missing,
                                    runtime_missing_needed=runtime.missing_needed,
@@ -180,11 +231,14 @@ def make_plan(closures: list[Closure], glibc_release: str | None, min_kernel: st
 def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str | None,
              options: PlanOptions, added: list[Closure] | None = None,
              data: tuple[StagedFile, ...] = (),
-             env: tuple[EnvSetting, ...] = ()) -> BundlePlan:
+             env: tuple[EnvSetting, ...] = (), carrying: Carrying = Carrying(),
+             digest: Callable[[str], str] | None = None) -> BundlePlan:
     """Which file goes where; refuses what could not run from the bundle.
 
     `added` are the closures of --add shared objects (plugins the programs dlopen): each
-    goes into lib/ under its file name, with the libraries it needs.
+    goes into lib/ under its file name (or at its carried tree's place), with the
+    libraries it needs. Programs of the same content are bundled once: a helper or tree
+    program equal to another program shares its libexec/ copy (git and git-core/git).
     """
     launcher = launcher_mode(options.launcher)
     first = closures[0]
@@ -192,7 +246,9 @@ def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str
     prefix = validate_prefix(options.prefix or f"/opt/{name}")
     for closure in closures:
         _check_bundleable(closure, first)
-        _check_privilege(closure, options.allow_setuid)
+        place = carrying.places.get(closure.program.path)
+        if place is None or not place.in_tree:
+            _check_privilege(closure, options.allow_setuid)
     loader = first.loader
     assert loader is not None  # _check_bundleable refuses closures without one
     loader_name = loader.facts.soname or posixpath.basename(loader.path)
@@ -201,37 +257,56 @@ def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str
 
     def add(entry: StagedFile, who: str) -> None:
         if entry.dest in files:
-            if sources.get(entry.dest) == (entry.source or entry.link_target):
+            if sources.get(entry.dest) == _identity_of(entry):
                 return
             raise InputError(
                 f"{entry.dest}: two different files want this name "
-                f"({sources[entry.dest]} and {entry.source or entry.link_target}, "
+                f"({sources[entry.dest]} and {_identity_of(entry)}, "
                 f"the second for {who}); bundle these programs separately"
             )
         files[entry.dest] = entry
-        sources[entry.dest] = entry.source or entry.link_target or entry.dest
+        sources[entry.dest] = _identity_of(entry)
 
     add(StagedFile(f"lib/{loader_name}", "loader", EXECUTABLE_MODE, source=loader.host_path),
         first.program_label)
-    programs = []
+    programs: list[str] = []
+    helpers: list[str] = []
+    by_content: dict[str, str] = {}
     for closure in closures:
         label = closure.program_label
+        place = carrying.places.get(closure.program.path) or ProgramPlace((f"bin/{label}",))
         if name_problem(label):
             raise InputError(f"{closure.program.path}: its file name {label!r} holds a control "
                              "character or is too long; give it a plain name")
-        if label in programs:
-            raise InputError(f"{label}: given twice (two programs with the same file name)")
-        programs.append(label)
-        privileged = bool(privileges(closure.program))
-        add(StagedFile(f"libexec/{label}", "program", _program_mode(closure.program),
-                       source=closure.program.path,
-                       patch=program_patch(prefix, loader_name, "lib", privileged),
-                       privileged=privileged),
-            label)
-        add(StagedFile(f"bin/{label}", "launcher", EXECUTABLE_MODE, program=label), label)
+        content = digest(closure.program.path) if digest else closure.program.path
+        # A program given is its own copy; a helper or a tree's program equal to one
+        # already bundled shares it.
+        bundled = by_content.get(content) if place.helper or place.in_tree else None
+        if bundled is None:
+            if label in programs:
+                if not place.helper and not place.in_tree:
+                    raise InputError(f"{label}: given twice (two programs with the same file "
+                                     "name)")
+                label = _free_label(label, programs)
+            bundled = label
+            by_content.setdefault(content, label)
+            programs.append(label)
+            if place.helper or place.in_tree:
+                helpers.append(label)
+            privileged = not place.in_tree and bool(privileges(closure.program))
+            add(StagedFile(f"libexec/{label}", "program",
+                           EXECUTABLE_MODE if place.in_tree else _program_mode(closure.program),
+                           source=closure.program.path,
+                           patch=program_patch(prefix, loader_name, "lib", privileged),
+                           privileged=privileged),
+                label)
+        for dest in place.launchers:
+            add(StagedFile(dest, "launcher", EXECUTABLE_MODE, program=bundled, args=place.args),
+                bundled)
     for plugin in added or ():
-        add(_added_entry(plugin, first), plugin.program_label)
-    for item in data:
+        add(_added_entry(plugin, first, carrying.plugin_dests.get(plugin.program.path)),
+            plugin.program_label)
+    for item in (*data, *carrying.files):
         add(item, "data")
     # The plugins count as needers: what one of them needs is not "only an excluded one's".
     excluded = excluded_libraries([*closures, *(added or ())], options.exclude)
@@ -247,8 +322,23 @@ def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str
         loader_supports_argv0=first.search is not None and first.search.argv0,
         glibc_release=glibc_release, min_kernel=min_kernel, programs=tuple(programs),
         files=tuple(sorted(files.values(), key=lambda f: f.dest)), missing=tuple(missing),
-        excluded=tuple(sorted(excluded)), env=env,
+        excluded=tuple(sorted(excluded)), env=env, helpers=tuple(helpers),
     )
+
+
+def _identity_of(entry: StagedFile) -> str:
+    """What an entry is, to tell a second request for the same file from a clash."""
+    if entry.kind == "launcher":
+        return f"the launcher of {entry.program} {entry.args}"
+    return entry.source or entry.link_target or entry.dest
+
+
+def _free_label(label: str, taken: list[str]) -> str:
+    """`label-2`, `label-3`...: a name in libexec/ for a second program of that file name."""
+    number = 2
+    while f"{label}-{number}" in taken:
+        number += 1
+    return f"{label}-{number}"
 
 
 def excluded_libraries(closures: list[Closure], globs: tuple[str, ...]) -> set[str]:
@@ -289,7 +379,9 @@ def excluded_libraries(closures: list[Closure], globs: tuple[str, ...]) -> set[s
     return {soname for soname in every - kept if not is_glibc(soname)}
 
 
-def _added_entry(plugin: Closure, first: Closure) -> StagedFile:
+def _added_entry(plugin: Closure, first: Closure, dest: str | None = None) -> StagedFile:
+    """An --add plugin in lib/, or a carried tree's plugin at its place there (`dest`):
+    one with a search path of its own gets DT_RPATH to lib/ from where it lies."""
     facts = plugin.program
     if facts.is_static or facts.ident.file_type != "ET_DYN" or facts.interpreter is not None:
         raise InputError(f"--add {facts.path}: not a shared object (a plugin to dlopen); give "
@@ -297,8 +389,14 @@ def _added_entry(plugin: Closure, first: Closure) -> StagedFile:
     if plugin.arch != first.arch:
         raise InputError(f"--add {facts.path}: {plugin.arch.name}, the programs are "
                          f"{first.arch.name}")
-    return StagedFile(f"lib/{plugin.program_label}", "library", DATA_MODE,
-                      source=facts.path, patch=_library_patch(facts))
+    if dest is None:
+        return StagedFile(f"lib/{plugin.program_label}", "library", DATA_MODE,
+                          source=facts.path, patch=_library_patch(facts))
+    patch = _library_patch(facts)
+    if patch is not None:
+        up = posixpath.relpath(LIBRARY_HOME, posixpath.dirname(dest))
+        patch = Patch(None, f"$ORIGIN/{up}")
+    return StagedFile(dest, "library", DATA_MODE, source=facts.path, patch=patch)
 
 
 def privileges(program: ElfFacts) -> list[str]:
@@ -450,28 +548,67 @@ def _library_mode(library: Library) -> int:
 
 
 def scope_environment(plan: BundlePlan, libc_dest: str, libc: bytes, loader: bytes,
-                      libc_sha256: str) -> BundlePlan:
-    """The plan with each variable the launcher sets renamed in the bundled libc where it
-    is a whole string (and the loader knows the original, so secure mode strips it); the
-    others stay unscoped (the report says programs started by the bundled one inherit
-    them). Nothing is scoped for an artifact holding a privileged program."""
+                      libc_sha256: str,
+                      read: Callable[[str], bytes] | None = None) -> BundlePlan:
+    """The plan with each variable the launcher sets renamed where the bundled objects
+    read it, so that programs started by the bundled one never see it: glibc's own
+    (GCONV_PATH, LOCPATH) in the bundled libc where it is a whole string and the loader
+    knows the original (so secure mode strips it); a recipe's or --env's in every bundled
+    program and library holding the name (`read` gives their bytes), when it is a whole
+    string in each of them (a name the linker shares as the tail of a longer string, like
+    python's PYTHONHOME, cannot be renamed safely). The others stay unscoped (the report
+    says programs started by the bundled one inherit them). Nothing is scoped for an
+    artifact holding a privileged program."""
     if any(f.privileged for f in plan.files):
         return plan
-    renames = []
+    renames: dict[str, list[Rename]] = {}
     settings = []
+    others = [s.means for s in plan.env if s.means not in SCOPED_PREFIXES]
+    holders = _holders(plan, others, read) if others and read is not None else {}
     for setting in plan.env:
-        in_libc = whole_string_count(libc, setting.means)
-        in_loader = whole_string_count(loader, setting.means)
-        if setting.means in SCOPED_PREFIXES and in_libc and in_loader:
+        if setting.means in SCOPED_PREFIXES:
+            in_libc = whole_string_count(libc, setting.means)
+            in_loader = whole_string_count(loader, setting.means)
+            if in_libc and in_loader:
+                scoped = scoped_name(setting.means, libc_sha256)
+                renames.setdefault(libc_dest, []).append(Rename(setting.means, scoped))
+                settings.append(dataclasses.replace(setting, variable=scoped, scoped=True))
+                continue
+        elif holders.get(setting.means):
+            dests = holders[setting.means]
             scoped = scoped_name(setting.means, libc_sha256)
-            renames.append(Rename(setting.means, scoped))
-            settings.append(dataclasses.replace(setting, variable=scoped, scoped=True))
-        else:
-            settings.append(setting)
+            for dest in dests:
+                renames.setdefault(dest, []).append(Rename(setting.means, scoped))
+            settings.append(dataclasses.replace(setting, variable=scoped, scoped=True,
+                                                scoped_in=dests))
+            continue
+        settings.append(setting)
+    plan = dataclasses.replace(plan, env=tuple(settings))
     if not renames:
-        return dataclasses.replace(plan, env=tuple(settings))
-    return with_renames(dataclasses.replace(plan, env=tuple(settings)),
-                        {libc_dest: tuple(renames)})
+        return plan
+    return with_renames(plan, {dest: tuple(items) for dest, items in renames.items()})
+
+
+def _holders(plan: BundlePlan, names: list[str], read: Callable[[str], bytes],
+             ) -> dict[str, tuple[str, ...]]:
+    """For each name that can be scoped, the dests of the bundled ELF objects holding it
+    as a whole string; a name that some object holds only inside a longer string (or
+    none holds, or too short to carry a digest) is left out."""
+    found: dict[str, list[str]] = {n: [] for n in names
+                                   if MIN_SCOPED_LENGTH <= len(n) <= MAX_SCOPED_LENGTH}
+    unsafe: set[str] = set()
+    for item in plan.files:
+        if item.kind not in ("program", "library") or item.source is None:
+            continue
+        data = read(item.source)
+        for name in found:
+            if name.encode() + b"\0" not in data:
+                continue
+            if not whole_string_count(data, name):
+                unsafe.add(name)
+            else:
+                found[name].append(item.dest)
+    return {n: tuple(d) for n, d in found.items() if d and n not in unsafe}
 
 
 def seal_plan(plan: BundlePlan, seals: list[tuple[str, Seal]]) -> BundlePlan:
@@ -484,7 +621,8 @@ def seal_plan(plan: BundlePlan, seals: list[tuple[str, Seal]]) -> BundlePlan:
         unsealed=tuple(item for _, seal in seals for item in seal.unsealed))
 
 
-def _edit_glibc_copies(plan: BundlePlan, copies: GlibcCopies) -> BundlePlan:
+def _edit_glibc_copies(plan: BundlePlan, copies: GlibcCopies,
+                       read: Callable[[str], bytes] | None = None) -> BundlePlan:
     """The string edits of the bundled libc.so.6 and loader: the launcher's variables
     renamed in libc (scope_environment), host paths sealed in both (sealing.py)."""
     loader = next(f for f in plan.files if f.kind == "loader")
@@ -494,7 +632,7 @@ def _edit_glibc_copies(plan: BundlePlan, copies: GlibcCopies) -> BundlePlan:
         return plan
     if copies.libc is not None and libc_entry is not None and plan.env:
         plan = scope_environment(plan, libc_entry.dest, copies.libc, copies.loader,
-                                 hashlib.sha256(copies.libc).hexdigest())
+                                 hashlib.sha256(copies.libc).hexdigest(), read)
     seals = [(loader.dest, seal_loader(copies.loader, keep_host_search=bool(plan.excluded)))]
     if copies.libc is not None and libc_entry is not None:
         privileged = any(f.privileged for f in plan.files)

@@ -21,11 +21,17 @@ not read each other's settings; bundles with the same build may, harmlessly.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 # The scoped name: this prefix, then hex digits of the libc's sha256 up to the length.
 SCOPED_PREFIXES = {"GCONV_PATH": "BGC", "LOCPATH": "BLP"}
+# Other variables (a recipe's, --env's): "B", then hex digits of a digest of the name and
+# the libc's sha256; a shorter name would carry too few digits to be its own.
+OTHER_PREFIX = "B"
+MIN_SCOPED_LENGTH = 6
+MAX_SCOPED_LENGTH = 64  # "B" and 63 of sha256's 64 hex digits
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,12 @@ class Rename:
 
 
 def scoped_name(variable: str, libc_sha256: str) -> str:
-    prefix = SCOPED_PREFIXES[variable]
-    return prefix + libc_sha256[: len(variable) - len(prefix)].upper()
+    """The same-length name the bundled copies read instead of `variable`."""
+    prefix = SCOPED_PREFIXES.get(variable)
+    if prefix is not None:
+        return prefix + libc_sha256[: len(variable) - len(prefix)].upper()
+    digest = hashlib.sha256(f"{variable}\0{libc_sha256}".encode()).hexdigest()
+    return OTHER_PREFIX + digest[: len(variable) - len(OTHER_PREFIX)].upper()
 
 
 def whole_string_count(data: bytes, name: str) -> int | None:

@@ -71,7 +71,8 @@ def unit_text(manifest: Manifest, meta: PackageMeta) -> str:
     if not summary.isprintable():
         raise InputError("the description holds a control character (a newline?): "
                          "a unit's Description= is one line")
-    exec_start = _word(program, dollar=True)
+    exec_start = " ".join(_word(word, dollar=True)
+                          for word in (program, *manifest.direct_arguments()))
     lines = [
         "[Unit]",
         f"Description={_specifiers(summary)}",

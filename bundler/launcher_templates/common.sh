@@ -51,11 +51,11 @@ esac
 # bin/.. is the bundle's top: the kernel resolves ".." physically, so no `cd -P` (a fork;
 # this script runs at every start of the program) is needed. Spelled without "bin/.."
 # when that is the same directory.
-here=${dir:-/}/..
+here=${dir:-/}@up_path@
 case $dir in
     */bin) [ "${dir%/bin}/lib" -ef "$here/lib" ] && here=${dir%/bin} ;;
 esac
-@env_exports@
+@env_exports@@set_args@
 # Installed at its prefix with /proc mounted: the program's own PT_INTERP and RPATH work,
 # so exec it directly (correct /proc/self/exe for self re-exec, pidof, systemd). -ef
 # compares device and inode: the same file, however each path is spelled.
@@ -63,3 +63,11 @@ at_prefix=
 if [ -e /proc/self/exe ] && [ "$here/libexec/$program" -ef "$prefix/libexec/$program" ]; then
     at_prefix=yes
 fi
+# Called by another name (a multi-call program's link: git-upload-pack -> git), the
+# program would see libexec/NAME from a direct start; the bundled loader's --argv0 keeps
+# the name, so such a start goes through the loader.
+keeps_argv0=@keeps_argv0@
+case ${0##*/} in
+    "$program") ;;
+    *) [ -n "$keeps_argv0" ] && at_prefix= ;;
+esac

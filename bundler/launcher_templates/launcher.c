@@ -15,7 +15,11 @@
  *   LAUNCHER_LOADER    the loader's file name in lib/
  *   LAUNCHER_ENV_MODE  1: export LD_LIBRARY_PATH (the env launcher); 0: the loader launcher
  *   LAUNCHER_ARGV0     1: the bundled loader has --argv0 (glibc >= 2.33)
- *   LAUNCHER_SETTINGS  SETTING("NAME", "path under the top") ... for the bundled glibc
+ *   LAUNCHER_UP        the directories between the top and this launcher: 1 for bin/NAME,
+ *                      3 for a carried tree's usr/lib/git-core/git-upload-pack
+ *   LAUNCHER_SETTINGS  SETTING("NAME", "value") ... for the bundled glibc, the recipes
+ *                      and --env; "{top}" in a value is the artifact's top
+ *   LAUNCHER_ARGS      ARG("value") ... put before the caller's arguments ({top} too)
  */
 
 #include "launcher-values.h"
@@ -269,7 +273,8 @@ static char *follow(const char *execfn) {
     }
 }
 
-/* The artifact's top (the parent of bin/), "" for the root directory. */
+/* The artifact's top (the parent of bin/, or LAUNCHER_UP directories above this
+ * launcher's), "" for the root directory. */
 static char *find_top(unsigned long *auxv, int *proc_works) {
     char self[PATH_SPACE];
     long n = syscall4(SYS_readlinkat, AT_FDCWD, (long)"/proc/self/exe", (long)self,
@@ -277,7 +282,9 @@ static char *find_top(unsigned long *auxv, int *proc_works) {
     if (n > 0 && n < (long)sizeof self - 1 && self[0] == '/') {
         *proc_works = 1;
         self[n] = 0;
-        return parent(parent(self)); /* physical already: no symlink, no ".." left */
+        char *top = parent(self); /* physical already: no symlink, no ".." left */
+        for (int up = 0; up < LAUNCHER_UP; up++) top = parent(top);
+        return top;
     }
     *proc_works = 0;
     const char *execfn = 0;
@@ -290,7 +297,8 @@ static char *find_top(unsigned long *auxv, int *proc_works) {
     /* bin/.. is the top: the kernel resolves ".." physically. Spelled without "bin/.."
      * when that is the same directory (the names then read well in the variables). */
     char *top = join(dir, "/..", "");
-    if (ends_with(dir, "/bin")) {
+    for (int up = 1; up < LAUNCHER_UP; up++) top = join(top, "/..", "");
+    if (LAUNCHER_UP == 1 && ends_with(dir, "/bin")) {
         char *stripped = parent(dir);
         if (same_file(join(stripped, "/lib", ""), join(top, "/lib", ""))) return stripped;
     }
@@ -306,6 +314,29 @@ struct setting {
 
 #define SETTING(name, path) {name, path},
 static const struct setting SETTINGS[] = {LAUNCHER_SETTINGS{0, 0}};
+#define ARG(value) value,
+static const char *const ARGS[] = {LAUNCHER_ARGS 0};
+#define ARG_COUNT (sizeof ARGS / sizeof ARGS[0] - 1)
+
+/* `template` with every "{top}" replaced by `top`. */
+static char *expand(const char *template, const char *top) {
+    static const char MARK[] = "{top}";
+    const usize mark = sizeof MARK - 1;
+    char *out = join("", "", "");
+    const char *rest = template;
+    for (const char *s = template; *s;) {
+        if (memcmp(s, MARK, mark) == 0) {
+            char *piece = join(rest, "", "");
+            piece[s - rest] = 0;
+            out = join(out, piece, top);
+            s += mark;
+            rest = s;
+        } else {
+            s++;
+        }
+    }
+    return join(out, rest, "");
+}
 
 static int names(const char *entry, const char *name) {
     usize n = length(name);
@@ -372,7 +403,7 @@ __attribute__((noreturn, used)) void launcher_main(long *stack) {
     for (usize i = 0; i <= envc; i++) env[i] = envp[i];
     usize used = envc;
     for (const struct setting *s = SETTINGS; s->name; s++) {
-        used = put(env, used, s->name, join(top, "/", s->path));
+        used = put(env, used, s->name, expand(s->path, top));
     }
     if (LAUNCHER_ENV_MODE) {
         /* Inherited by every program this one starts: dynamically linked host programs
@@ -386,14 +417,22 @@ __attribute__((noreturn, used)) void launcher_main(long *stack) {
     /* Installed at its prefix with /proc mounted: the program's own PT_INTERP and RPATH
      * work, so it is exec'd itself with argv untouched (argv[0] as the caller gave it, and
      * /proc/self/exe is the program). Recognised by device and inode, however spelled. */
+    /* The caller's arguments, after the launcher's own (ARGS: a recipe's). */
+    char *given[argc + ARG_COUNT + 1];
+    usize m = 0;
+    if (argc > 0 || ARG_COUNT > 0) given[m++] = argc > 0 ? argv[0] : (char *)program;
+    for (usize i = 0; i < ARG_COUNT; i++) given[m++] = expand(ARGS[i], top);
+    for (long i = 1; i < argc; i++) given[m++] = argv[i];
+    given[m] = 0;
+
     if (proc_works && same_file(program, join(LAUNCHER_PREFIX, "/libexec/", PROGRAM))) {
-        long error = syscall4(SYS_execve, (long)program, (long)argv, (long)env, 0);
+        long error = syscall4(SYS_execve, (long)program, (long)given, (long)env, 0);
         fail("cannot start", program, -error);
     }
 
     /* Anywhere else: the bundled loader, explicitly. ld.so splits --library-path at ':'
      * and ';', so a top holding one goes without it (the program's DT_RPATH covers it). */
-    char *args[argc + 8];
+    char *args[argc + ARG_COUNT + 8];
     usize n = 0;
     const char *loader = join(lib, "/", LAUNCHER_LOADER);
     args[n++] = (char *)loader;
@@ -406,7 +445,7 @@ __attribute__((noreturn, used)) void launcher_main(long *stack) {
         args[n++] = argv[0];
     }
     args[n++] = (char *)program;
-    for (long i = 1; i < argc; i++) args[n++] = argv[i];
+    for (usize i = 1; i < m; i++) args[n++] = given[i];
     args[n] = 0;
     long error = syscall4(SYS_execve, (long)loader, (long)args, (long)env, 0);
     fail("cannot start", loader, -error);

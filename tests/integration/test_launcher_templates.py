@@ -160,7 +160,7 @@ def test_a_value_is_never_read_as_a_marker(mode: LauncherMode) -> None:
     assert lines[4:7] == ["prefix='/opt/@prefix_q@'", "loader='@loader_q@'",
                           "program='@program_q@'"]
     assert "# @mode_comment@ for the bundled glibc only: its libc.so.6 reads" in text
-    assert 'BGC3F2A91C="$here/lib/@glibc@"; export BGC3F2A91C\n' in text
+    assert 'BGC3F2A91C="$here"\'/lib/@glibc@\'; export BGC3F2A91C\n' in text
     # --argv0 is on each exec of the loader (two in loader mode, one in env), nowhere else.
     assert text.count(ARGV0) == {"loader": 2, "env": 1}[mode]
     assert fill_template("@a@-@b@", {"a": "@b@", "b": "@a@"}) == "@b@-@a@"

@@ -104,7 +104,8 @@ def test_the_text_is_sorted_indented_json_with_a_final_newline() -> None:
         "environment": [], "runtime_missing": [], "runtime_missing_needed": [],
         "library_home": "lib",
         "sealed": {"sealed": [], "unsealed": []}, "nss": None, "packages": [],
-        "provenance": None, "go_modules": {}}
+        "provenance": None, "go_modules": {}, "arguments": {}, "recipes": [],
+        "carried": []}
 
 
 def test_records_are_written_as_the_build_always_wrote_them() -> None:
