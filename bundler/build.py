@@ -227,9 +227,11 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     found = gather(sysroot, programs, closures, request.data, request.helpers, request.env,
                    request.from_package, request.recipes)
     if found.trees.files or found.helpers:  # their programs and plugins, with the rest
+        given = [p.path for p in programs]
+        added_given = [p.path for p in plugins]
         closures, added, runtime = resolve_programs(
-            [*(p.path for p in programs), *found.program_paths],
-            [*(p.path for p in plugins), *found.plugin_paths],
+            [*given, *(p for p in found.program_paths if p not in given)],
+            [*added_given, *(p for p in found.plugin_paths if p not in added_given)],
             sysroot, request.resolve, request.nss)
     facts = program_facts(closures[0], sysroot)
     gconv_data, gconv_env = gconv.staged_modules(request.gconv, sysroot, closures[0])
@@ -244,7 +246,7 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
                      read_glibc_copies(closures[0], facts.libc),
                      RuntimeNeeds(runtime.missing, runtime.nss_lookups,
                                   runtime.missing_needed), sha256_of,
-                     found.layout(closures), _read_source)
+                     found.layout(closures, len(programs)), _read_source)
     plan = dataclasses.replace(plan, carried=found.trees.carried, recipes=found.recipes,
                                carry_notes=found.trees.notes)
     if request.run_args is not None and request.static is None:

@@ -333,6 +333,8 @@ BUILD_SECTIONS = (
     ("Output", ("out", "name", "prefix", "sbom")),
     ("What goes in", ("sysroot", "library_path", "allow_missing", "add", "exclude", "nss",
                       "gconv", "locale_names", "allow_setuid")),
+    ("Files, helpers and variables it needs beyond libraries",
+     ("data", "helpers", "env", "from_package", "no_recipes")),
     ("Launcher", ("launcher", "launcher_type")),
     ("Compare with the static build", ("static", "run_args")),
     ("Report", ("report_file", "as_json", "quiet", "verbose", "fail_on")),
@@ -340,6 +342,34 @@ BUILD_SECTIONS = (
      ("version", "maintainer", "description", "licence", "homepage", "service",
       "enable_service")),
 )
+
+
+def carrying_options(command):
+    """What the artifact carries beyond libraries, and how the program is pointed at it
+    (carry.py; the recipes apply without being asked)."""
+    options = [
+        click.option("--data", "data", multiple=True, metavar="SRC[:DEST]",
+                     help="Carry a file or tree of the build root (at DEST under the "
+                          "artifact's top, default its own path: /usr/share/x -> "
+                          "usr/share/x); programs in it get launchers, plugins their "
+                          "libraries (repeatable)."),
+        click.option("--helper", "helpers", multiple=True, metavar="PROG[:DEST]",
+                     help="Bundle another program this one executes, sharing lib/; its "
+                          "launcher at DEST (default bin/NAME) (repeatable)."),
+        click.option("--env", "env", multiple=True, metavar="NAME=VALUE",
+                     help="Set a variable in the launcher; {top} is the artifact's top "
+                          "(GIT_EXEC_PATH={top}/usr/lib/git-core). Renamed where the "
+                          "bundled objects read it, else inherited (repeatable)."),
+        click.option("--from-package", "from_package", is_flag=True,
+                     help="Also carry the files of the Debian package that owns the first "
+                          "program (documentation left out)."),
+        click.option("--no-recipes", "no_recipes", is_flag=True,
+                     help="Do not apply the built-in recipes (python3, perl, git, openssl, "
+                          "gpg, fontconfig, compiled-in locales)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def package_options(command):
@@ -423,6 +453,7 @@ def package_options(command):
 @click.option("-v", "--verbose", is_flag=True,
               help="Also the resolver's notes on stderr (what glibc loads at run time, "
                    "libraries found in this machine's multiarch dirs).")
+@carrying_options
 @report_options
 @package_options
 def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
@@ -436,7 +467,9 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
                   run_args: str | None, sbom: str, quiet: bool, verbose: bool,
                   report_file: str | None, as_json: bool, fail_on: tuple[str, ...],
                   version: str, maintainer: str, description: str, licence: str,
-                  homepage: str | None, service: bool, enable_service: bool) -> None:
+                  homepage: str | None, service: bool, enable_service: bool,
+                  data: tuple[str, ...], helpers: tuple[str, ...], env: tuple[str, ...],
+                  from_package: bool, no_recipes: bool) -> None:
     """Write the fallback artifact for BINARY... (several share one lib/): an archive, a
     directory, or a .deb, .rpm or OCI image of it."""
     from bundler.build import (  # keeps `inspect` start-up light
@@ -444,6 +477,7 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
         build,
         refuse_inputs_as_output,
     )
+    from bundler.carry import parse_data, parse_env, parse_helper
     from bundler.plan import PlanOptions
     from bundler.resolve import ResolveOptions
     from bundler.terminal_summary import summary_text
@@ -468,6 +502,9 @@ def build_command(binaries: tuple[str, ...], out: str | None, name: str | None,
         run_args=run_option(run_args), sbom=formats,
         package=package_request(out, version, maintainer, description, licence, homepage,
                                 service, enable_service),
+        data=tuple(parse_data(d) for d in data), helpers=tuple(parse_helper(h) for h in helpers),
+        env=tuple(parse_env(e) for e in env), from_package=from_package,
+        recipes=not no_recipes,
     )
     if report_file:
         refuse_inputs_as_output(report_file, "--report",
@@ -644,6 +681,7 @@ def service_command(artifact: str, name: str | None, description: str | None) ->
     "bundle verify myagent.tar.zst --root /srv/centos7 --expect-output 'agent [0-9]' -- -V",
     "bundle verify arm64/myagent.tar.zst --emulator qemu-aarch64-static -- --help",
     "bundle verify dist/myagent.tar.zst --key release.pub -- --version",
+    "bundle verify myagent.tar.zst --trace -- --version",
 ))
 @click.argument("artifact", metavar="ARTIFACT")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
@@ -668,12 +706,15 @@ def service_command(artifact: str, name: str | None, description: str | None) ->
                    "OpenPGP); it must list ARTIFACT with its sha256.")
 @click.option("--sums", "sums", metavar="FILE",
               help="The SHA256SUMS to check with --key (default: the one beside ARTIFACT).")
+@click.option("--trace", "trace", is_flag=True,
+              help="Run it once more under strace and list the files it opens, executes or "
+                   "looks for outside the artifact (information, not judged; needs strace).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result as one JSON object (`bundle schema verify`).")
 def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
            expect_output: str | None, emulator: str | None, program: str | None,
            env: tuple[str, ...], timeout: float, key: str | None, sums: str | None,
-           as_json: bool) -> None:
+           trace: bool, as_json: bool) -> None:
     """Check ARTIFACT against its manifest and run it in an isolated root: exit 0 when it
     passes, 4 when it does not."""
     from bundler.errors import EXIT_VERIFY_FAILED
@@ -688,7 +729,7 @@ def verify(artifact: str, args: tuple[str, ...], root: str, expect_exit: int,
         result = run_verify(VerifyRequest(
             artifact=artifact, root=root, args=tuple(args), expect_exit=expect_exit,
             expect_output=expect_output, emulator=emulator, program=program, timeout=timeout,
-            env=env, key=key, sums=sums))
+            env=env, key=key, sums=sums, trace=trace))
         checkpoint()
     if as_json:
         from bundler.verify_json import verify_json

@@ -47,8 +47,10 @@ class Gathered:
         paths = [f.source for f in self.trees.files if f.kind == "plugin" and f.source]
         return tuple(dict.fromkeys(paths))
 
-    def layout(self, closures: Sequence[Closure]) -> Carrying:
-        """Where each program's launchers go and each plugin lies: the plan's input."""
+    def layout(self, closures: Sequence[Closure], given_count: int) -> Carrying:
+        """Where each program's launchers go and each plugin lies: the plan's input. The
+        first `given_count` closures are the programs given; the place that comes first
+        for a file decides whether it is a helper (a given program never is)."""
         args = dict(self.args)
         places: dict[str, ProgramPlace] = {}
 
@@ -60,13 +62,9 @@ class Gathered:
                 places[path] = dataclasses.replace(
                     old, launchers=tuple(dict.fromkeys((*old.launchers, *new.launchers))))
 
-        helper_paths = {host for _, host in self.helpers}
-        tree_paths = {f.source for f in self.trees.files if f.kind == "program"}
-        for closure in closures:
-            path = closure.program.path
-            if path not in helper_paths and path not in tree_paths:
-                place(path, ProgramPlace((f"bin/{closure.program_label}",),
-                                         args=args.get(closure.program_label, ())))
+        for closure in closures[:given_count]:  # bin/NAME, also when a tree or a helper is the same file
+            place(closure.program.path, ProgramPlace(
+                (f"bin/{closure.program_label}",), args=args.get(closure.program_label, ())))
         for helper, host in self.helpers:
             place(host, ProgramPlace((helper.dest,), helper=True))
         plugin_dests: dict[str, str] = {}

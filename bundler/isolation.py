@@ -274,13 +274,15 @@ class _Capture:
 
 
 def run_sandboxed(sandbox: Sandbox, layout: Layout, command: Sequence[str],
-                  env: dict[str, str], timeout: float) -> Outcome:
+                  env: dict[str, str], timeout: float, wrapper: Sequence[str] = (),
+                  ) -> Outcome:
     """Run `command` in a sandbox with `layout`'s root; bounded output, killed whole on a
-    timeout or a signal (which `checkpoint` raises while we wait)."""
+    timeout or a signal (which `checkpoint` raises while we wait). `wrapper` runs bwrap
+    itself, outside the sandbox (verify --trace: strace)."""
     status_read, status_write = os.pipe()
     started = time.perf_counter()
     try:
-        argv = sandbox_argv(sandbox, layout, command, env, status_write)
+        argv = [*wrapper, *sandbox_argv(sandbox, layout, command, env, status_write)]
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, env={}, pass_fds=(status_write,),
                                    start_new_session=True)

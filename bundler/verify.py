@@ -7,7 +7,9 @@ sha256 it has (signing.py); unpack safely into a private temporary directory
 prefix in a sandbox (isolation.py: bubblewrap, over a bare root or the user's tree,
 read-only) and run the program there, twice natively: at the prefix (the launcher's
 direct start) and from another directory (its loader start); once under `--emulator` for
-another architecture (the bundled loader run by qemu-user, no binfmt needed).
+another architecture (the bundled loader run by qemu-user, no binfmt needed). With
+--trace, the first run once more under strace, listing the files met outside the artifact
+(trace.py): information for the release engineer, never part of the verdict.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from bundler.scratch import drop_scratch, make_scratch
 from bundler.signals import checkpoint
 from bundler.signing import SignatureCheck, check_release
 from bundler.text import one_line
+from bundler.trace import Trace, find_strace, refuse_emulator, render_trace, run_traced
 from bundler.units import human_size
 
 ELSEWHERE = "/tmp/bundle-verify"
@@ -73,6 +76,7 @@ class VerifyRequest:
     env: tuple[str, ...] = ()  # NAME=VALUE for the run
     key: str | None = None  # a public key: the signed SHA256SUMS is checked before all else
     sums: str | None = None  # that SHA256SUMS (default: the one beside the artifact)
+    trace: bool = False  # one more run, under strace, listing the files met outside it
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class VerifyResult:
     checksum_state: ChecksumState = "absent"
     sha256: str | None = None  # the archive file's, as read (None for a directory)
     signature: SignatureCheck | None = None  # with --key: what the signed SHA256SUMS proved
+    trace: Trace | None = None  # with --trace: information, never part of `passed`
 
     @property
     def passed(self) -> bool:
@@ -121,12 +126,15 @@ def judge(outcome: Outcome, expect_exit: int, pattern: re.Pattern[str] | None,
 
 
 def verify(request: VerifyRequest) -> VerifyResult:
+    if request.trace:
+        refuse_emulator(request.emulator)
     pattern = _pattern(request.expect_output)
     env = _environment(request.env)
     emulator = _emulator(request.emulator) if request.emulator else None
     user_root = check_user_root(request.root) if request.root != "bare" else None
     if not os.path.exists(request.artifact):
         raise InputError(f"{request.artifact}: no such file or directory")
+    strace = find_strace() if request.trace else None
     signature = _signature(request)  # first: when it fails, nothing is unpacked or run
     sandbox = probe_sandbox()
     scratch = make_scratch("bundle-verify")  # 0700: unpacked files are only ours to read
@@ -168,8 +176,8 @@ def verify(request: VerifyRequest) -> VerifyResult:
         # a native bin/NAME needs no /bin/sh
         has_shell = (os.path.lexists(f"{user_root or base_root}/bin/sh")
                      or manifest.launcher_type == "native")
-        for label, command, copies in _plans(installed, request.args, emulator,
-                                             emulator_inside, has_shell):
+        plans = _plans(installed, request.args, emulator, emulator_inside, has_shell)
+        for label, command, copies in plans:
             # A copy, not a second bind of the same tree: the launcher recognises its
             # prefix by inode (test -ef), so a bind would start directly, not through the
             # loader. Shown read-only like the rest; every run gets a fresh /tmp and HOME,
@@ -187,9 +195,17 @@ def verify(request: VerifyRequest) -> VerifyResult:
             passed, reasons = judge(outcome, request.expect_exit, pattern)
             runs.append(RunCheck(label, outcome, passed, reasons, tuple(command),
                                  request.expect_exit, request.expect_output))
+        trace = None
+        if strace is not None:  # the first run again (at the prefix: no copies), traced
+            label, command, _ = plans[0]
+            checkpoint()
+            trace = run_traced(strace, sandbox, Layout(base_root, tuple(binds)), command, env,
+                               request.timeout, os.path.join(work, "strace.txt"),
+                               f"{label}, under strace",
+                               (prefix, f"{ELSEWHERE}/{unpacked.name}"))
         return VerifyResult(request.artifact, unpacked.name, arch, glibc, checksum, integrity,
                             root_label, tuple(runs), tuple(notes), state, unpacked.sha256,
-                            signature)
+                            signature, trace)
     finally:
         drop_scratch(scratch)
 
@@ -369,6 +385,8 @@ def render(result: VerifyResult) -> str:
             lines.append(f"      output: {outcome.stdout_bytes} bytes on stdout, "
                          f"{outcome.stderr_bytes} on stderr; only the first "
                          f"{human_size(OUTPUT_LIMIT)} of each kept and judged")
+    if result.trace is not None:
+        lines += render_trace(result.trace)
     verdict = "PASS" if result.passed else "FAIL"
     why = ("the artifact differs from its manifest" if result.integrity.problems
            else f"{sum(r.passed for r in result.runs)} of {len(result.runs)} runs passed")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 
 from bundler import __version__
+from bundler.trace import Trace
 from bundler.verify import RunCheck, VerifyResult
 
-VERIFY_JSON_FORMAT_VERSION = 1
+VERIFY_JSON_FORMAT_VERSION = 2  # 2: `trace` (verify --trace)
 
 
 def verify_json(result: VerifyResult) -> dict:
@@ -41,6 +42,24 @@ def verify_json(result: VerifyResult) -> dict:
         "notes": list(result.notes),
         "runs": [_run_json(run) for run in result.runs],
         "passed": result.passed,
+        # --trace: the files the traced run met outside the artifact (null: not asked for);
+        # information, never part of "passed"
+        "trace": None if result.trace is None else _trace_json(result.trace),
+    }
+
+
+def _trace_json(trace: Trace) -> dict:
+    outcome, facts = trace.outcome, trace.facts
+    return {
+        "label": trace.label,
+        "exit_code": outcome.exit_code,
+        "timed_out": outcome.exit_code is None,
+        "seconds": round(outcome.seconds, 6),
+        "started": facts.started,
+        "processes": facts.processes,
+        "calls": facts.calls,
+        "missing": [dataclasses.asdict(traced) for traced in facts.missing],
+        "found": [dataclasses.asdict(traced) for traced in facts.found],
     }
 
 

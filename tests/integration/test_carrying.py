@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -212,3 +213,43 @@ def test_carrying_mistakes_are_one_line_errors(tree: Path, tmp_path: Path) -> No
         result = run_cli(str(tree / "probe"), "-o", out, "--no-recipes", *extra)
         assert_one_line_error(result, 2, words)
         assert not os.path.exists(out)
+
+
+GIT_SCRIPT = """set -e
+G=$1
+cd /tmp && rm -rf src dst && mkdir src && cd src
+$G init -q . && echo hi > a && $G add a
+$G -c user.name=T -c user.email=t@e commit -qm one && cd ..
+$G clone -q src dst && cd dst && echo more >> a
+$G -c user.name=T -c user.email=t@e commit -qam two && $G log --format=%s
+"""
+
+
+def test_from_package_carries_gits_helpers_for_a_clone_in_an_empty_root(
+        tmp_path: Path) -> None:
+    """--from-package brings the files of git's package (git-core's helpers become
+    launchers of the one bundled git); --env points git at them: `git clone` runs
+    git-upload-pack from the artifact. No recipe is used (--no-recipes)."""
+    git = shutil.which("git")
+    assert git, "scripts/test installs git"
+    out = tmp_path / "git.tar.zst"
+    result = run_cli(git, "-o", str(out), "--from-package", "--no-recipes", "--sbom", "none",
+                     "--env", "GIT_EXEC_PATH={top}/usr/lib/git-core",
+                     "--env", "GIT_TEMPLATE_DIR={top}/usr/share/git-core/templates")
+    assert result.returncode == 0, result.stderr
+    with empty_root(tmp_path) as root:
+        _unpack(out, root, "/opt/git")
+        _unpack(out, root, "/elsewhere/git")
+        (root / "tmp" / "t.sh").write_text(GIT_SCRIPT)
+        (root / "dev").mkdir()  # git opens /dev/null and /dev/urandom, as any host has
+        for name, minor in (("null", 3), ("zero", 5), ("urandom", 9)):
+            os.mknod(root / "dev" / name, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+        for top in ("/opt/git", "/elsewhere/git"):
+            done = chroot_run(root, ["/bin/sh", "/tmp/t.sh", f"{top}/bin/git"])
+            assert (done.returncode, done.stdout) == (0, "two\none\n"), (top, done.stderr)
+            assert "warning" not in done.stderr, done.stderr
+    listing = subprocess.run(["tar", "--zstd", "-tvf", str(out)], capture_output=True,
+                             text=True, check=True).stdout
+    # git and git-core/git are the same bytes: one copy in libexec/, launchers elsewhere.
+    assert listing.count("libexec/git\n") == 1
+    assert "usr/share/doc" not in listing
