@@ -54,7 +54,7 @@ from bundler.manifest import (
     archived_size,
     dump,
 )
-from bundler.native_launcher import Launchers, build_launchers, launcher_depth
+from bundler.native_launcher import Launchers, build_launchers
 from bundler.notices import carried_licences, inventory_of, licence_path, sources_notice
 from bundler.outcome import BuildResult
 from bundler.package_meta import PackageMeta
@@ -447,7 +447,7 @@ def _materialise(plan: BundlePlan, item: StagedFile, staging: str,
         path = os.path.join(staging, "launcher-" + item.dest.replace("/", "__"))
         launcher = launchers.get(item.dest)
         _write_staged(path, launcher if launcher is not None
-                      else render_launcher(plan, item.program, launcher_depth(item.dest),
+                      else render_launcher(plan, item.program, posixpath.dirname(item.dest),
                                            item.args).encode())
         return path
     if (item.kind != "program" and item.kind != "library" and item.kind != "loader"

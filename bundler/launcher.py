@@ -46,10 +46,12 @@ def _template(name: str) -> str:
     return resources.files("bundler").joinpath("launcher_templates", name).read_text()
 
 
-def render_launcher(plan: BundlePlan, program: str, up: int = 1,
+def render_launcher(plan: BundlePlan, program: str, below: str = "bin",
                     args: tuple[str, ...] = ()) -> str:
-    """The launcher script text for `program` under `plan`'s mode, `up` directories below
-    the top (bin/NAME: 1), putting `args` ({top} allowed) before the caller's."""
+    """The launcher script text for `program` under `plan`'s mode, in the directory
+    `below` the top (bin/NAME: "bin"; a carried tree's: "usr/lib/git-core"), putting `args`
+    ({top} allowed) before the caller's."""
+    up = below.count("/") + 1
     text = _template("common.sh") + _template(f"{plan.launcher}.sh")
     return fill_template(text, {
         "name": plan.name.replace("\n", " "),
@@ -63,6 +65,7 @@ def render_launcher(plan: BundlePlan, program: str, up: int = 1,
         "argv0": '--argv0 "$0"' if plan.loader_supports_argv0 else "",
         "env_exports": "".join(_export_line(setting) for setting in plan.env),
         "up_path": "/.." * up,
+        "below_q": shell_quote(below),
         "keeps_argv0": "yes" if plan.loader_supports_argv0 else "''",
         "set_args": (f"# The launcher's arguments come first (a recipe's).\nset -- "
                      f"{' '.join(shell_value(a) for a in args)} \"$@\"\n" if args else ""),

@@ -48,12 +48,14 @@ case $dir in
         dir=$PWD/$dir
         ;;
 esac
-# bin/.. is the bundle's top: the kernel resolves ".." physically, so no `cd -P` (a fork;
-# this script runs at every start of the program) is needed. Spelled without "bin/.."
-# when that is the same directory.
+# bin/.. is the bundle's top (for a launcher in a carried tree, as many ".." as it lies
+# deep): the kernel resolves ".." physically, so no `cd -P` (a fork; this script runs at
+# every start of the program) is needed. Spelled without "bin/.." when that is the same
+# directory.
 here=${dir:-/}@up_path@
+below=@below_q@
 case $dir in
-    */bin) [ "${dir%/bin}/lib" -ef "$here/lib" ] && here=${dir%/bin} ;;
+    */"$below") [ "${dir%/"$below"}/lib" -ef "$here/lib" ] && here=${dir%/"$below"} ;;
 esac
 @env_exports@@set_args@
 # Installed at its prefix with /proc mounted: the program's own PT_INTERP and RPATH work,

@@ -253,3 +253,52 @@ def test_from_package_carries_gits_helpers_for_a_clone_in_an_empty_root(
     # git and git-core/git are the same bytes: one copy in libexec/, launchers elsewhere.
     assert listing.count("libexec/git\n") == 1
     assert "usr/share/doc" not in listing
+
+
+# --- the launcher's own arguments and {top} values, at any depth -----------------------------
+
+FAKE_LOADER = """#!/bin/sh
+for word in "$@"; do printf 'arg=%s\\n' "$word"; done
+printf 'env=%s\\n' "$PROBE_VALUE"
+"""
+
+
+@pytest.mark.parametrize("kind", ["native", "sh"])
+def test_launcher_arguments_and_top_values_at_depth(tmp_path: Path, kind: str) -> None:
+    """A launcher three directories below the top (a carried tree's) finds the top, puts
+    its arguments (a recipe's: `{top}` expanded, spaces and quotes kept) before the
+    caller's and sets `{top}` values; the loader here is a script recording what it got."""
+    from bundler import native_launcher
+    from bundler.launcher import render_launcher
+    from bundler.plan import BundlePlan, EnvSetting
+
+    top = tmp_path / "it's top"
+    (top / "lib").mkdir(parents=True)
+    (top / "libexec").mkdir()
+    (top / "libexec" / "prog").write_text("")
+    loader = top / "lib" / "ld.so"
+    loader.write_text(FAKE_LOADER)
+    loader.chmod(0o755)
+    plan = BundlePlan(name="prog", prefix="/opt/prog-nowhere", launcher="loader",
+                      arch="x86-64", loader_name="ld.so", loader_supports_argv0=True,
+                      glibc_release="2.36", min_kernel=None, programs=("prog",), files=(),
+                      missing=(), env=(EnvSetting("PROBE_VALUE", "PROBE_VALUE", "",
+                                                  value="{top}/a:{top}/b c", why="--env"),))
+    args = ("--agent-program", "{top}/bin/x 'y'", "plain")
+    dest = top / "usr" / "lib" / "tree" / "helper"
+    dest.parent.mkdir(parents=True)
+    if kind == "native":
+        compiler = native_launcher.find_compiler("x86-64", "x86_64-linux-gnu")
+        assert compiler is not None, "scripts/test installs gcc"
+        dest.write_bytes(native_launcher.compile_launcher(
+            compiler, native_launcher.values_header(plan, "prog", 3, args)))
+    else:
+        dest.write_text(render_launcher(plan, "prog", "usr/lib/tree", args))
+    dest.chmod(0o755)
+    done = subprocess.run([str(dest), "caller's", "two words"], capture_output=True,
+                          text=True, check=True)
+    here = str(top)
+    assert done.stdout.splitlines() == [
+        "arg=--library-path", f"arg={here}/lib", "arg=--argv0", f"arg={dest}",
+        f"arg={here}/libexec/prog", "arg=--agent-program", f"arg={here}/bin/x 'y'",
+        "arg=plain", "arg=caller's", "arg=two words", f"env={here}/a:{here}/b c"]
