@@ -62,7 +62,8 @@ class Gathered:
                 places[path] = dataclasses.replace(
                     old, launchers=tuple(dict.fromkeys((*old.launchers, *new.launchers))))
 
-        for closure in closures[:given_count]:  # bin/NAME, also when a tree or a helper is the same file
+        # bin/NAME for each program given, also when a tree or a helper is the same file
+        for closure in closures[:given_count]:
             place(closure.program.path, ProgramPlace(
                 (f"bin/{closure.program_label}",), args=args.get(closure.program_label, ())))
         for helper, host in self.helpers:

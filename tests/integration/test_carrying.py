@@ -17,11 +17,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.cli import assert_one_line_error, run_cli
+from support.roots import chroot_run, debian11_root, empty_root
 
 from bundler.build import BuildRequest, build
 from bundler.carry import Carry, EnvValue, Helper
-from support.cli import assert_one_line_error, run_cli
-from support.roots import chroot_run, debian11_root, empty_root
 
 PROGRAM = r"""
 #include <dlfcn.h>
@@ -159,7 +159,7 @@ def test_the_manifest_records_what_was_carried_and_how_it_is_pointed_at(
     # Read by nobody in the artifact: exported as is, inherited.
     assert settings["PROBE_LOOSE"]["scoped"] is False
     assert settings["PROBE_LOOSE"]["variable"] == "PROBE_LOOSE"
-    assert manifest["carried"] == [{"source": str((artifact.parent / "tree")),
+    assert manifest["carried"] == [{"source": str(artifact.parent / "tree"),
                                     "dest": "share/probe", "why": "--data"}]
     files = {f["path"]: f for f in manifest["files"]}
     # The tree's program is bundled, its place taken by a launcher; its link kept.
