@@ -27,6 +27,7 @@ from bundler.archive import (
 from bundler.build_report import artifact_summary, build_report
 from bundler.carry import Carry, EnvValue, Helper
 from bundler.choices import SBOM_FORMATS
+from bundler.compiled_paths import scan_plan
 from bundler.elf import refuse_hostile_layout
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.exhaustive import assert_never
@@ -264,6 +265,7 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     epoch = source_date_epoch()
     launchers = build_launchers(plan, request.plan.launcher_type, closures[0].arch.multiarch)
     provenance = _provenance(sysroot, plan, closures, facts.go)
+    compiled = scan_plan(plan, sysroot)  # paths compiled in, outside the artifact
     with deferred_signals():  # Ctrl-C/SIGTERM/SIGHUP while patching must clean up too
         sweep(parent)  # what builds killed by SIGKILL left here
         try:
@@ -294,7 +296,8 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
                                       static, licensing_of(
                                           provenance.packages,
                                           [(f.dest, f.package) for f in provenance.files
-                                           if f.source is not None], provenance.note))
+                                           if f.source is not None], provenance.note),
+                                      compiled_paths=compiled)
                 writer.add([_stage_manifest(plan, staging, manifest),
                             _stage_report(plan, staging, report)])
             digest = writer.archive_sha256

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bundler.archive import sha256_of
+from bundler.compiled_paths import CompiledPaths
 from bundler.hazards import (
     Hazard,
     artifact_hazards,
     dynamic_hazards,
+    uncarried_hazards,
 )
 from bundler.inventory import Package
 from bundler.manifest import FileRecord, archived_size
@@ -23,7 +25,11 @@ from bundler.plan import BundlePlan
 from bundler.program_facts import ProgramFacts
 from bundler.report_model import (
     ArtifactSummary,
+    CarriedLine,
+    Carrying,
+    EnvLine,
     Licensing,
+    RecipeLine,
     Report,
     StaticSide,
     assemble,
@@ -66,17 +72,34 @@ def artifact_summary(plan: BundlePlan, launchers: Launchers, records: Sequence[F
 
 
 def build_report(facts: ProgramFacts, plan: BundlePlan, artifact: ArtifactSummary,
-                 static: StaticSide | None, licences: Licensing | None = None) -> Report:
-    """The report of one build: its first program against the optional static build."""
+                 static: StaticSide | None, licences: Licensing | None = None,
+                 compiled_paths: CompiledPaths | None = None) -> Report:
+    """The report of one build: its first program against the optional static build;
+    `compiled_paths` is compiled_paths.scan_plan's (None: not scanned), whose load-bearing
+    paths the artifact does not carry are a high hazard."""
     closure = facts.closure
     hazards: tuple[Hazard, ...] = (dynamic_hazards(closure.program, closure_objects(closure),
                                                    carried(artifact), artifact.nss)
+                                   + uncarried_hazards(compiled_paths)
                                    + artifact_hazards(plan.launcher, plan.excluded))
     needs = needs_of(closure, facts.requirements)
     verdict = verdict_for(needs, artifact, static, None, hazards, facts.diagnosis)
     return assemble(input_summary(closure.program, sha256_of(closure.program.path)), needs,
                     artifact, hazards, static, None, verdict, facts.go, facts.diagnosis,
-                    licences)
+                    licences, compiled_paths, carrying_of(plan))
+
+
+def carrying_of(plan: BundlePlan) -> Carrying:
+    """What the plan carries besides libraries, for the report: recipes applied, files
+    and trees carried, helpers, the variables set for them (glibc's own, which have no
+    `why`, are in the artifact's run-time parts) and what carrying left out."""
+    return Carrying(
+        recipes=tuple(RecipeLine(r.name, r.recognised, r.notes) for r in plan.recipes),
+        carried=tuple(CarriedLine(c.source, c.dest, c.why) for c in plan.carried),
+        helpers=plan.helpers,
+        env=tuple(EnvLine(e.variable, e.template, e.why, e.scoped, e.scoped_in)
+                  for e in plan.env if e.why),
+        notes=plan.carry_notes)
 
 
 

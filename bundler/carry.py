@@ -72,6 +72,9 @@ class Recipe:
     args: tuple[str, ...] = ()  # launcher arguments before the caller's; `{top}` allowed
     locales: tuple[str, ...] = ()  # compiled locales to carry (--locale)
     notes: tuple[str, ...] = ()  # what the report says of it (limits, what stays the host's)
+    # compiled-in paths it leaves to the host on purpose (gpg's table of every GnuPG tool):
+    # the scan reports them, not as load-bearing (compiled_paths.py)
+    leaves: tuple[str, ...] = ()
 
 
 def default_dest(source: str) -> str:

@@ -55,7 +55,8 @@ def run_option(value: str | None) -> tuple[str, ...] | None:
 # that --help and bundle.toml's checks need not import the report's modules).
 GATE_NAMES = ("verdict:static", "verdict:artifact", "verdict:static-after-fixes",
               "hazard:high", "hazard:medium", "hazard:low", "missing-nss", "missing-library",
-              "runs-differ", "licence:copyleft", "licence:unknown", "unsealed")
+              "runs-differ", "licence:copyleft", "licence:unknown", "unsealed",
+              "uncarried-files")
 
 
 def parse_gates(values: Iterable[str], option: str = "--fail-on") -> tuple[str, ...]:

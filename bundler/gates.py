@@ -94,6 +94,15 @@ def _unsealed(report: Report) -> str | None:
         if unsealed else None
 
 
+def _uncarried_files(report: Report) -> str | None:
+    scan = report.compiled_paths
+    missing = scan.uncarried if scan is not None else ()
+    if not missing:
+        return None
+    return ("the programs hold absolute paths the artifact does not carry: "
+            + ", ".join(f"{p.path} ({p.kind})" for p in missing))
+
+
 # What makes each gate hold (README "Gates" says it in words for users).
 GATES: dict[str, Callable[[Report], str | None]] = {
     **{f"verdict:{ship}": _verdict(ship) for ship in get_args(Ship)},
@@ -104,6 +113,7 @@ GATES: dict[str, Callable[[Report], str | None]] = {
     "licence:copyleft": _licence("copyleft"),
     "licence:unknown": _licence("unknown"),
     "unsealed": _unsealed,
+    "uncarried-files": _uncarried_files,
 }
 assert tuple(GATES) == GATE_NAMES, "choices.GATE_NAMES names the gates, in this order"
 

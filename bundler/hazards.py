@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bundler import nss
+from bundler.compiled_paths import SHOWN as PATHS_SHOWN
+from bundler.compiled_paths import CompiledPaths
 from bundler.elf import ElfFacts
 from bundler.static import StaticContents
 
@@ -198,3 +200,24 @@ def artifact_hazards(launcher: str, excluded: tuple[str, ...] = ()) -> tuple[Haz
             "use the default loader launcher",
         ))
     return tuple(hazards)
+
+
+def uncarried_hazards(scan: CompiledPaths | None) -> tuple[Hazard, ...]:
+    """A high hazard when the programs or libraries hold absolute paths of helpers,
+    plugins or data that the build root has and the artifact does not carry
+    (compiled_paths.py): on a target those paths name the host's files, of another
+    version or none, and the build would otherwise say "ship the artifact"."""
+    missing = scan.uncarried if scan is not None else ()
+    if not missing:
+        return ()
+    evidence = [f"{p.path} ({p.kind}, in {', '.join(p.found_in)})"
+                for p in missing[:PATHS_SHOWN]]
+    if len(missing) > PATHS_SHOWN:
+        evidence.append(f"and {len(missing) - PATHS_SHOWN} more (see Compiled-in paths)")
+    return (Hazard(
+        "uncarried-files", "artifact", "high", tuple(evidence),
+        "the programs open these at absolute paths compiled into them, which the artifact "
+        "does not carry: on a target they name the host's files (another version) or "
+        "nothing, and helpers, plugins or data fail to load",
+        "carry it: --data PATH, --helper PROG, or --from-package",
+    ),)

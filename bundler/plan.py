@@ -238,7 +238,9 @@ def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str
     `added` are the closures of --add shared objects (plugins the programs dlopen): each
     goes into lib/ under its file name (or at its carried tree's place), with the
     libraries it needs. Programs of the same content are bundled once: a helper or tree
-    program equal to another program shares its libexec/ copy (git and git-core/git).
+    program equal to another program shares its libexec/ copy (git and git-core/git), a
+    program given under another name is a link to it in libexec/ (git-upload-pack ->
+    git); privileged programs keep their own copy.
     """
     launcher = launcher_mode(options.launcher)
     first = closures[0]
@@ -279,27 +281,30 @@ def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str
             raise InputError(f"{closure.program.path}: its file name {label!r} holds a control "
                              "character or is too long; give it a plain name")
         content = digest(closure.program.path) if digest else closure.program.path
-        # A program given is its own copy; a helper or a tree's program equal to one
-        # already bundled shares it.
-        bundled = by_content.get(content) if place.helper or place.in_tree else None
-        if bundled is None:
+        privileged = not place.in_tree and bool(privileges(closure.program))
+        same = by_content.get(content) if not privileged else None
+        if not place.helper and not place.in_tree:
             if label in programs:
-                if not place.helper and not place.in_tree:
-                    raise InputError(f"{label}: given twice (two programs with the same file "
-                                     "name)")
-                label = _free_label(label, programs)
+                raise InputError(f"{label}: given twice (two programs with the same file "
+                                 "name)")
             bundled = label
-            by_content.setdefault(content, label)
             programs.append(label)
-            if place.helper or place.in_tree:
-                helpers.append(label)
-            privileged = not place.in_tree and bool(privileges(closure.program))
-            add(StagedFile(f"libexec/{label}", "program",
+            if same is not None:  # the same bytes under another name: one copy
+                add(StagedFile(f"libexec/{label}", "alias", 0o777, link_target=same), label)
+        elif same is not None:  # a helper or a tree's program equal to one bundled
+            bundled = same
+        else:
+            bundled = _free_label(label, programs) if label in programs else label
+            programs.append(bundled)
+            helpers.append(bundled)
+        if same is None:
+            by_content.setdefault(content, bundled)
+            add(StagedFile(f"libexec/{bundled}", "program",
                            EXECUTABLE_MODE if place.in_tree else _program_mode(closure.program),
                            source=closure.program.path,
                            patch=program_patch(prefix, loader_name, "lib", privileged),
                            privileged=privileged),
-                label)
+                bundled)
         for dest in place.launchers:
             add(StagedFile(dest, "launcher", EXECUTABLE_MODE, program=bundled, args=place.args),
                 bundled)

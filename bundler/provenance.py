@@ -71,6 +71,8 @@ class StatusEntry:
     state: str  # the Status field's last word: installed, config-files, half-configured...
     multi_arch: str = ""
     maintainer: str = ""  # "Name <email>", the SBOMs' supplier
+    depends: str = ""  # the Depends field as written (package_files.py)
+    conffiles: tuple[tuple[str, str], ...] = ()  # (path, md5 as shipped); obsolete ones left out
 
     @property
     def installed(self) -> bool:
@@ -97,12 +99,19 @@ def parse_status(text: str) -> tuple[StatusEntry, ...]:
     entries = []
     for paragraph in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")):
         fields: dict[str, str] = {}
+        conffiles: list[tuple[str, str]] = []
+        current = ""
         for line in paragraph.split("\n"):
             if not line or line[0] in " \t":  # continuation of a multi-line field
+                words = line.split()
+                if current == "conffiles" and len(words) == 2 and words[0].startswith("/"):
+                    conffiles.append((words[0], words[1]))  # 3 words: obsolete, or removed
                 continue
             key, colon, value = line.partition(":")
+            current = ""
             if colon and key.strip() and " " not in key.strip():
-                fields.setdefault(key.strip().lower(), value.strip())
+                current = key.strip().lower()
+                fields.setdefault(current, value.strip())
         name = fields.get("package", "")
         status = fields.get("status", "").split()
         if not name or not status:
@@ -111,7 +120,8 @@ def parse_status(text: str) -> tuple[StatusEntry, ...]:
         source, source_version = parse_source_field(fields.get("source"), name, version)
         entries.append(StatusEntry(name, fields.get("architecture", ""), version, source,
                                    source_version, status[-1], fields.get("multi-arch", ""),
-                                   fields.get("maintainer", "")))
+                                   fields.get("maintainer", ""), fields.get("depends", ""),
+                                   tuple(conffiles)))
     return tuple(entries)
 
 
@@ -137,6 +147,37 @@ def parse_list(text: str) -> tuple[str, ...]:
     """The absolute paths of a .list file (dpkg writes `/.` for the root; skipped)."""
     stripped = (line.rstrip("/") for line in text.split("\n") if line.startswith("/"))
     return tuple(path for path in stripped if path and path != "/.")
+
+
+@dataclass(frozen=True)
+class Diversion:
+    """One `dpkg-divert`: the file a package ships at `path` is at `to` instead, unless
+    the package is the one diverting (`by`; "" for a local diversion, of no package)."""
+
+    path: str
+    to: str
+    by: str
+
+
+def parse_diversions(text: str) -> tuple[Diversion, ...]:
+    """dpkg's `diversions` file: three lines each (from, to, package or ":" for local); a
+    group that is not two absolute paths is skipped."""
+    lines = text.split("\n")
+    found = []
+    for at in range(0, len(lines) - 2, 3):
+        path, to, by = lines[at:at + 3]
+        if path.startswith("/") and to.startswith("/") and by:
+            found.append(Diversion(path, to, "" if by == ":" else by))
+    return tuple(found)
+
+
+def load_diversions(root: Sysroot) -> tuple[Diversion, ...]:
+    """The diversions of `root`'s dpkg database; () without one."""
+    target = _admindir(root)
+    found = _read_in_root(root, f"{target}/diversions", MAX_LIST_BYTES) if target else None
+    if found is None or found[1] is None:
+        return ()
+    return parse_diversions(found[1][0])
 
 
 def parse_os_release(text: str) -> str | None:
@@ -367,10 +408,23 @@ class ListIndex:
             self._found[name] = self._search(name)
         return self._found[name] or list(default)
 
-    def _search(self, name: str) -> list[tuple[str, str]]:
+    def paths_of(self, label: str) -> tuple[str, ...]:
+        """Every path the list labelled `label` names (its directories too), in its order;
+        () for a label no list has."""
+        if label not in self._labels:
+            return ()
+        index = self._labels.index(label)
+        self._join()
+        end = self._starts[index + 1] if index + 1 < len(self._starts) else self._size
+        return parse_list(self._text[self._starts[index]:end])
+
+    def _join(self) -> None:
         if self._parts:
             self._text += "".join(self._parts)
             self._parts = []
+
+    def _search(self, name: str) -> list[tuple[str, str]]:
+        self._join()
         text, needle, places = self._text, f"/{name}\n", []
         at = text.find(needle)
         while at != -1:

@@ -11,7 +11,7 @@ from bundler import __version__
 from bundler.release import ReleaseResult, VerifyRun
 from bundler.units import human_size
 
-RELEASE_FORMAT_VERSION = 1
+RELEASE_FORMAT_VERSION = 2  # 2: the gate uncarried-files
 
 
 def exit_code(result: ReleaseResult) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bundler import __version__
+from bundler.compiled_paths import CompiledPaths
 from bundler.diagnose import Diagnosis
 from bundler.elf import ElfFacts
 from bundler.glibc import is_glibc
@@ -24,7 +25,7 @@ from bundler.resolve import Closure
 from bundler.start_modes import StartMode
 from bundler.static import StaticContents
 
-REPORT_FORMAT_VERSION = 1
+REPORT_FORMAT_VERSION = 2  # 2: compiled_paths, carrying; the uncarried-files hazard
 LIBC_DEST = "lib/libc.so.6"  # where every artifact keeps its libc (the glibc it brings)
 # Which to ship: the static build, the artifact, or the static build once its high
 # hazards are fixed (the artifact until then); compare.decide chooses.
@@ -193,6 +194,47 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class RecipeLine:
+    """A recipe applied (recipes.py): which, why it applied, what the report says of it."""
+
+    name: str
+    recognised: str
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CarriedLine:
+    """A file or tree of the build root the artifact carries, where, and who asked."""
+
+    source: str
+    dest: str
+    why: str
+
+
+@dataclass(frozen=True)
+class EnvLine:
+    """A variable the launcher sets for a recipe or `--env` ({top}: the artifact's top)."""
+
+    variable: str
+    template: str
+    why: str
+    scoped: bool  # renamed where it is read: programs it starts do not see it
+    scoped_in: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Carrying:
+    """What the artifact carries besides libraries, and how the programs are pointed at
+    it (carry.py: recipes, --data, --helper, --env, --from-package)."""
+
+    recipes: tuple[RecipeLine, ...]
+    carried: tuple[CarriedLine, ...]
+    helpers: tuple[str, ...]
+    env: tuple[EnvLine, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Report:
     format_version: int
     tool_version: str
@@ -206,6 +248,9 @@ class Report:
     go: BuildInfo | None = None
     diagnosis: Diagnosis | None = None
     licences: Licensing | None = None  # whose the artifact's files are (None: not recorded)
+    # Absolute paths compiled into its objects, checked in the build root (None: not scanned)
+    compiled_paths: CompiledPaths | None = None
+    carrying: Carrying | None = None  # what it carries besides libraries (None: not recorded)
 
 
 def input_summary(program: ElfFacts, sha256: str) -> InputSummary:
@@ -292,9 +337,11 @@ def _env_note(means: str, exported: dict[str, tuple[str, bool]]) -> str:
 def assemble(input_: InputSummary, needs: Needs, artifact: ArtifactSummary | None,
              hazards: tuple[Hazard, ...], static: StaticSide | None,
              runs: RunComparison | None, verdict: Verdict, go: BuildInfo | None = None,
-             diagnosis: Diagnosis | None = None, licences: Licensing | None = None) -> Report:
+             diagnosis: Diagnosis | None = None, licences: Licensing | None = None,
+             compiled_paths: CompiledPaths | None = None,
+             carrying: Carrying | None = None) -> Report:
     return Report(REPORT_FORMAT_VERSION, __version__, input_, needs, artifact, hazards,
-                  static, runs, verdict, go, diagnosis, licences)
+                  static, runs, verdict, go, diagnosis, licences, compiled_paths, carrying)
 
 
 def glibc_package_of(files: Iterable[tuple[str, str | None]],

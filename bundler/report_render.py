@@ -14,6 +14,7 @@ import json
 import os
 
 from bundler import nss
+from bundler.compiled_paths import remedy
 from bundler.diagnose import Diagnosis
 from bundler.golang import BuildInfo
 from bundler.hazards import Hazard
@@ -24,7 +25,8 @@ from bundler.text import one_line
 from bundler.units import human_size
 
 SECTIONS = ("Verdict", "The input", "What it needs unbundled", "The artifact", "Hazards",
-            "Against the static build", "Runs side by side", "Licences and sources")
+            "Against the static build", "Runs side by side", "Licences and sources",
+            "Compiled-in paths")
 
 SYMBOLS_SHOWN = 8  # of the symbols that force a glibc version
 
@@ -71,7 +73,51 @@ def _sections(report: Report) -> list[list[str]]:
     """The sections' bodies in SECTIONS order; the verdict's without its headline, which
     each rendering shows in its own way."""
     return [_verdict(report), _input(report), _needs(report), _artifact(report),
-            _hazards(report.hazards), _static(report), _runs(report), _licences(report)]
+            _hazards(report.hazards), _static(report), _runs(report), _licences(report),
+            _compiled(report)]
+
+
+def _compiled(report: Report) -> list[str]:
+    """What the artifact carries besides libraries (recipes, files and trees, helpers,
+    variables), then the paths compiled into its objects: what it does not carry first."""
+    lines = _carrying(report)
+    scan = report.compiled_paths
+    if scan is None:
+        return [*lines, "compiled-in paths: not scanned (the artifact was written before "
+                "bundle scanned them)"]
+    lines.append(f"compiled-in paths found in the build root ({len(scan.scanned)} "
+                 f"object{'s' if len(scan.scanned) != 1 else ''} scanned):"
+                 if scan.paths else f"compiled-in paths: none found in the build root "
+                 f"outside the artifact ({len(scan.scanned)} objects scanned)")
+    for path in scan.paths:
+        state = ("NOT CARRIED" if path.load_bearing and not path.carried else
+                 "carried" if path.carried else "not needed")
+        where = ", ".join(path.found_in)
+        fix = f" -> {remedy(path)}" if path.load_bearing and not path.carried else ""
+        lines.append(f"    {state}: {path.path} [{path.kind}, in {where}]: {path.why}{fix}")
+    lines += [f"suggestion: {line}" for line in scan.suggestions]
+    return lines
+
+
+def _carrying(report: Report) -> list[str]:
+    found = report.carrying
+    if found is None:
+        return ["carried besides libraries: not recorded"]
+    if not (found.recipes or found.carried or found.helpers or found.env or found.notes):
+        return ["carried besides libraries: nothing (no recipe applied, no --data, --helper "
+                "or --env)"]
+    lines = ["carried besides libraries:"]
+    for recipe in found.recipes:
+        lines.append(f"    recipe {recipe.name}: {recipe.recognised}")
+        lines += [f"        {note}" for note in recipe.notes]
+    lines += [f"    {c.source} -> {c.dest} ({c.why})" for c in found.carried]
+    lines += [f"    helper {name}" for name in found.helpers]
+    for env in found.env:
+        reach = (f"scoped: only {', '.join(env.scoped_in) or 'the program'} reads it"
+                 if env.scoped else "inherited by programs it starts")
+        lines.append(f"    {env.variable}={env.template} ({env.why}; {reach})")
+    lines += [f"    left out: {note}" for note in found.notes]
+    return lines
 
 
 def _licences(report: Report) -> list[str]:

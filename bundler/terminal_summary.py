@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shlex
 
+from bundler.carry import expand
+from bundler.compiled_paths import SHOWN, remedy
 from bundler.manifest import BUNDLE_KINDS, SBOM_KIND, SBOM_PATHS, SBOM_SUFFIXES
 from bundler.native_launcher import launcher_note
 from bundler.outcome import BuildResult
@@ -19,7 +21,7 @@ def summary_text(result: BuildResult) -> str:
              if r.type == "file" and r.kind not in BUNDLE_KINDS]
     libraries = [r for r in files if r.kind in ("library", "loader")]
     ratio = f" ({result.output_size / result.raw_size:.0%})" if result.raw_size else ""
-    lines = [f"bundle: wrote {result.out}", *_verdict_lines(result)]
+    lines = [f"bundle: wrote {result.out}", *_verdict_lines(result), *_uncarried(result)]
     lines += [
         f"  programs       {', '.join(plan.programs)} ({plan.arch})",
         f"  files          {len(files)} ({len(libraries)} in lib/, loader {plan.loader_name})",
@@ -73,7 +75,8 @@ def summary_text(result: BuildResult) -> str:
         lines += [f"  run:      {launcher} ARGS   (or from wherever it is unpacked)",
                   f"  systemd:  ExecStart={direct} (direct start at the prefix)"]
     if plan.env:
-        settings = " ".join(f'"{e.variable}={plan.prefix}/{e.path}"' for e in plan.env)
+        settings = " ".join(f'"{e.variable}={expand(e.template, plan.prefix)}"'
+                            for e in plan.env)
         lines.append(f"            Environment={settings}")
     if result.format == "zst":
         lines.append("  old hosts without a zstd-aware tar: use -o NAME.tar.gz")
@@ -89,6 +92,22 @@ def _verdict_lines(result: BuildResult) -> list[str]:
         return [*lines, "                 (its reasons and fixes: in the report on stdout)"]
     lines += [f"                 - {reason}" for reason in verdict.reasons]
     lines += [f"                 - fix: {fix}" for fix in verdict.fixes]
+    return lines
+
+
+def _uncarried(result: BuildResult) -> list[str]:
+    """The compiled-in paths the programs likely need and the artifact does not carry, one
+    line each (the first few), and what the scan suggests but cannot decide."""
+    scan = result.report.compiled_paths
+    if scan is None:
+        return []
+    missing = scan.uncarried
+    lines = [f"  NOT CARRIED    {p.path} ({p.kind}, in {', '.join(p.found_in)}): "
+             f"{remedy(p)}" for p in missing[:SHOWN]]
+    if len(missing) > SHOWN:
+        lines.append(f"                 and {len(missing) - SHOWN} more (the report's "
+                     "Compiled-in paths)")
+    lines += [f"  SUGGESTION     {line}" for line in scan.suggestions]
     return lines
 
 

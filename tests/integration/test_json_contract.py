@@ -87,7 +87,7 @@ def test_a_plain_build_report_names_its_artifacts_sha256_and_size(work: Path,
     assert artifact["compressed_size"] == (work / "out.tar.zst").stat().st_size
     assert artifact["format"] == "zst" and artifact["out"] == "out.tar.zst"
     assert plain["static"] is None and plain["runs"] is None
-    assert plain["format_version"] == 1
+    assert plain["format_version"] == 2
 
 
 def test_a_compare_mode_build_report_is_valid_on_stdout_and_in_the_file(

@@ -31,10 +31,10 @@ from bundler.report_render import report_text, use_color
 from bundler.units import human_size
 
 TOP_KEYS = {"artifact", "diagnosis", "format_version", "go", "hazards", "input", "licences",
-            "needs", "runs", "static", "tool_version", "verdict"}
+            "needs", "runs", "static", "tool_version", "verdict", "compiled_paths", "carrying"}
 SECTIONS = ("1. Verdict", "2. The input", "3. What it needs unbundled", "4. The artifact",
             "5. Hazards", "6. Against the static build", "7. Runs side by side",
-            "8. Licences and sources")
+            "8. Licences and sources", "9. Compiled-in paths")
 ANSI = "\033["
 
 NETLOOKUP = r"""
@@ -241,7 +241,7 @@ def clean_build(clean: Path) -> dict:
 def test_static_nss_build_field_by_field(net: Path, net_build: tuple[dict, str]) -> None:
     data, _ = net_build
     assert set(data) == TOP_KEYS
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     # Stable keys: sorted at every level.
     assert list(data) == sorted(data)
     assert list(data["static"]) == sorted(data["static"])

@@ -35,7 +35,7 @@ LIBC6 = Package("libc6", "2.36-9+deb12u14", "amd64", "glibc", "2.36-9+deb12u14",
                 "debian-12", "NOASSERTION", "unknown", None, "/var/lib/dpkg")
 # The keys the JSON report has always had: ordering the text adds none.
 TOP_KEYS = {"artifact", "diagnosis", "format_version", "go", "hazards", "input", "licences",
-            "needs", "runs", "static", "tool_version", "verdict"}
+            "needs", "runs", "static", "tool_version", "verdict", "compiled_paths", "carrying"}
 
 
 def report(*, verdict: Verdict | None = None, runs_: RunComparison | None = None,

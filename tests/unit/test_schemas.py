@@ -252,7 +252,7 @@ REPORT_CHANGES = {
     "an unknown key in the artifact": ("artifact.size", 1),
     "a renamed key (compressed_size removed)": ("artifact.compressed_size", DELETE),
     "a ship value the code does not have": ("verdict.ship", "static-maybe"),
-    "another format_version": ("format_version", 2),
+    "another format_version": ("format_version", 1),
     "a severity the code does not have": ("hazards.0.severity", "critical"),
     "an artifact sha256 that is not one": ("artifact.sha256", "abc"),
     "an archive format the writer does not make": ("artifact.format", "tar.zst"),
@@ -334,3 +334,11 @@ def test_bundle_schema_lists_and_prints_the_shipped_files(capsys) -> None:
     assert (code, out) == (2, "")
     assert err.startswith("bundle: error: schema nope: no such schema; choose build, ")
     assert err.count("\n") == 1
+
+
+def test_the_release_schema_names_every_gate() -> None:
+    """A gate added to choices.GATE_NAMES must be one the release schema accepts."""
+    from bundler.choices import GATE_NAMES
+
+    schema = load_schema("release")
+    assert tuple(schema["$defs"]["gate"]["enum"]) == GATE_NAMES
