@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bundler.carried_files import CarriedTrees, walk_carries
 from bundler.carry import Carry, EnvValue, Helper, Recipe
+from bundler.elf import read_elf
 from bundler.errors import InputError
 from bundler.inputs import SysrootInput
 from bundler.plan import Carrying, EnvSetting, ProgramPlace, StagedFile
@@ -110,7 +111,8 @@ def gather(sysroot: Sysroot, programs: Sequence[SysrootInput], closures: Sequenc
         owned = package_carries(sysroot, target)
         carries += owned.carries
     carries += [c for r in recipes for c in r.carry]
-    trees = walk_carries(carries, sysroot)
+    trees = _of_the_architecture(walk_carries(carries, sysroot),
+                                 closures[0].program.ident.machine)
     wanted = [*helpers, *(h for r in recipes for h in r.helpers)]
     found_helpers = tuple((h, _helper_host(h, sysroot)) for h in _unique_helpers(wanted))
     return Gathered(
@@ -118,6 +120,21 @@ def gather(sysroot: Sysroot, programs: Sequence[SysrootInput], closures: Sequenc
         env=_settings(env, recipes),
         locales=tuple(dict.fromkeys(n for r in recipes for n in r.locales)),
         args=tuple((r.program, r.args) for r in recipes if r.program and r.args))
+
+
+def _of_the_architecture(trees: CarriedTrees, machine: str) -> CarriedTrees:
+    """The trees with programs and plugins of another architecture than the programs'
+    carried as plain data (they could not load into these programs anyway), each noted."""
+    files, notes = [], list(trees.notes)
+    for item in trees.files:
+        if item.kind in ("program", "plugin") and item.source is not None:
+            other = read_elf(item.source).ident.machine
+            if other != machine:
+                notes.append(f"{item.target} ({item.why}): {other}, not {machine}: carried "
+                             "as data, without its libraries")
+                item = dataclasses.replace(item, kind="data")
+        files.append(item)
+    return CarriedTrees(tuple(files), trees.carried, tuple(notes))
 
 
 def _unique_helpers(helpers: Sequence[Helper]) -> list[Helper]:

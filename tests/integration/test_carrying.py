@@ -302,3 +302,23 @@ def test_launcher_arguments_and_top_values_at_depth(tmp_path: Path, kind: str) -
         "arg=--library-path", f"arg={here}/lib", "arg=--argv0", f"arg={dest}",
         f"arg={here}/libexec/prog", "arg=--agent-program", f"arg={here}/bin/x 'y'",
         "arg=plain", "arg=caller's", "arg=two words", f"env={here}/a:{here}/b c"]
+
+
+def test_a_tree_object_of_another_architecture_is_carried_as_data(tree: Path,
+                                                                   tmp_path: Path) -> None:
+    """An aarch64 plugin in an x86-64 program's tree cannot load into it: carried as it is,
+    noted, its libraries not looked for."""
+    cross = shutil.which("aarch64-linux-gnu-gcc")
+    assert cross, "scripts/test installs gcc-aarch64-linux-gnu"
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tree / "tree", mixed, symlinks=True, ignore=shutil.ignore_patterns("fifo"))
+    source = tmp_path / "other.c"
+    source.write_text("int other(void) { return 1; }\n")
+    subprocess.run([cross, "-shared", "-fPIC", "-o", str(mixed / "plugins" / "other.so"),
+                    str(source)], check=True)
+    result = build(BuildRequest(
+        binaries=(str(tree / "probe"),), out=str(tmp_path / "out") + "/", sbom=(),
+        data=(Carry(str(mixed), "share/probe", "--data"),), recipes=False))
+    entry = next(f for f in result.plan.files if f.dest == "share/probe/plugins/other.so")
+    assert entry.kind == "data" and entry.patch is None
+    assert any("other.so" in n and "carried as data" in n for n in result.plan.carry_notes)

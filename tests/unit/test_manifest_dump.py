@@ -66,7 +66,10 @@ def everything() -> Manifest:
             "$ORIGIN/../lib/.bundle-0123456789abcdef")), loaded_at_run_time=False,
             package="prog:amd64"),
         programs=("prog",), missing=("libgone.so.1",), excluded=("libGL.so.1",),
-        environment=(EnvRecord("BGC1234567", "GCONV_PATH", "lib/gconv", True),),
+        environment=(EnvRecord("BGC1234567", "GCONV_PATH", "lib/gconv", True),
+                     EnvRecord("B0A1B2C3", "PERL5LIB", "", True, "{top}/usr/share/perl5",
+                               "recipe perl", ("lib/libperl.so.5.36",)),
+                     EnvRecord("PYTHONHOME", "PYTHONHOME", "", False, "{top}/usr", "--env")),
         runtime_missing=("libgcc_s.so.1",), format_version=1, launcher_type="native",
         nss=NssRecord(used=True, modules=("libnss_systemd.so.2",), served=("files", "dns"),
                       daemon=(("systemd", "systemd-userdbd (and PID 1)"),),
@@ -80,7 +83,21 @@ def everything() -> Manifest:
         go_modules=(("prog", (GoModule("example.com/prog", "(devel)", "", main=True),
                               GoModule("github.com/mattn/go-sqlite3", "v1.14.16", "h1:x=",
                                        replaced_by=("../sqlite", "")))),),
+        arguments=(("prog", ("--agent-program", "{top}/bin/agent")),),
+        recipes=("gpg", "openssl"),
+        carried=(("/usr/share/perl5", "usr/share/perl5", "recipe perl"),),
     )
+
+
+def test_a_direct_start_gives_what_the_launcher_would() -> None:
+    """The variables with {top} at the prefix, and the launcher's own arguments (a unit's
+    ExecStart, an image's Entrypoint)."""
+    written = everything()
+    program, environment = written.direct_start()
+    assert program == "/opt/prog/libexec/prog"
+    assert environment == ("BGC1234567=/opt/prog/lib/gconv",
+                           "B0A1B2C3=/opt/prog/usr/share/perl5", "PYTHONHOME=/opt/prog/usr")
+    assert written.direct_arguments() == ("--agent-program", "/opt/prog/bin/agent")
 
 
 def test_what_is_dumped_parses_back_to_the_same_records() -> None:
@@ -127,8 +144,16 @@ def test_records_are_written_as_the_build_always_wrote_them() -> None:
     assert data["nss"] == {"used": True, "modules": ["libnss_systemd.so.2"],
                            "served": ["files", "dns"], "not_served": ["sss"],
                            "daemon": {"systemd": "systemd-userdbd (and PID 1)"}}
-    assert data["environment"] == [{"variable": "BGC1234567", "means": "GCONV_PATH",
-                                    "path": "lib/gconv", "scoped": True}]
+    assert data["environment"] == [
+        {"variable": "BGC1234567", "means": "GCONV_PATH", "path": "lib/gconv", "scoped": True},
+        {"variable": "B0A1B2C3", "means": "PERL5LIB", "path": "", "scoped": True,
+         "value": "{top}/usr/share/perl5", "why": "recipe perl",
+         "scoped_in": ["lib/libperl.so.5.36"]},
+        {"variable": "PYTHONHOME", "means": "PYTHONHOME", "path": "", "scoped": False,
+         "value": "{top}/usr", "why": "--env", "scoped_in": []}]
+    assert data["arguments"] == {"prog": ["--agent-program", "{top}/bin/agent"]}
+    assert data["carried"] == [{"source": "/usr/share/perl5", "dest": "usr/share/perl5",
+                                "why": "recipe perl"}]
 
 
 @pytest.mark.parametrize("written", [
