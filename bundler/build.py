@@ -31,7 +31,7 @@ from bundler.compiled_paths import scan_plan
 from bundler.elf import refuse_hostile_layout
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.exhaustive import assert_never
-from bundler.gathering import gather
+from bundler.gathering import Gathered, gather
 from bundler.golang import BuildInfo, read_build_info
 from bundler.inputs import SysrootInput, note_substitutions, sysroot_inputs
 from bundler.integrity import unpacked
@@ -75,7 +75,7 @@ from bundler.provenance import find_provenance, go_modules, path_in_tree
 from bundler.report_model import Report, licensing_of
 from bundler.report_render import report_markdown
 from bundler.resolve import Closure, Library, ResolveOptions, closure_objects
-from bundler.runtime_loads import resolve_programs, uses_threads
+from bundler.runtime_loads import RuntimeLoads, resolve_programs, uses_threads
 from bundler.scoping import apply_renames
 from bundler.scratch import make_dir, sweep
 from bundler.side_by_side import run_both
@@ -225,15 +225,8 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     closures, added, runtime = resolve_programs([p.path for p in programs],
                                                 [p.path for p in plugins], sysroot,
                                                 request.resolve, request.nss)
-    found = gather(sysroot, programs, closures, request.data, request.helpers, request.env,
-                   request.from_package, request.recipes)
-    if found.trees.files or found.helpers:  # their programs and plugins, with the rest
-        given = [p.path for p in programs]
-        added_given = [p.path for p in plugins]
-        closures, added, runtime = resolve_programs(
-            [*given, *(p for p in found.program_paths if p not in given)],
-            [*added_given, *(p for p in found.plugin_paths if p not in added_given)],
-            sysroot, request.resolve, request.nss)
+    closures, added, runtime, found = _with_carried(request, sysroot, programs, plugins,
+                                                    closures, added, runtime)
     facts = program_facts(closures[0], sysroot)
     gconv_data, gconv_env = gconv.staged_modules(request.gconv, sysroot, closures[0])
     locale_data, locale_env = locales.staged_locales(
@@ -249,7 +242,7 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
                                   runtime.missing_needed), sha256_of,
                      found.layout(closures, len(programs)), _read_source)
     plan = dataclasses.replace(plan, carried=found.trees.carried, recipes=found.recipes,
-                               carry_notes=found.trees.notes)
+                               declined=found.declined, carry_notes=found.trees.notes)
     if request.run_args is not None and request.static is None:
         raise InputError("--run compares two programs: give the static build with --static")
     static = (static_side(request.static, closures[0].program, plan.programs[0])
@@ -320,6 +313,41 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     return BuildResult(plan, launchers, out, fmt, manifest, raw, size, digest, tuple(closures),
                        report)
 
+
+
+MAX_CARRY_ROUNDS = 4  # recipes recognised in what carrying brought (python's _ssl.so)
+
+
+def _with_carried(request: BuildRequest, sysroot: Sysroot, programs: tuple[SysrootInput, ...],
+                  plugins: tuple[SysrootInput, ...], closures: list[Closure],
+                  added: list[Closure], runtime: RuntimeLoads,
+                  ) -> tuple[list[Closure], list[Closure], RuntimeLoads, Gathered]:
+    """The closures with what carrying adds (helpers, the programs and plugins of carried
+    trees), and what was gathered. The recipes are recognised again in what was added,
+    until nothing new applies: python's lib-dynload/_ssl.so brings libcrypto, whose
+    recipe carries openssl.cnf and the providers."""
+    def gathered(everything: list[Closure]) -> Gathered:
+        return gather(sysroot, programs, everything, request.data, request.helpers,
+                      request.env, request.from_package, request.recipes)
+
+    given = [p.path for p in programs]
+    added_given = [p.path for p in plugins]
+    found = gathered([*closures, *added])
+    for _ in range(MAX_CARRY_ROUNDS):
+        if not (found.trees.files or found.helpers):
+            break
+        closures, added, runtime = resolve_programs(
+            [*given, *(p for p in found.program_paths if p not in given)],
+            [*added_given, *(p for p in found.plugin_paths if p not in added_given)],
+            sysroot, request.resolve, request.nss)
+        again = gathered([*closures, *added])
+        if (again.recipes, again.declined) == (found.recipes, found.declined):
+            break
+        found = again
+    else:
+        raise InputError("the recipes kept finding new programs to carry after "
+                         f"{MAX_CARRY_ROUNDS} rounds; bundle with --no-recipes and --data")
+    return closures, added, runtime, found
 
 
 def read_glibc_copies(closure: Closure, libc: Library | None) -> GlibcCopies:

@@ -512,11 +512,33 @@ def scan_plan(plan: BundlePlan, sysroot: Sysroot) -> CompiledPaths:
                               next((f.joined for f in found if f.joined), ""))
         if classified is not None:
             results[key] = _left_on_purpose(classified, plan.recipes)
+    for need in declined_needs(plan, sysroot, sources):
+        results.setdefault(root_entry(sysroot, need.path).resolved or need.path, need)
     carried_locales = frozenset(normalize_name(part) for f in plan.files
                                 for part in _locale_of(f.dest))
     return CompiledPaths(ordered(results.values()),
                          locale_suggestions(locales, carried_locales),
                          tuple(f.dest for f in objects))
+
+
+def declined_needs(plan: BundlePlan, sysroot: Sysroot,
+                   carried: Iterable[str]) -> list[CompiledPath]:
+    """What the recipes recognised but turned off (--no-recipes) would have carried: the
+    program needs it as surely as the recipe knows it (python3's standard library holds
+    no string the scan could find), so it is load-bearing unless carried otherwise."""
+    needs = []
+    for recipe in plan.declined:
+        wanted = [(c.source, "data dir" if sysroot.is_dir(c.source) else "data file")
+                  for c in recipe.carry]
+        wanted += [(h.source, "helper program") for h in recipe.helpers]
+        for source, kind in wanted:
+            if sysroot.resolve(source) is None or under(source, carried):
+                continue
+            needs.append(CompiledPath(
+                source, kind, (recipe.program or plan.programs[0],), True, False,
+                f"the {recipe.name} recipe carries it ({recipe.recognised}); "
+                "--no-recipes left it out"))
+    return needs
 
 
 def _left_on_purpose(path: CompiledPath, recipes: Iterable[Recipe]) -> CompiledPath:

@@ -30,6 +30,7 @@ class Gathered:
     """What carrying found, before the programs and plugins in it are resolved."""
 
     recipes: tuple[Recipe, ...] = ()
+    declined: tuple[Recipe, ...] = ()  # recognised, but --no-recipes: the scan names them
     trees: CarriedTrees = NO_TREES
     helpers: tuple[tuple[Helper, str], ...] = ()  # each with its program's host path
     env: tuple[EnvSetting, ...] = ()
@@ -98,11 +99,12 @@ def gather(sysroot: Sysroot, programs: Sequence[SysrootInput], closures: Sequenc
            data: Sequence[Carry], helpers: Sequence[Helper], env: Sequence[EnvValue],
            from_package: bool, use_recipes: bool) -> Gathered:
     """The recipes recognised in the programs' closures, and everything asked for."""
-    recipes: tuple[Recipe, ...] = ()
-    if use_recipes:
-        from bundler.recipes import recognise
+    from bundler.recipes import recognise
 
-        recipes = tuple(recognise(closures, sysroot))
+    recipes = tuple(recognise(closures, sysroot))
+    declined: tuple[Recipe, ...] = ()
+    if not use_recipes:
+        recipes, declined = (), recipes
     carries = [*data]
     if from_package:
         from bundler.package_files import package_carries
@@ -116,7 +118,7 @@ def gather(sysroot: Sysroot, programs: Sequence[SysrootInput], closures: Sequenc
     wanted = [*helpers, *(h for r in recipes for h in r.helpers)]
     found_helpers = tuple((h, _helper_host(h, sysroot)) for h in _unique_helpers(wanted))
     return Gathered(
-        recipes=recipes, trees=trees, helpers=found_helpers,
+        recipes=recipes, declined=declined, trees=trees, helpers=found_helpers,
         env=_settings(env, recipes),
         locales=tuple(dict.fromkeys(n for r in recipes for n in r.locales)),
         args=tuple((r.program, r.args) for r in recipes if r.program and r.args))

@@ -114,6 +114,7 @@ class BundlePlan:
     unsealed: tuple[str, ...] = ()  # those left open, and why (sealing.py)
     carried: tuple[Carry, ...] = ()  # files and trees carried (--data, recipes, packages)
     recipes: tuple[Recipe, ...] = ()  # recognised and applied (recipes.py)
+    declined: tuple[Recipe, ...] = ()  # recognised, not applied (--no-recipes)
     helpers: tuple[str, ...] = ()  # of `programs`, those bundled as another's helpers
     carry_notes: tuple[str, ...] = ()  # what carrying left out, and why (one line each)
 

@@ -110,3 +110,27 @@ def test_a_go_programs_strings_are_not_taken_for_paths() -> None:
     agent = build_agent("dynamic")
     assert b"/usr/lib/go" in agent.read_bytes()  # what a byte scan would have found
     assert read_rodata(str(agent)) == b""
+
+
+def test_a_recipe_turned_off_names_what_it_would_carry(tmp_path: Path) -> None:
+    """python3 holds no string naming its standard library: with --no-recipes the python3
+    recipe, still recognised, names it in the scan, and the verdict is lowered."""
+    python = "/usr/bin/python3"  # Debian's (scripts/test installs python3)
+    report = tmp_path / "report.json"
+    result = run_cli(python, "-o", str(tmp_path / "py.tar.zst"), "--sbom", "none",
+                     "--no-recipes", "--report", str(report), "--fail-on", "uncarried-files")
+    assert result.returncode == 5, result.stderr
+    found = json.loads(report.read_text())
+    validate("build", found)
+    uncarried = [p for p in found["compiled_paths"]["paths"]
+                 if p["load_bearing"] and not p["carried"]]
+    stdlib = next(p for p in uncarried if p["path"].startswith("/usr/lib/python3."))
+    assert "the python3 recipe carries it" in stdlib["why"] and "--no-recipes" in stdlib["why"]
+    assert found["verdict"]["headline"] != "ship the artifact"
+    assert found["carrying"]["recipes"] == []
+    with_recipe = run_cli(python, "-o", str(tmp_path / "py2.tar.zst"), "--sbom", "none",
+                          "--json", "--fail-on", "uncarried-files")
+    assert with_recipe.returncode == 0, with_recipe.stderr
+    data = json.loads(with_recipe.stdout)
+    assert [r["name"] for r in data["carrying"]["recipes"]][:1] == ["python3"]
+    assert data["verdict"]["headline"] == "ship the artifact"
