@@ -6,6 +6,10 @@ paths name the host's files (another version, or nothing). A recipe carries the 
 root's copy and points the program at it (carry.py), and `recognise` applies it without
 being asked, so that `bundle /usr/bin/python3 -o py.tar.zst` just works.
 
+Whether each variable reaches the programs it starts (scoped, renamed in the bundled
+copies that read it, or inherited) is decided by plan.scope_environment and said in the
+report, not here.
+
 Recognition is by what the ELF files say (exported symbols, DT_NEEDED, whole strings
 compiled into them), not by file names alone, and every path and version is read from the
 program and the build root (python's X.Y, perl's 5.X dirs, OpenSSL's MODULESDIR), never
@@ -253,9 +257,7 @@ def perl(subject: _Subject) -> Recipe | None:
                "site dirs (/usr/local/..., /etc/perl) are the host's and are searched after "
                "the carried ones; a module the build root lacks may still be taken from the "
                "host's perl",
-               "taint mode (perl -T) ignores PERL5LIB: there the host's @INC is used",
-               "PERL5LIB is inherited by the programs it starts (a host perl of another "
-               "version would read these modules)"),
+               "taint mode (perl -T) ignores PERL5LIB: there the host's @INC is used"),
     )
 
 
@@ -311,9 +313,7 @@ def git(subject: _Subject) -> Recipe | None:
         recognised=f"{subject.label} {why} (git's helper programs)",
         carry=tuple(carry), env=tuple(env),
         notes=("git's script helpers (git-svn, git-send-email, ...) run the host's perl and "
-               "sh; /etc/gitconfig, ssh and the message catalogs are the host's",
-               "GIT_EXEC_PATH and GIT_TEMPLATE_DIR are inherited by hooks and aliases: a host "
-               "git they start would use the artifact's helpers"),
+               "sh; /etc/gitconfig, ssh and the message catalogs are the host's"),
     )
 
 
@@ -415,9 +415,7 @@ def openssl(subjects: Sequence[_Subject]) -> Recipe | None:
         leaves=(opensslsdir,),  # the rest of it: the host's trust store and keys
         notes=(f"certificates stay the host's: {opensslsdir}/certs and "
                f"{opensslsdir}/cert.pem are the host's trust store (Debian's layout); on "
-               "other hosts set SSL_CERT_FILE or SSL_CERT_DIR",
-               "OPENSSL_CONF, OPENSSL_MODULES and OPENSSL_ENGINES are inherited by the "
-               "programs it starts (a host OpenSSL of another version would read them)"),
+               "other hosts set SSL_CERT_FILE or SSL_CERT_DIR"),
     )
 
 
@@ -432,8 +430,8 @@ def fontconfig(subjects: Sequence[_Subject]) -> Recipe | None:
                    "libfontconfig.so.1",
         carry=(Carry("/etc/fonts", "etc/fonts", "recipe fontconfig", required=False),),
         env=(EnvValue("FONTCONFIG_FILE", _top("etc/fonts/fonts.conf"), "recipe fontconfig"),),
-        notes=("the fonts and fontconfig's cache are the host's (the dirs fonts.conf names)",
-               "FONTCONFIG_FILE is inherited by the programs it starts"),
+        notes=("the fonts and fontconfig's cache are the host's (the dirs fonts.conf "
+               "names)",),
     )
 
 
