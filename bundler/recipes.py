@@ -313,7 +313,7 @@ def git(subject: _Subject) -> Recipe | None:
         recognised=f"{subject.label} {why} (git's helper programs)",
         carry=tuple(carry), env=tuple(env),
         notes=("git's script helpers (git-svn, git-send-email, ...) run the host's perl and "
-               "sh; /etc/gitconfig, ssh and the message catalogs are the host's"),
+               "sh; /etc/gitconfig, ssh and the message catalogs are the host's",),
     )
 
 
@@ -415,7 +415,7 @@ def openssl(subjects: Sequence[_Subject]) -> Recipe | None:
         leaves=(opensslsdir,),  # the rest of it: the host's trust store and keys
         notes=(f"certificates stay the host's: {opensslsdir}/certs and "
                f"{opensslsdir}/cert.pem are the host's trust store (Debian's layout); on "
-               "other hosts set SSL_CERT_FILE or SSL_CERT_DIR"),
+               "other hosts set SSL_CERT_FILE or SSL_CERT_DIR",),
     )
 
 
