@@ -66,8 +66,8 @@ if [ -e /proc/self/exe ] && [ "$here/libexec/$program" -ef "$prefix/libexec/$pro
     at_prefix=yes
 fi
 # Called by another name (a multi-call program's link: git-upload-pack -> git), the
-# program would see libexec/NAME from a direct start; the bundled loader's --argv0 keeps
-# the name, so such a start goes through the loader.
+# program would see libexec/NAME from a direct start; the bundled loader (glibc >= 2.33)
+# can give it the name, so such a start goes through the loader.
 keeps_argv0=@keeps_argv0@
 case ${0##*/} in
     "$program") ;;

@@ -68,18 +68,23 @@ def test_every_help_has_examples_that_use_bundle(command):
 def test_build_help_groups_every_option_once():
     text = run_cli("build", "--help").stdout
     titles = re.findall(r"^(\S[^:\n]*):$", text, flags=re.M)
-    assert titles == ["Output", "What goes in", "Launcher", "Compare with the static build",
+    assert titles == ["Output", "What goes in",
+                      "Files, helpers and variables it needs beyond libraries", "Launcher",
+                      "Compare with the static build",
                       "Report", "Packages (-o NAME.deb, NAME.rpm, NAME.oci.tar)",
                       "Other options", "Examples"], titles
     sections = dict(zip(titles, re.split(r"^\S[^:\n]*:$", text, flags=re.M)[1:]))
     assert "--output" in sections["Output"] and "--sbom" in sections["Output"]
     assert "--sysroot" in sections["What goes in"] and "--nss" in sections["What goes in"]
     assert "--launcher-type" in sections["Launcher"]
+    carrying = sections["Files, helpers and variables it needs beyond libraries"]
+    assert all(o in carrying for o in ("--data", "--helper", "--env", "--from-package",
+                                       "--no-recipes"))
     assert "--static" in sections["Compare with the static build"]
     assert "-q, --quiet" in sections["Report"] and "-v, --verbose" in sections["Report"]
     assert "--fail-on GATE" in sections["Report"]
     options = re.findall(r"^  (?:-\w, )?(--[\w-]+)", text, flags=re.M)
-    assert len(options) == len(set(options)) == 30, options  # 29 options and --help
+    assert len(options) == len(set(options)) == 35, options  # 34 options and --help
 
 
 @pytest.mark.parametrize("args, words", [

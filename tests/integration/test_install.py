@@ -156,7 +156,7 @@ def _check_installed(bin_dir: Path, work: Path) -> None:
     assert Path(released["targets"][0]["outputs"][0]["path"]).name.startswith("hello-1.0-linux-")
     assert (work / "dist" / "SHA256SUMS").is_file()
     schema = json.loads(_run([bin_dir / "bundle", "schema", "release"], cwd=work))
-    assert schema["$id"] == "urn:bundle:schema:release:1"
+    assert schema["$id"] == "urn:bundle:schema:release:2"
 
 
 @pytest.mark.parametrize("python", PYTHONS)
