@@ -123,3 +123,18 @@ def test_scripts_enable_and_start_only_when_asked() -> None:
         for text in scripts.values():
             assert text.startswith("#!/bin/sh\nset -e\n")
             assert "systemctl" not in text.replace("systemctl --system daemon-reload", "")
+
+
+def test_a_recipes_launcher_arguments_and_values_are_in_the_direct_start() -> None:
+    """What the launcher would put before the caller's arguments (gpg's --agent-program)
+    and set ({top} values) is in ExecStart and Environment=, each one word."""
+    import dataclasses
+
+    perl = EnvRecord("B11A1129", "PERL5LIB", "", True, "{top}/a:{top}/b c", "recipe perl")
+    manifest = dataclasses.replace(
+        _manifest(environment=(perl,)),
+        arguments=(("agent", ("--agent-program", "{top}/bin/gpg-agent", "50% $HOME")),))
+    lines = unit_text(manifest, PackageMeta(name="agent")).splitlines()
+    assert ('ExecStart=/opt/agent/libexec/agent --agent-program /opt/agent/bin/gpg-agent '
+            '"50%% $$HOME"') in lines
+    assert 'Environment="B11A1129=/opt/agent/a:/opt/agent/b c"' in lines
