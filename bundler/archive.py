@@ -36,10 +36,12 @@ from bundler.progress import Progress
 from bundler.scratch import Held, directory_lock, make_dir, make_file, written_file
 from bundler.signals import checkpoint, deferred_signals, note_written
 
-# Measured on curl's 19.7 MB bundle, 2 cores, threads=-1 (ratio, time): level 3 41.6%
-# 64 ms; 6 39.7% 147 ms; 9 38.8% 379 ms; 12 38.6% 830 ms; 15 38.1% 3.2 s; 19 33.9%
-# 8.8 s. Level 9 is the knee: past it each point of ratio costs seconds per build.
-ZSTD_LEVEL = 9
+# The level curve of real artifacts (benchmarks/zstd_curve.py; BENCHMARKS.md has the
+# table): level 6 against 9 is +0-4% size for 35-45% less time (node 32.8 MiB in 3.2 s
+# against 31.6 MiB in 5.1 s, curl 8.1 against 7.9 MiB, the demo agent the same size), and
+# below 6 the size grows faster (level 3: +8-11%); past 9 each point of ratio costs
+# seconds (level 12 doubles the time for 1%). So 6.
+ZSTD_LEVEL = 6
 FORMATS = (
     (".tar.zst", "zst"),
     (".tar.zstd", "zst"),
