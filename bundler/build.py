@@ -220,6 +220,7 @@ def _build_package(request: BuildRequest, patcher: PatchWorker, fmt: str) -> Bui
 def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     sysroot = Sysroot(request.sysroot)
     programs = sysroot_inputs(request.binaries, sysroot, "program")
+    patcher.prepare(programs[0].path)  # LIEF parses the program while this process resolves
     plugins = sysroot_inputs(request.add, sysroot, "--add object")
     note_substitutions((*programs, *plugins))  # the sysroot's copy of a host path
     closures, added, runtime = resolve_programs([p.path for p in programs],

@@ -24,12 +24,13 @@ import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
 
+from bundler.elf import plain_section_headers
 from bundler.glibc import is_glibc
 from bundler.locales import normalize_name
 from bundler.sysroot import Sysroot
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from bundler.plan import BundlePlan, StagedFile
 
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
+SHT_PROGBITS = 1
 PF_X, PF_W = 0x1, 0x2
 MAX_DATA = 64 << 20  # bytes of read-only data read from one object (a 4 MB git has 0.4 MB)
 WALK_LIMIT = 400  # directory entries looked at to tell what a dir holds
@@ -179,32 +181,54 @@ def read_rodata(path: str, limit: int = MAX_DATA) -> bytes:
     file bytes of its non-executable, non-writable PT_LOAD segments. b"" when unreadable
     (a file the scan cannot read is one it says nothing of) and for a Go program: Go keeps
     its strings as lengths and bytes run together, so none can be told whole, and the
-    NUL-terminated ones are its build's (GOROOT, source file names)."""
+    NUL-terminated ones are its build's (GOROOT, source file names). The section headers
+    come from elf.py's plain reader where it reads the file (~10x less CPU than pyelftools:
+    every library of the closure is scanned)."""
+    plain = plain_section_headers(path)
+    if plain is not None:
+        if any(s.name in GO_SECTIONS for s in plain):
+            return b""
+        ranges = [(s.offset, s.size) for s in plain
+                  if _is_rodata(s.kind == SHT_PROGBITS, s.flags, s.name)]
+        try:
+            if all(offset + size <= os.path.getsize(path) for offset, size in ranges):
+                with open(path, "rb") as handle:
+                    return _joined_ranges(handle, ranges, limit)
+        except OSError:
+            return b""
     try:
         with open(path, "rb") as handle:
             elf = ELFFile(handle)
             if any(elf.get_section_by_name(name) is not None for name in GO_SECTIONS):
                 return b""
-            parts = [b"\0"]
-            total = 0
             ranges = ([(s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()
-                       if s["sh_type"] == "SHT_PROGBITS"
-                       and s["sh_flags"] & SHF_ALLOC
-                       and not s["sh_flags"] & (SHF_WRITE | SHF_EXECINSTR)
-                       and not s.name.startswith(SKIPPED_SECTIONS)]
+                       if _is_rodata(s["sh_type"] == "SHT_PROGBITS", s["sh_flags"], s.name)]
                       if elf.num_sections() else
                       [(p["p_offset"], p["p_filesz"]) for p in elf.iter_segments()
                        if p["p_type"] == "PT_LOAD" and not p["p_flags"] & (PF_X | PF_W)])
-            for offset, size in ranges:
-                size = min(size, limit - total)
-                if size <= 0:
-                    break
-                handle.seek(offset)
-                parts += [handle.read(size), b"\0"]
-                total += size
-            return b"".join(parts)
+            return _joined_ranges(handle, ranges, limit)
     except (OSError, ELFError, ConstructError, ValueError):
         return b""
+
+
+def _is_rodata(progbits: bool, flags: int, name: str) -> bool:
+    """An allocated, read-only, non-executable section of data (not unwind tables)."""
+    return (progbits and bool(flags & SHF_ALLOC) and not flags & (SHF_WRITE | SHF_EXECINSTR)
+            and not name.startswith(SKIPPED_SECTIONS))
+
+
+def _joined_ranges(handle: BinaryIO, ranges: list[tuple[int, int]], limit: int) -> bytes:
+    """The bytes of each range after a NUL, up to `limit` bytes in all."""
+    parts = [b"\0"]
+    total = 0
+    for offset, size in ranges:
+        size = min(size, limit - total)
+        if size <= 0:
+            break
+        handle.seek(offset)
+        parts += [handle.read(size), b"\0"]
+        total += size
+    return b"".join(parts)
 
 
 def root_entry(sysroot: Sysroot, path: str) -> RootEntry:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import mmap
 import os
 import stat
 import struct
@@ -303,6 +304,10 @@ def _program_headers(elf: ELFFile) -> tuple[ElfIdent, str | None, dict[str, list
 
 
 def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
+    facts = _parse_mapped(path, handle, st)
+    if facts is not None:
+        return facts
+    handle.seek(0)
     elf = ELFFile(handle)
     ident, interpreter, values, has_dynamic, abi_tag = _program_headers(elf)
     flags_1 = int(values.get("DT_FLAGS_1", [0])[0])  # type: ignore[call-overload]
@@ -329,6 +334,15 @@ def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
         setgid=bool(st.st_mode & stat.S_ISGID),
         capabilities=_capabilities(path),
     )
+
+
+def _parse_mapped(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts | None:
+    """The plain reader's facts (below), or None where pyelftools reads the file."""
+    try:
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _parse_plain(path, data, st)
+    except (OSError, ValueError):  # not mappable (a pipe, an empty file): pyelftools reads
+        return None
 
 
 def _is_pie(ident: ElfIdent, interpreter: str | None, flags_1: int,
@@ -453,22 +467,8 @@ def _symbols(elf: ELFFile, table, *, defined: bool, sections: list | None = None
     link = table["sh_link"]
     strtab = (sections[link] if sections is not None and link < len(sections)
               else elf.get_section(link)).data()
-    data = table.data()
-    order = "<" if elf.little_endian else ">"
-    if elf.elfclass == 64:
-        layout, size, name_at, shndx_at = struct.Struct(order + "IBBHQQ"), 24, 0, 3
-    else:
-        layout, size, name_at, shndx_at = struct.Struct(order + "IIIBBH"), 16, 0, 5
-    result = []
-    for number, fields in enumerate(layout.iter_unpack(data[: len(data) - len(data) % size])):
-        offset = fields[name_at]
-        if (fields[shndx_at] != 0) != defined or offset == 0 or offset >= len(strtab):
-            continue
-        end = strtab.find(b"\0", offset)
-        name = strtab[offset: end if end >= 0 else len(strtab)].decode("utf-8", "replace")
-        if name:
-            result.append((number, name))
-    return result
+    return _symbol_names(table.data(), strtab, elf.elfclass == 64,
+                         "<" if elf.little_endian else ">", defined=defined)
 
 
 def defined_symbol_names(path: str) -> frozenset[str] | None:
@@ -719,3 +719,465 @@ def _segment_name(kind: int) -> str:
              0x6474E550: "PT_GNU_EH_FRAME", PT_GNU_STACK: "PT_GNU_STACK",
              0x6474E552: "PT_GNU_RELRO", 0x6474E553: "PT_GNU_PROPERTY"}
     return names.get(kind, f"type {kind:#x}")
+
+
+# --- the same facts without pyelftools, for ordinary files ---------------------------------
+#
+# pyelftools builds an object per section and segment through `construct` (~2 ms a library,
+# ~5 ms on a busy machine: 1.1 s of ffmpeg's build, seconds for a closure of 1,000). The
+# reader below takes the same fields with `struct` from a memory map, for the files every
+# build meets: x86-64, i386 and aarch64 objects whose headers, sections and notes are all
+# where they say. Anything else (another machine or OS ABI, a section type pyelftools checks
+# in ways not mirrored here, a compressed section, a table or string that runs past the end of
+# the file, text that is not UTF-8) is left to pyelftools, so every broken file keeps
+# pyelftools' verdict. tests/integration/test_elf_reader.py holds the two readers to the same
+# facts on every ELF file of this machine's lib and bin dirs.
+
+FAST_MACHINES = frozenset({3, 62, 183})  # EM_386, EM_X86_64, EM_AARCH64
+FAST_OSABI = frozenset({0, 3})  # System V, GNU/Linux: pyelftools' enums are the common ones
+SHT_NULL, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_HASH, SHT_DYNAMIC = 0, 2, 3, 4, 5, 6
+SHT_NOBITS, SHT_REL, SHT_DYNSYM, SHT_RELR = 8, 9, 11, 19
+SHT_GNU_HASH, SHT_VERDEF, SHT_VERNEED, SHT_VERSYM = 0x6FFFFFF6, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
+# Section types pyelftools makes plain Section objects of (no checks), and those whose checks
+# are mirrored in _check_section; any other type goes to pyelftools.
+_PLAIN_SECTIONS = frozenset({SHT_NULL, 1, SHT_STRTAB, 7, SHT_NOBITS, 14, 15, 16, 17})
+_CHECKED_SECTIONS = frozenset({SHT_SYMTAB, SHT_DYNSYM, SHT_RELA, SHT_REL, SHT_RELR, SHT_HASH,
+                               SHT_GNU_HASH, SHT_DYNAMIC, SHT_VERDEF, SHT_VERNEED, SHT_VERSYM})
+SHT_X86_64_UNWIND = 0x70000001  # pyelftools' SHT_AMD64_UNWIND: a plain Section on x86-64
+SHF_COMPRESSED = 0x800
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_SONAME, DT_RPATH, DT_RUNPATH = 0, 1, 5, 14, 15, 29
+DT_FLAGS_1 = 0x6FFFFFFB
+_DYNAMIC_STRINGS = {DT_NEEDED: "DT_NEEDED", DT_SONAME: "DT_SONAME", DT_RPATH: "DT_RPATH",
+                    DT_RUNPATH: "DT_RUNPATH"}
+_ABI_OS = {0: "Linux", 1: "Hurd", 2: "ELF_NOTE_OS_SOLARIS2", 3: "ELF_NOTE_OS_FREEBSD",
+           4: "ELF_NOTE_OS_NETBSD", 5: "ELF_NOTE_OS_SYLLABLE"}
+NT_GNU_ABI_TAG, NT_GNU_PROPERTY_TYPE_0 = 1, 5
+
+
+class _Unusual(Exception):
+    """Something the plain reader does not mirror: pyelftools reads the file instead."""
+
+
+@dataclass(frozen=True)
+class _Section:
+    name: str
+    kind: int
+    flags: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entry_size: int
+
+
+class _Plain:
+    """One file's bytes, read as pyelftools reads them where the plain reader goes."""
+
+    def __init__(self, data, little: bool, elf_class: int, machine: int = 0) -> None:
+        self.data = data
+        self.machine = machine
+        self.size = len(data)
+        self.order = "<" if little else ">"
+        self.wide = elf_class == 64
+
+    def unpack(self, layout: str, offset: int) -> tuple:
+        fmt = self.order + layout
+        if offset < 0 or offset + struct.calcsize(fmt) > self.size:
+            raise _Unusual("past the end")
+        return struct.unpack_from(fmt, self.data, offset)
+
+    def cstring(self, offset: int) -> bytes | None:
+        """pyelftools' parse_cstring_from_stream: None when the file ends first. A string
+        starting past the end is left to pyelftools (its seek there may fail: EINVAL past
+        the file system's largest offset)."""
+        if offset >= self.size:
+            raise _Unusual("string past the end")
+        end = self.data.find(b"\0", offset)
+        return None if end < 0 else bytes(self.data[offset:end])
+
+    def section_string(self, table: _Section, offset: int) -> str:
+        """StringTableSection.get_string (unbounded by the section, as pyelftools reads)."""
+        text = self.cstring(table.offset + offset)
+        return text.decode("utf-8", errors="replace") if text else ""
+
+    def bytes_at(self, offset: int, size: int) -> bytes:
+        """Section.data(), for a section inside the file (pyelftools' read of one running
+        past the end may fail: a huge size, an offset it cannot seek to)."""
+        if offset + size > self.size:
+            raise _Unusual("section past the end")
+        return bytes(self.data[offset:offset + size])
+
+
+def _parse_plain(path: str, data, st: os.stat_result) -> ElfFacts | None:
+    """The facts `_parse` gives, read with struct; None where pyelftools must read."""
+    try:
+        return _read_plain(path, data, st)
+    except (_Unusual, struct.error, IndexError, ValueError, OverflowError):
+        return None
+
+
+def _read_plain(path: str, data, st: os.stat_result) -> ElfFacts:
+    elf, ident, sections, e_phoff, e_phnum, phdr, phdr_size = _plain_layout(data)
+    segments = []
+    for number in range(e_phnum):
+        fields = elf.unpack(phdr, e_phoff + number * phdr_size)
+        if elf.wide:
+            kind, _, offset, vaddr, _, filesz, _, _ = fields
+        else:
+            kind, offset, vaddr, _, filesz, _, _, _ = fields
+        segments.append((kind, offset, vaddr, filesz))
+    interpreter, values, has_dynamic, abi_tag = _plain_program_headers(elf, segments, sections)
+    flags_1 = values.get(DT_FLAGS_1, [0])[0]
+    needs, definitions, imported = _plain_versions(elf, sections)
+    names = {DT_NEEDED: "DT_NEEDED", DT_SONAME: "DT_SONAME", DT_RPATH: "DT_RPATH",
+             DT_RUNPATH: "DT_RUNPATH", DT_FLAGS_1: "DT_FLAGS_1"}
+    by_name = {names[tag]: list(found) for tag, found in values.items() if tag in names}
+    return ElfFacts(
+        path=path,
+        size=st.st_size,
+        ident=ident,
+        pie=_is_pie(ident, interpreter, flags_1, by_name),
+        interpreter=interpreter,
+        needed=tuple(str(v) for v in values.get(DT_NEEDED, [])),
+        rpath=_joined(values.get(DT_RPATH)),
+        runpath=_joined(values.get(DT_RUNPATH)),
+        flags_1=flags_1,
+        soname=_first(values.get(DT_SONAME)),
+        version_needs=needs,
+        version_definitions=definitions,
+        abi_tag=abi_tag,
+        has_dynamic=has_dynamic,
+        imported_symbols=imported,
+        section_names=tuple(s.name for s in sections),
+        setuid=bool(st.st_mode & stat.S_ISUID),
+        setgid=bool(st.st_mode & stat.S_ISGID),
+        capabilities=_capabilities(path),
+    )
+
+
+@dataclass(frozen=True)
+class PlainSection:
+    """A section header as the plain reader gives it (compiled_paths reads .rodata by it)."""
+
+    name: str
+    kind: int  # sh_type
+    flags: int
+    offset: int
+    size: int
+
+
+def plain_section_headers(path: str) -> tuple[PlainSection, ...] | None:
+    """The section headers of `path`, named, read with struct; None where the plain reader
+    declines the file (pyelftools must read it) or it has no section headers."""
+    try:
+        with open(path, "rb") as handle, \
+                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            sections = _plain_layout(data)[2]
+    except (OSError, _Unusual, struct.error, IndexError, ValueError, OverflowError):
+        return None
+    return tuple(PlainSection(s.name, s.kind, s.flags, s.offset, s.size)
+                 for s in sections) or None
+
+
+def _plain_layout(data) -> tuple[_Plain, ElfIdent, list[_Section], int, int, str, int]:
+    """The file, its ident, its checked sections and where its program headers are."""
+    ident = read_ident(bytes(data[:20]))
+    if ident is None:
+        raise _Unusual("not ELF")
+    elf = _Plain(data, ident.little_endian, ident.elf_class, data[18] | data[19] << 8
+                 if ident.little_endian else data[18] << 8 | data[19])
+    if elf.wide:
+        (e_type, e_machine, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum, e_shentsize,
+         e_shnum, e_shstrndx) = elf.unpack("HHIQQQIHHHHHH", 16)
+        phdr, phdr_size, shdr, shdr_size = "IIQQQQQQ", 56, "IIQQQQIIQQ", 64
+    else:
+        (e_type, e_machine, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum, e_shentsize,
+         e_shnum, e_shstrndx) = elf.unpack("HHIIIIIHHHHHH", 16)
+        phdr, phdr_size, shdr, shdr_size = "IIIIIIII", 32, "IIIIIIIIII", 40
+    if (e_machine not in FAST_MACHINES or data[7] not in FAST_OSABI or e_phnum >= 0xFFFF
+            or e_type not in (2, 3)):
+        raise _Unusual("machine, OS ABI, file type or program header count")
+    if e_phnum and e_phentsize != phdr_size:
+        raise _Unusual("program header size")
+    sections = _plain_sections(elf, e_shoff, e_shentsize, e_shnum, e_shstrndx, shdr, shdr_size)
+    return elf, ident, sections, e_phoff, e_phnum, phdr, phdr_size
+
+
+def _plain_sections(elf: _Plain, e_shoff: int, e_shentsize: int, e_shnum: int,
+                    e_shstrndx: int, shdr: str, shdr_size: int) -> list[_Section]:
+    """Every section header, named, with the checks pyelftools makes creating each."""
+    if e_shoff == 0:
+        return []
+    if e_shnum == 0 or e_shentsize != shdr_size or e_shstrndx >= e_shnum:
+        raise _Unusual("section header table")
+    raw = []
+    for number in range(e_shnum):
+        (name, kind, flags, _, offset, size, link, info, _,
+         entry_size) = elf.unpack(shdr, e_shoff + number * shdr_size)
+        raw.append((name, kind, flags, offset, size, link, info, entry_size))
+    names_at = raw[e_shstrndx][3]
+    sections = [_Section(elf.section_string(_Section("", 0, 0, names_at, 0, 0, 0, 0), name),
+                         kind, flags, offset, size, link, info, entry_size)
+                for name, kind, flags, offset, size, link, info, entry_size in raw]
+    for section in sections:
+        _check_section(elf, section, sections)
+    return sections
+
+
+def _check_section(elf: _Plain, section: _Section, sections: list[_Section]) -> None:
+    """What pyelftools' _make_section checks (or reads) for this section's type."""
+    if section.flags & SHF_COMPRESSED:
+        raise _Unusual("compressed section")
+    kind = section.kind
+    if kind in _PLAIN_SECTIONS or (kind == SHT_X86_64_UNWIND and elf.machine == 62):
+        if kind == 1 and section.name == ".stab":
+            raise _Unusual(".stab")
+        return
+    if kind not in _CHECKED_SECTIONS:
+        raise _Unusual(f"section type {kind:#x}")
+    if kind in (SHT_SYMTAB, SHT_DYNSYM):
+        _linked(section, sections, (SHT_STRTAB,))
+        if section.entry_size <= 0 or section.size % section.entry_size:
+            raise _Unusual("symbol table entry size")
+    elif kind in (SHT_VERNEED, SHT_VERDEF):
+        _linked(section, sections, (SHT_STRTAB,))
+    elif kind in (SHT_VERSYM, SHT_HASH, SHT_GNU_HASH):
+        _check_section(elf, _linked(section, sections, (SHT_SYMTAB, SHT_DYNSYM)), sections)
+        if kind == SHT_HASH and section.size != 0:  # ELFHashTable reads the whole table
+            buckets, chains = elf.unpack("II", section.offset)
+            _within(elf, section.offset + 8 + 4 * (buckets + chains))
+        elif kind == SHT_GNU_HASH:  # GNUHashTable reads its parameters, bloom and buckets
+            buckets, _, bloom, _ = elf.unpack("IIII", section.offset)
+            _within(elf, section.offset + 16 + (8 if elf.wide else 4) * bloom + 4 * buckets)
+    elif kind in (SHT_REL, SHT_RELA):
+        sizes = {(SHT_REL, True): 16, (SHT_RELA, True): 24, (SHT_REL, False): 8,
+                 (SHT_RELA, False): 12}
+        if section.entry_size != sizes[(kind, elf.wide)]:
+            raise _Unusual("relocation entry size")
+    elif kind == SHT_RELR:
+        if section.entry_size != (8 if elf.wide else 4):
+            raise _Unusual("RELR entry size")
+    elif kind == SHT_DYNAMIC:
+        _linked(section, sections, (SHT_STRTAB, SHT_NOBITS, SHT_NULL))
+
+
+def _within(elf: _Plain, end: int) -> None:
+    if end > elf.size:
+        raise _Unusual("past the end")
+
+
+def _linked(section: _Section, sections: list[_Section], kinds: tuple[int, ...]) -> _Section:
+    if section.link >= len(sections) or sections[section.link].kind not in kinds:
+        raise _Unusual("section link")
+    return sections[section.link]
+
+
+def _plain_program_headers(elf: _Plain, segments: list[tuple[int, int, int, int]],
+                           sections: list[_Section],
+                           ) -> tuple[str | None, dict[int, list], bool, AbiTag | None]:
+    """PT_INTERP, the dynamic values by tag, whether there is a PT_DYNAMIC, the ABI tag."""
+    interpreter = None
+    values: dict[int, list] = {}
+    has_dynamic = False
+    abi_tag = None
+    for kind, offset, _, filesz in segments:
+        if kind == PT_INTERP:
+            text = elf.cstring(offset)
+            if text is None:
+                raise _Unusual("PT_INTERP runs past the end")
+            interpreter = text.decode("utf-8")
+        elif kind == PT_DYNAMIC:
+            has_dynamic = True
+            values = _plain_dynamic(elf, offset, filesz, segments, sections)
+        elif kind == PT_NOTE:
+            abi_tag = abi_tag or _plain_abi_tag(elf, offset, filesz)
+    return interpreter, values, has_dynamic, abi_tag
+
+
+def _plain_dynamic(elf: _Plain, offset: int, filesz: int,
+                   segments: list[tuple[int, int, int, int]], sections: list[_Section],
+                   ) -> dict[int, list]:
+    """The dynamic entries up to DT_NULL (read past p_filesz, as pyelftools does)."""
+    if filesz == 0:
+        return {}
+    layout, size = ("qQ", 16) if elf.wide else ("iI", 8)
+    tags = []
+    at = offset
+    while True:
+        tag, value = elf.unpack(layout, at)
+        tags.append((tag, value))
+        at += size
+        if tag == DT_NULL:
+            break
+    table = next((s for s in sections if s.kind == SHT_DYNAMIC and s.offset == offset), None)
+    if table is not None:
+        strings = sections[table.link]
+        if strings.kind != SHT_STRTAB:
+            raise _Unusual("dynamic string table")
+
+        def string(at: int) -> str:
+            return elf.section_string(strings, at)
+    else:
+        address = next((v for t, v in tags if t == DT_STRTAB), None)
+        start = None if address is None else next(
+            (address - vaddr + seg_offset for kind, seg_offset, vaddr, seg_filesz in segments
+             if kind == PT_LOAD and vaddr <= address and address + 1 <= vaddr + seg_filesz),
+            None)
+        if start is None:
+            raise _Unusual("no dynamic string table by address")
+
+        def string(at: int) -> str:
+            text = elf.cstring(start + at)
+            return text.decode("utf-8") if text else ""
+    values: dict[int, list] = {}
+    for tag, value in tags:
+        if tag in _DYNAMIC_STRINGS:
+            value = string(value)
+        if tag in _DYNAMIC_STRINGS or tag == DT_FLAGS_1:
+            values.setdefault(tag, []).append(value)
+    return values
+
+
+def _plain_abi_tag(elf: _Plain, offset: int, size: int) -> AbiTag | None:
+    """The NT_GNU_ABI_TAG note of a PT_NOTE, parsing the notes before it as pyelftools'
+    iter_notes does (GNU property notes included)."""
+    end = offset + size
+    while offset + 12 < end:
+        namesz, descsz, kind = elf.unpack("III", offset)
+        offset += 12
+        name = None
+        if namesz:
+            padded = (namesz + 3) & ~3
+            raw = elf.data[offset:offset + padded]
+            if len(raw) < padded or b"\0" not in raw:
+                raise _Unusual("note name")
+            name = bytes(raw[:raw.index(b"\0")]).decode("latin-1")
+            offset += padded
+        if offset + descsz > elf.size:
+            raise _Unusual("note past the end")
+        if kind == NT_GNU_ABI_TAG and name == "GNU":
+            abi_os, major, minor, tiny = elf.unpack("IIII", offset)
+            return AbiTag(_ABI_OS.get(abi_os, str(abi_os)), (major, minor, tiny))
+        if kind == NT_GNU_PROPERTY_TYPE_0 and name == "GNU":
+            at, note_end = offset, offset + descsz
+            while at < note_end:
+                _, datasz = elf.unpack("II", at)
+                if at + 8 + max(datasz, 8) + 8 > elf.size:
+                    raise _Unusual("property past the end")
+                at += _round_property(datasz + 8, elf.wide)
+        offset += (descsz + 3) & ~3
+    return None
+
+
+def _round_property(size: int, wide: bool) -> int:
+    align = 8 if wide else 4
+    return (size + align - 1) & ~(align - 1)
+
+
+def _plain_versions(elf: _Plain, sections: list[_Section],
+                    ) -> tuple[tuple[VersionNeed, ...], tuple[str, ...], tuple[str, ...]]:
+    """_versions, from the section headers."""
+    verneed = verdef = versym = dynsym = None
+    for section in sections:
+        if section.kind == SHT_VERNEED:
+            verneed = section
+        elif section.kind == SHT_VERDEF:
+            verdef = section
+        elif section.kind == SHT_VERSYM:
+            versym = section
+        elif section.kind == SHT_DYNSYM:
+            dynsym = section
+    imports: list[tuple[int, str]] = []
+    if dynsym is not None:
+        strtab = sections[dynsym.link]
+        imports = _symbol_names(elf.bytes_at(dynsym.offset, dynsym.size),
+                                _section_data(elf, strtab), elf.wide, elf.order,
+                                defined=False)
+    versions: list[int] = []
+    if versym is not None:
+        data = _section_data(elf, versym)
+        usable = data[: len(data) - len(data) % 2]
+        versions = [value for (value,) in struct.iter_unpack(elf.order + "H", usable)]
+    symbols_by_index: dict[int, list[str]] = {}
+    for number, name in imports:
+        if number < len(versions):
+            symbols_by_index.setdefault(versions[number] & VERSYM_INDEX_MASK, []).append(name)
+    needs: list[VersionNeed] = []
+    if verneed is not None:
+        strings = sections[verneed.link]
+        for file_at, auxiliaries in _plain_records(elf, verneed, "HHIII", 1, 3, 4):
+            file = elf.section_string(strings, file_at)
+            for fields in auxiliaries:
+                _, flags, other, name_at, _ = fields
+                needs.append(VersionNeed(
+                    file=file, version=elf.section_string(strings, name_at),
+                    weak=bool(flags & 0x2),
+                    symbols=tuple(sorted(symbols_by_index.get(other, ())))))
+    definitions: list[str] = []
+    if verdef is not None:
+        strings = sections[verdef.link]
+        for flags, auxiliaries in _plain_records(elf, verdef, "HHHHIII", 3, 5, 6,
+                                                 flags_at=1):
+            names = [elf.section_string(strings, fields[0]) for fields in auxiliaries]
+            if flags & 0x1:
+                continue
+            if names:
+                definitions.append(names[0])
+    return tuple(needs), tuple(definitions), tuple(sorted({name for _, name in imports}))
+
+
+def _section_data(elf: _Plain, section: _Section) -> bytes:
+    if section.kind == SHT_NOBITS:
+        return b"\0" * section.size
+    return elf.bytes_at(section.offset, section.size)
+
+
+def _plain_records(elf: _Plain, section: _Section, layout: str, count_at: int, aux_at: int,
+                   next_at: int, flags_at: int | None = None):
+    """(vn_file or vd_flags, auxiliary records) of a verneed/verdef section, walked as
+    pyelftools' iter_versions under `_chained`: sh_info records, each to a zero `next`,
+    no more than the section's size over 8."""
+    limit = max(1, section.size // 8)
+    aux_layout = "IHHII" if layout == "HHIII" else "II"
+    aux_next = 4 if layout == "HHIII" else 1
+    at = section.offset
+    for number in range(section.info):
+        if number >= limit:
+            raise _Unusual("more version records than fit")
+        fields = elf.unpack(layout, at)
+        count = fields[count_at]
+        if count <= 0:
+            raise _Unusual("no auxiliary entries")
+        auxiliaries = []
+        aux = at + fields[aux_at]
+        for aux_number in range(count):
+            if aux_number >= limit:
+                raise _Unusual("more version records than fit")
+            entry = elf.unpack(aux_layout, aux)
+            auxiliaries.append(entry)
+            if entry[aux_next] == 0:
+                break
+            aux += entry[aux_next]
+        yield (fields[2] if flags_at is None else fields[flags_at]), auxiliaries
+        if fields[next_at] == 0:
+            return
+        at += fields[next_at]
+
+
+def _symbol_names(data: bytes, strtab: bytes, wide: bool, order: str, *, defined: bool,
+                  ) -> list[tuple[int, str]]:
+    """(index, name) of the named symbols of a symbol table's bytes, defined or undefined."""
+    if wide:
+        layout, size, name_at, shndx_at = struct.Struct(order + "IBBHQQ"), 24, 0, 3
+    else:
+        layout, size, name_at, shndx_at = struct.Struct(order + "IIIBBH"), 16, 0, 5
+    result = []
+    for number, fields in enumerate(layout.iter_unpack(data[: len(data) - len(data) % size])):
+        offset = fields[name_at]
+        if (fields[shndx_at] != 0) != defined or offset == 0 or offset >= len(strtab):
+            continue
+        end = strtab.find(b"\0", offset)
+        name = strtab[offset: end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+        if name:
+            result.append((number, name))
+    return result

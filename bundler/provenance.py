@@ -259,6 +259,12 @@ class _Database:
     distro: str | None
     licences: dict[str, tuple[str, LicenceKind, str | None]] = field(default_factory=dict)
 
+    def prefetch(self, canonicals: Iterable[str]) -> None:
+        """Look up the files at these canonical paths in one pass over each index."""
+        names = [canonical.rpartition("/")[2] for canonical in canonicals]
+        self.by_basename.prefetch(names)
+        self.not_installed.prefetch(names)
+
     def owners(self, canonical: str) -> list[str]:
         """Keys of the installed packages listing the file at canonical path `canonical`."""
         return self._match(self.by_basename, canonical)
@@ -380,8 +386,13 @@ class ListIndex:
     A database read keeps the .list files as one text and builds no index of their
     ~140,000 paths (splitting and indexing them took 0.16 s of every build on this host);
     each name asked for is found with a substring search over all of them, once. A line is
-    a path as parse_list reads it: absolute, not `/.`.
+    a path as parse_list reads it: absolute, not `/.`. A search is a pass over the text
+    (1.3-2.7 ms on this host): `prefetch` finds many names in one pass (0.18 s), so a
+    closure of 1,000 libraries costs one pass, not 2,000 (2.7 s). Only the names asked
+    for are kept (an index of every name held ~45 MB more at the peak).
     """
+
+    PREFETCH_AT_LEAST = 64  # fewer names are searched one by one
 
     def __init__(self) -> None:
         self._parts: list[str] = []
@@ -407,6 +418,24 @@ class ListIndex:
         if name not in self._found:
             self._found[name] = self._search(name)
         return self._found[name] or list(default)
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Find these names (what `get` will be asked) in one pass, when there are at
+        least PREFETCH_AT_LEAST of them not found yet: what _search finds for each."""
+        wanted = {name for name in names if name and "\n" not in name and "/" not in name
+                  and name not in self._found}
+        if len(wanted) < self.PREFETCH_AT_LEAST:
+            return
+        self._join()
+        found: dict[str, list[tuple[str, str]]] = {name: [] for name in wanted}
+        for number, start in enumerate(self._starts):
+            end = self._starts[number + 1] if number + 1 < len(self._starts) else self._size
+            label = self._labels[number]
+            for line in self._text[start:end].split("\n"):
+                directory, _, name = line.rpartition("/")
+                if name in found and line.startswith("/") and line != "/.":
+                    found[name].append((directory or "/", label))
+        self._found.update(found)
 
     def paths_of(self, label: str) -> tuple[str, ...]:
         """Every path the list labelled `label` names (its directories too), in its order;
@@ -506,6 +535,10 @@ def find_provenance(sysroot: Sysroot, files: Sequence[tuple[str, str | None]]) -
         note = "no dpkg database in the build root: no file's package is known"
     else:
         note += "".join(f"; {p}" for p in database.problems)
+    if database is not None:
+        database.prefetch(inside for inside in (_inside(database.root, source)
+                                                for _, source in files if source is not None)
+                          if inside is not None)
     origins = []
     used: dict[str, Package] = {}
     for dest, source in files:

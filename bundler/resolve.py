@@ -179,6 +179,7 @@ class _Node:
     search_dir: str | None = None
     variants: tuple[str, ...] = ()
     runtime: bool = False  # dlopened by glibc at run time, not a DT_NEEDED
+    order: int = -1  # its place in the loaded list (set when it is registered)
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,11 @@ class _Resolver:
         self.unresolved: list[Unresolved] = []
         self.loaded: list[_Node] = []
         self.by_identity: dict[tuple[int, int], _Node] = {}
+        # The first loaded object each name would be taken from (_already_loaded): one
+        # lookup per DT_NEEDED instead of a walk of the loaded list (quadratic in N).
+        self.by_name: dict[str, _Node] = {}
         self.listing: dict[tuple[int, str], list[str]] = {}
+        self.listed: dict[tuple[int, str], frozenset[str]] = {}
 
     # -- entry -------------------------------------------------------------------------
     def walk(self) -> None:
@@ -316,7 +321,7 @@ class _Resolver:
                         continue
                     if len(self.loaded) > count:
                         queue.append(node)
-                node.names.add(name)
+                self._add_name(node, name)
                 if requester.label not in node.requested_by:
                     node.requested_by.append(requester.label)
 
@@ -334,7 +339,7 @@ class _Resolver:
                            + searched_text(missing.searched, self.target.root))
             del self.unresolved[before:]
             return
-        node.names.add(name)
+        self._add_name(node, name)
         node.requested_by.append(libc.label + RUN_TIME_SUFFIX)
         node.runtime = True
         self._walk([node])
@@ -357,6 +362,9 @@ class _Resolver:
             identity = self._identity(node.space, node.realpath)
             if identity is not None and self.by_identity.get(identity) is node:
                 del self.by_identity[identity]
+        self.by_name = {}
+        for node in self.loaded:
+            self._index(node)
 
     def _closure(self, loader: Loader | None, search: LoaderSearchFacts | None) -> Closure:
         libraries = tuple(library for library in map(self._library, self.loaded)
@@ -440,10 +448,32 @@ class _Resolver:
 
     # -- the loaded list ---------------------------------------------------------------
     def _register(self, node: _Node) -> None:
+        node.order = len(self.loaded)
         self.loaded.append(node)
+        self._index(node)
         identity = self._identity(node.space, node.realpath)
         if identity is not None:
             self.by_identity.setdefault(identity, node)
+
+    def _index(self, node: _Node) -> None:
+        """Every name `node` answers to in _already_loaded, each kept for the first object
+        in loading order that answers to it."""
+        keys = set(node.names)
+        if node.found_via != "main":
+            keys.add(node.path)
+        if node.facts.soname is not None:
+            keys.add(node.facts.soname)
+        for key in keys:
+            self._index_name(key, node)
+
+    def _index_name(self, name: str, node: _Node) -> None:
+        held = self.by_name.get(name)
+        if held is None or held.order > node.order:
+            self.by_name[name] = node
+
+    def _add_name(self, node: _Node, name: str) -> None:
+        node.names.add(name)
+        self._index_name(name, node)
 
     @staticmethod
     def _identity(space: Sysroot, realpath: str) -> tuple[int, int] | None:
@@ -454,12 +484,10 @@ class _Resolver:
         return (st.st_dev, st.st_ino)
 
     def _already_loaded(self, name: str) -> _Node | None:
-        for node in self.loaded:
-            if name in node.names or (node.found_via != "main" and name == node.path):
-                return node
-            if node.facts.soname == name:
-                return node
-        return None
+        """The first loaded object (in loading order) whose names, path (not the
+        program's) or SONAME is `name`, as _dl_map_object's `_dl_name_match_p` walk finds
+        it (by_name, kept by _index)."""
+        return self.by_name.get(name)
 
     # -- one DT_NEEDED -----------------------------------------------------------------
     def _load(self, name: str, requester: _Node) -> _Node | None:
@@ -645,8 +673,8 @@ class _Resolver:
     def _variants(self, directory: _SearchDir, name: str) -> list[str]:
         """CPU-specific copies of `name` under `directory` that this CPU's ld.so may prefer."""
         subdirs = [f"glibc-hwcaps/{level}" for level in self._list(directory, "glibc-hwcaps")]
-        subdirs += [s for s in (*LEGACY_HWCAP_SUBDIRS, self.arch.platform)
-                    if s in self._list(directory, "")]
+        listed = self._listed(directory)
+        subdirs += [s for s in (*LEGACY_HWCAP_SUBDIRS, self.arch.platform) if s in listed]
         found = []
         for subdir in subdirs:
             path = f"{directory.path.rstrip('/')}/{subdir}/{name}"
@@ -660,6 +688,13 @@ class _Resolver:
         if key not in self.listing:
             self.listing[key] = directory.space.list_dir(path)
         return self.listing[key]
+
+    def _listed(self, directory: _SearchDir) -> frozenset[str]:
+        """The names in `directory`, as a set: asked once per library searched there."""
+        key = (id(directory.space), directory.path)
+        if key not in self.listed:
+            self.listed[key] = frozenset(self._list(directory, ""))
+        return self.listed[key]
 
     def _acceptable(self, space: Sysroot, real: str, shown: str) -> bool:
         """The loader's `open_verify`: skip other classes/machines, stop on non-ELF files."""
