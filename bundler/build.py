@@ -257,9 +257,6 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     if not os.path.isdir(parent):
         raise InputError(f"-o {out}: directory {parent} does not exist")
     epoch = source_date_epoch()
-    launchers = build_launchers(plan, request.plan.launcher_type, closures[0].arch.multiarch)
-    provenance = _provenance(sysroot, plan, closures, facts.go)
-    compiled = scan_plan(plan, sysroot)  # paths compiled in, outside the artifact
     with deferred_signals():  # Ctrl-C/SIGTERM/SIGHUP while patching must clean up too
         sweep(parent)  # what builds killed by SIGKILL left here
         try:
@@ -269,9 +266,17 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
                 f"-o {out}: cannot write in {parent}: {exc.strerror or exc}") from None
         staging = held.path
         try:
+            # The patch jobs first: the worker patches while the launchers are compiled,
+            # provenance is read and the compiled-in paths are scanned (measured on node:
+            # the job used to start 1.9 s into the build, after all of them).
+            submitted = _submit_patches(plan, staging, patcher)
+            launchers = build_launchers(plan, request.plan.launcher_type,
+                                        closures[0].arch.multiarch)
+            provenance = _provenance(sysroot, plan, closures, facts.go)
+            compiled = scan_plan(plan, sysroot)  # paths compiled in, outside the artifact
             entries, staged = _stage(plan, staging, patcher, launchers.native,
                                      _workspace_files(programs + plugins, provenance),
-                                     provenance.tree)
+                                     provenance.tree, submitted)
             with open_output(out, epoch, planned_size(entries)) as writer:
                 # .bundle/ last: the manifest holds the digests and sizes taken while
                 # writing (patched copies were still being made when writing began); the
@@ -402,9 +407,21 @@ def recorded_source(path: str, workspace: Iterable[str], tree: str = "/") -> str
     return path_in_tree(tree, path)
 
 
+def _submit_patches(plan: BundlePlan, staging: str, patcher: PatchWorker) -> dict[str, str]:
+    """Hand every copy that LIEF patches to the worker now; their staged paths by dest."""
+    submitted = {}
+    for item in plan.files:
+        if item.patch is not None and item.offset is None:
+            path = _materialise(plan, item, staging, patcher, {})
+            assert path is not None  # a patched copy has a staged path
+            submitted[item.dest] = path
+    return submitted
+
+
 def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
            launchers: Mapping[str, bytes] | None = None,
            workspace: Iterable[str] = (), tree: str = "/",
+           submitted: Mapping[str, str] | None = None,
            ) -> tuple[list[Entry], list[FileRecord]]:
     """Patch and render into `staging`; return archive entries and manifest records (their
     sha256 and size are taken while the archive is written: each file is read once)."""
@@ -416,7 +433,8 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
     records: list[FileRecord] = []
     for item in plan.files:
         checkpoint()
-        content = _materialise(plan, item, staging, patcher, launchers or {})
+        content = ((submitted or {}).get(item.dest)
+                   or _materialise(plan, item, staging, patcher, launchers or {}))
         if item.kind == "alias":
             entries.append(Entry(f"{top}/{item.dest}", "symlink", 0o777,
                                  link_target=item.link_target))
