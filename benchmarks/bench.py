@@ -497,7 +497,7 @@ def targets(chosen: list[Program], tools: list[Tool], builds: Builds,
         if mine_start and mine_start.direct:
             direct = mine_start.direct
             rows.append([f"{program.name}: direct start at the prefix indistinguishable "
-                         "(median within 0.1 ms)", direct.text("{:.2f}", signed=True),
+                         "(median at most +0.1 ms)", direct.text("{:.2f}", signed=True),
                          yes(direct.median <= 0.1)])
         taken = builds.samples.get((program.name, "bundle"), {})
         if taken and program.name in largest:
