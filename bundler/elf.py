@@ -313,6 +313,17 @@ def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
     flags_1 = int(values.get("DT_FLAGS_1", [0])[0])  # type: ignore[call-overload]
     sections = list(elf.iter_sections())  # pyelftools parses the headers again per walk
     needs, definitions, imported = _versions(elf, sections)
+    return _facts(path, st, ident, interpreter, values, flags_1, (needs, definitions, imported),
+                  has_dynamic, abi_tag, tuple(s.name for s in sections))
+
+
+def _facts(path: str, st: os.stat_result, ident: ElfIdent, interpreter: str | None,
+           values: dict[str, list[object]], flags_1: int,
+           versions: tuple[tuple[VersionNeed, ...], tuple[str, ...], tuple[str, ...]],
+           has_dynamic: bool, abi_tag: AbiTag | None,
+           section_names: tuple[str, ...]) -> ElfFacts:
+    """ElfFacts from what either reader found (`values`: dynamic entries by tag name)."""
+    needs, definitions, imported = versions
     return ElfFacts(
         path=path,
         size=st.st_size,
@@ -329,7 +340,7 @@ def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
         abi_tag=abi_tag,
         has_dynamic=has_dynamic,
         imported_symbols=imported,
-        section_names=tuple(s.name for s in sections),
+        section_names=section_names,
         setuid=bool(st.st_mode & stat.S_ISUID),
         setgid=bool(st.st_mode & stat.S_ISGID),
         capabilities=_capabilities(path),
@@ -832,27 +843,8 @@ def _read_plain(path: str, data, st: os.stat_result) -> ElfFacts:
     names = {DT_NEEDED: "DT_NEEDED", DT_SONAME: "DT_SONAME", DT_RPATH: "DT_RPATH",
              DT_RUNPATH: "DT_RUNPATH", DT_FLAGS_1: "DT_FLAGS_1"}
     by_name = {names[tag]: list(found) for tag, found in values.items() if tag in names}
-    return ElfFacts(
-        path=path,
-        size=st.st_size,
-        ident=ident,
-        pie=_is_pie(ident, interpreter, flags_1, by_name),
-        interpreter=interpreter,
-        needed=tuple(str(v) for v in values.get(DT_NEEDED, [])),
-        rpath=_joined(values.get(DT_RPATH)),
-        runpath=_joined(values.get(DT_RUNPATH)),
-        flags_1=flags_1,
-        soname=_first(values.get(DT_SONAME)),
-        version_needs=needs,
-        version_definitions=definitions,
-        abi_tag=abi_tag,
-        has_dynamic=has_dynamic,
-        imported_symbols=imported,
-        section_names=tuple(s.name for s in sections),
-        setuid=bool(st.st_mode & stat.S_ISUID),
-        setgid=bool(st.st_mode & stat.S_ISGID),
-        capabilities=_capabilities(path),
-    )
+    return _facts(path, st, ident, interpreter, by_name, flags_1, (needs, definitions, imported),
+                  has_dynamic, abi_tag, tuple(s.name for s in sections))
 
 
 @dataclass(frozen=True)
