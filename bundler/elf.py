@@ -317,6 +317,16 @@ def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
                   has_dynamic, abi_tag, tuple(s.name for s in sections))
 
 
+def _by_version_index(imports: Iterable[tuple[int, str]],
+                      versions: list[int]) -> dict[int, list[str]]:
+    """The imported symbols grouped by their .gnu.version index (both readers)."""
+    grouped: dict[int, list[str]] = {}
+    for number, name in imports:
+        if number < len(versions):
+            grouped.setdefault(versions[number] & VERSYM_INDEX_MASK, []).append(name)
+    return grouped
+
+
 def _facts(path: str, st: os.stat_result, ident: ElfIdent, interpreter: str | None,
            values: dict[str, list[object]], flags_1: int,
            versions: tuple[tuple[VersionNeed, ...], tuple[str, ...], tuple[str, ...]],
@@ -422,10 +432,7 @@ def _versions(elf: ELFFile, sections: list) -> tuple[tuple[VersionNeed, ...], tu
             dynsym = section
     imports = _symbols(elf, dynsym, defined=False, sections=sections) if dynsym is not None else []
     versions = _version_indexes(elf, versym) if versym is not None else []
-    symbols_by_index: dict[int, list[str]] = {}
-    for number, name in imports:
-        if number < len(versions):
-            symbols_by_index.setdefault(versions[number] & VERSYM_INDEX_MASK, []).append(name)
+    symbols_by_index = _by_version_index(imports, versions)
     needs: list[VersionNeed] = []
     if verneed is not None:
         for need, auxiliaries in _chained(verneed.iter_versions(), verneed,
@@ -1090,10 +1097,7 @@ def _plain_versions(elf: _Plain, sections: list[_Section],
         data = _section_data(elf, versym)
         usable = data[: len(data) - len(data) % 2]
         versions = [value for (value,) in struct.iter_unpack(elf.order + "H", usable)]
-    symbols_by_index: dict[int, list[str]] = {}
-    for number, name in imports:
-        if number < len(versions):
-            symbols_by_index.setdefault(versions[number] & VERSYM_INDEX_MASK, []).append(name)
+    symbols_by_index = _by_version_index(imports, versions)
     needs: list[VersionNeed] = []
     if verneed is not None:
         strings = sections[verneed.link]
