@@ -31,6 +31,7 @@ import zstandard
 
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.exhaustive import assert_never
+from bundler.framed_zstd import AheadFrames, FramedZstd
 from bundler.manifest import MANIFEST_PATH
 from bundler.progress import Progress
 from bundler.scratch import Held, directory_lock, make_dir, make_file, written_file
@@ -68,14 +69,15 @@ class Entry:
     ready: Callable[[], None] | None = field(default=None, compare=False)  # before reading
     size_hint: int | None = None  # for a file not written yet: about how big (its original)
     mtime: int | None = None  # a carried file's own (None: the archive's one mtime)
+    ahead: AheadFrames | None = field(default=None, compare=False)  # its source's frames
 
 
-MULTITHREAD_FROM = 32 << 20  # measured: below this, zstd's workers buy nothing (one job)
+MULTITHREAD_FROM = 32 << 20  # measured: below this, more cores buy nothing (one frame)
 
 
 def planned_size(entries: list[Entry]) -> int:
     """The bytes the files will hold, known before patched copies exist (deterministic:
-    it decides zstd's threading, which changes the output's bytes)."""
+    it decides whether a .tar.zst is framed, which changes the output's bytes)."""
     return sum(e.size_hint if e.size_hint is not None else os.path.getsize(e.source)
                for e in entries if e.kind == "file" and e.source)
 
@@ -134,6 +136,7 @@ class OutputWriter:
         self.companions: list[tuple[str, bytes]] = []  # (suffix, content): beside()
         self.stale: list[str] = []  # suffixes whose OUT+suffix goes when OUT is in place
         self.written: dict[str, Digest] = {}  # every file's digest so far, by entry path
+        self.frames_reused = 0  # zstd frames made ahead of their patched copy (framed_zstd)
 
     def beside(self, suffix: str, content: bytes | None) -> None:
         """A file to put next to OUT as OUT+`suffix` (e.g. OUT.cdx.json), in place with
@@ -170,7 +173,7 @@ def open_output(out: str, epoch: int, planned: int, level: int = ZSTD_LEVEL,
     normally puts OUT (and OUT.sha256) in place, whole; leaving it by an exception, Ctrl-C
     or SIGTERM removes what was written and leaves an existing OUT untouched.
 
-    `planned`: the bytes the files will hold (`planned_size`); it decides zstd's threading.
+    `planned`: the bytes the files will hold (`planned_size`); it decides zstd's framing.
     """
     fmt = output_format(out)
     target = out.rstrip("/") or out
@@ -202,22 +205,18 @@ def _writing_file(out: str, parent: str, fmt: str, epoch: int, level: int, plann
         assert handle is not None
         with handle:
             hashed = _HashingWriter(handle)
-            threads = -1 if planned >= MULTITHREAD_FROM else 0
-            # A writer only: the zstandard stub and typeshed's tarfile ask for a whole
-            # file object (IO[bytes], read/seek/tell) though a stream only writes to it.
-            with _compressor(hashed, fmt, level, epoch, threads) as stream:  # type: ignore[arg-type]
-                progress = Progress(f"bundle: writing {os.path.basename(out)}", planned)
-                try:
-                    with tarfile.open(fileobj=stream, mode="w|",
-                                      format=tarfile.GNU_FORMAT) as tar:
-                        writer = OutputWriter(functools.partial(
-                            _add_entry, tar, epoch=epoch, progress=progress))
-                        try:
-                            yield writer
-                        finally:
-                            writer._close()
-                finally:
-                    progress.finish()
+            progress = Progress(f"bundle: writing {os.path.basename(out)}", planned)
+            try:
+                with _tar_writer(hashed, fmt, level, epoch, planned) as (tar, framed):  # type: ignore[arg-type]
+                    writer = OutputWriter(functools.partial(
+                        _add_entry, tar, epoch=epoch, progress=progress, framed=framed))
+                    try:
+                        yield writer
+                    finally:
+                        writer._close()
+                    writer.frames_reused = framed.frames_reused if framed else 0
+            finally:
+                progress.finish()
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(parts[0].path, 0o644)
@@ -275,16 +274,38 @@ class _TarStream(Protocol):
 
 
 @contextlib.contextmanager
-def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int, threads: int,
-                ) -> Iterator[_TarStream]:
+def _tar_writer(raw: BinaryIO, fmt: str, level: int, epoch: int, planned: int,
+                ) -> Iterator[tuple[tarfile.TarFile, FramedZstd | None]]:
+    """The tar stream over its compressor; the framed zstd writer too, for a large artifact.
+
+    A large .tar.zst is written as independent frames compressed on every core, some of
+    them ahead of time (framed_zstd.py); a small one as one frame, compressed as it is
+    written (frames would only be compressed at the end, after waiting for the patched
+    program). `planned` decides, so the output does not depend on timing."""
+    if fmt == "zst" and planned >= MULTITHREAD_FROM:
+        framed = FramedZstd(raw, level)
+        try:
+            # mode "w": header, data and padding go straight to the framed writer, which
+            # is told where each file's data begins (mode "w|" buffers them in records)
+            with tarfile.open(fileobj=framed, mode="w",  # type: ignore[call-overload]
+                              format=tarfile.GNU_FORMAT) as tar:
+                yield tar, framed
+            framed.close()
+        except BaseException:
+            framed.abandon()
+            raise
+        return
+    with (_compressor(raw, fmt, level, epoch) as stream,
+          tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar):
+        yield tar, None
+
+
+@contextlib.contextmanager
+def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int) -> Iterator[_TarStream]:
     if fmt == "tar":
         yield raw
     elif fmt == "zst":
-        # threads=-1: one worker per core; zstd's multithreaded output does not depend on
-        # the number of workers, so the archive stays reproducible across machines. Small
-        # artifacts are compressed as they are written (threads=0): the workers would
-        # start only at the end, after waiting for the patched program.
-        compressor = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
+        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
         with compressor.stream_writer(raw, closefd=False) as stream:
             yield stream
     elif fmt == "gz":
@@ -299,7 +320,7 @@ def _compressor(raw: BinaryIO, fmt: str, level: int, epoch: int, threads: int,
 
 
 def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, progress: Progress,
-               ) -> Digest | None:
+               framed: FramedZstd | None = None) -> Digest | None:
     info = tarfile.TarInfo(entry.path)
     info.mtime = entry_mtime(entry, epoch)
     info.uid = info.gid = 0
@@ -321,6 +342,9 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, progress: Progres
             before = os.fstat(source.fileno())
             info.size = before.st_size
             reader = _CheckedReader(source, progress)
+            if framed is not None:
+                framed.expect_file(len(info.tobuf(tar.format, tar.encoding, tar.errors)),
+                                   info.size, entry.ahead)
             try:
                 tar.addfile(info, reader)
             except OSError:  # tarfile's "unexpected end of data": it shrank

@@ -6,15 +6,19 @@ devices) and is removed whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
 import posixpath
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bundler import __version__, gconv, locales
 from bundler.archive import (
+    MULTITHREAD_FROM,
+    ZSTD_LEVEL,
     Digest,
     Entry,
     OutputWriter,
@@ -31,6 +35,7 @@ from bundler.compiled_paths import scan_plan
 from bundler.elf import refuse_hostile_layout
 from bundler.errors import EnvironmentUnfitError, InputError
 from bundler.exhaustive import assert_never
+from bundler.framed_zstd import AHEAD_FROM, AheadFrames, ahead_pool
 from bundler.gathering import Gathered, gather
 from bundler.golang import BuildInfo, read_build_info
 from bundler.inputs import SysrootInput, note_substitutions, sysroot_inputs
@@ -265,18 +270,24 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
             raise EnvironmentUnfitError(
                 f"-o {out}: cannot write in {parent}: {exc.strerror or exc}") from None
         staging = held.path
+        stack = contextlib.ExitStack()
         try:
             # The patch jobs first: the worker patches while the launchers are compiled,
             # provenance is read and the compiled-in paths are scanned (measured on node:
             # the job used to start 1.9 s into the build, after all of them).
             submitted = _submit_patches(plan, staging, patcher)
-            launchers = build_launchers(plan, request.plan.launcher_type,
+            # the large patched programs' unchanged bytes are compressed meanwhile
+            # (framed_zstd.py), and the native launchers compiled (a compiler process)
+            ahead = _compress_ahead(plan, fmt, stack.enter_context(ahead_pool()))
+            compiler = stack.enter_context(ThreadPoolExecutor(1, "bundle-launcher"))
+            compiling = compiler.submit(build_launchers, plan, request.plan.launcher_type,
                                         closures[0].arch.multiarch)
             provenance = _provenance(sysroot, plan, closures, facts.go)
             compiled = scan_plan(plan, sysroot)  # paths compiled in, outside the artifact
+            launchers = compiling.result()
             entries, staged = _stage(plan, staging, patcher, launchers.native,
                                      _workspace_files(programs + plugins, provenance),
-                                     provenance.tree, submitted)
+                                     provenance.tree, submitted, ahead)
             with open_output(out, epoch, planned_size(entries)) as writer:
                 # .bundle/ last: the manifest holds the digests and sizes taken while
                 # writing (patched copies were still being made when writing began); the
@@ -307,6 +318,7 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
             patcher.drain()  # its queued jobs end (each bounded) before staging goes
             raise
         finally:
+            stack.close()  # the helper threads: queued work dropped, running work ends
             held.discard()
     raw = archived_size(manifest.files)
     size = os.path.getsize(out) if fmt != "dir" else raw
@@ -418,10 +430,26 @@ def _submit_patches(plan: BundlePlan, staging: str, patcher: PatchWorker) -> dic
     return submitted
 
 
+def _compress_ahead(plan: BundlePlan, fmt: str, pool: Executor) -> dict[str, AheadFrames]:
+    """The patched copies whose source's blocks are compressed while LIEF works: those of
+    AHEAD_FROM bytes or more, when the artifact will be a framed .tar.zst (its files make
+    MULTITHREAD_FROM or more; the archive decides by the same sizes)."""
+    if fmt != "zst":
+        return {}
+    sizes = {item.dest: os.path.getsize(item.source) for item in plan.files
+             if item.source is not None and item.kind != "alias" and item.offset is None}
+    if sum(sizes.values()) < MULTITHREAD_FROM:
+        return {}
+    return {item.dest: AheadFrames(item.source, ZSTD_LEVEL, pool) for item in plan.files
+            if item.patch is not None and item.source is not None
+            and sizes.get(item.dest, 0) >= AHEAD_FROM}
+
+
 def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
            launchers: Mapping[str, bytes] | None = None,
            workspace: Iterable[str] = (), tree: str = "/",
            submitted: Mapping[str, str] | None = None,
+           ahead: Mapping[str, AheadFrames] | None = None,
            ) -> tuple[list[Entry], list[FileRecord]]:
     """Patch and render into `staging`; return archive entries and manifest records (their
     sha256 and size are taken while the archive is written: each file is read once)."""
@@ -445,7 +473,7 @@ def _stage(plan: BundlePlan, staging: str, patcher: PatchWorker,
         ready = functools.partial(patcher.wait, content) if item.patch is not None else None
         entries.append(Entry(f"{top}/{item.dest}", "file", item.mode, source=content,
                              ready=ready, size_hint=_size(item.source) if ready else None,
-                             mtime=item.mtime))
+                             mtime=item.mtime, ahead=(ahead or {}).get(item.dest)))
         records.append(FileRecord(
             item.dest, "file", item.kind, mode=item.mode,  # sha256, size: once archived
             source=recorded_source(item.source, workspace, tree) if item.source else None,

@@ -18,6 +18,7 @@ over the bytes read and frozen facts of the build root, so they are tested direc
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import posixpath
 import re
@@ -175,7 +176,25 @@ class CompiledPaths:
 
 # --- reading: the I/O edge --------------------------------------------------------------
 
-def read_rodata(path: str, limit: int = MAX_DATA) -> bytes:
+def read_rodata(path: str, limit: int = MAX_DATA, go: bool = False) -> bytes:
+    """`_read_rodata`, read once per file as it is (the recipes look at a program's strings
+    before the scan does: node's 47 MB of .rodata were read twice). `go`: a Go program's
+    too (the recipes look for the C strings of its cgo part)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return b""
+    return _rodata_once(path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
+                        info.st_ctime_ns, limit, go)
+
+
+@functools.lru_cache(maxsize=16)
+def _rodata_once(path: str, _dev: int, _ino: int, _size: int, _mtime: int, _ctime: int,
+                 limit: int, go: bool) -> bytes:
+    return _read_rodata(path, limit, go)
+
+
+def _read_rodata(path: str, limit: int, go: bool) -> bytes:
     """The allocated read-only data of an ELF file (its string tables live there), each
     section after a NUL so no string runs into the next; without section headers, the
     file bytes of its non-executable, non-writable PT_LOAD segments. b"" when unreadable
@@ -186,7 +205,7 @@ def read_rodata(path: str, limit: int = MAX_DATA) -> bytes:
     every library of the closure is scanned)."""
     plain = plain_section_headers(path)
     if plain is not None:
-        if any(s.name in GO_SECTIONS for s in plain):
+        if not go and any(s.name in GO_SECTIONS for s in plain):
             return b""
         ranges = [(s.offset, s.size) for s in plain
                   if _is_rodata(s.kind == SHT_PROGBITS, s.flags, s.name)]
@@ -199,7 +218,8 @@ def read_rodata(path: str, limit: int = MAX_DATA) -> bytes:
     try:
         with open(path, "rb") as handle:
             elf = ELFFile(handle)
-            if any(elf.get_section_by_name(name) is not None for name in GO_SECTIONS):
+            if not go and any(elf.get_section_by_name(name) is not None
+                              for name in GO_SECTIONS):
                 return b""
             ranges = ([(s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()
                        if _is_rodata(s["sh_type"] == "SHT_PROGBITS", s["sh_flags"], s.name)]

@@ -22,13 +22,15 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from bundler.carry import TOP, Carry, EnvValue, Helper, Recipe, default_dest
+from bundler.compiled_paths import read_rodata
+from bundler.elf import plain_section_headers
 from bundler.locales import available, normalize_name
 from bundler.resolve import Closure
 from bundler.sysroot import Sysroot
@@ -43,21 +45,31 @@ _OPENSSL_DIR = re.compile(rb'(OPENSSLDIR|ENGINESDIR|MODULESDIR): "(/[^"\0]{1,200
 
 @dataclass
 class _Object:
-    """One ELF file of a closure, its bytes read once (only when a rule asks)."""
+    """One ELF file of a closure, its strings read once (only when a rule asks)."""
 
     label: str
     host_path: str
-    _data: bytes | None = field(default=None, repr=False)
 
     @property
     def data(self) -> bytes:
-        if self._data is None:
-            try:
-                with open(self.host_path, "rb") as handle:
-                    self._data = handle.read()
-            except OSError:
-                self._data = b""
-        return self._data
+        """The file's read-only data, where its C strings are (not its code: node's 99 MB
+        hold 45 MB of it, and every rule looks through it)."""
+        return read_rodata(self.host_path, go=True)
+
+    @property
+    def names(self) -> bytes:
+        """Its dynamic string table (.dynstr), where exported symbols' names are; the
+        whole file where the section headers cannot be read plainly."""
+        sections = plain_section_headers(self.host_path)
+        table = next((s for s in sections or () if s.name == ".dynstr"), None)
+        try:
+            with open(self.host_path, "rb") as handle:
+                if table is None:
+                    return handle.read()
+                handle.seek(table.offset)
+                return b"\0" + handle.read(table.size)
+        except OSError:
+            return b""
 
     def holds(self, text: str) -> bool:
         """The whole C string `text` is in the file (not a substring of a longer one)."""
@@ -78,7 +90,7 @@ class _Object:
     def exports(self, symbol: str) -> bool:
         """`symbol` is defined in the dynamic symbol table (a program built with
         -export-dynamic, like Debian's python3 and perl, exports its embedded library)."""
-        if b"\0" + symbol.encode() + b"\0" not in self.data:
+        if b"\0" + symbol.encode() + b"\0" not in self.names:
             return False  # cheap test first: the name is not even in a string table
         try:
             with open(self.host_path, "rb") as handle:

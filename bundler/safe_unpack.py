@@ -183,7 +183,9 @@ def unpack_artifact(artifact: str, into: str, limits: Limits = Limits()) -> Unpa
         reader = _HashingReader(raw)
         stream: BinaryIO = reader  # type: ignore[assignment]
         if kind == "zst":
-            stream = zstandard.ZstdDecompressor().stream_reader(reader)  # type: ignore[arg-type]
+            # a large artifact is many frames (framed_zstd.py), one stream end to end
+            stream = zstandard.ZstdDecompressor().stream_reader(
+                reader, read_across_frames=True)  # type: ignore[arg-type]
         mode = {"gz": "r|gz", "xz": "r|xz"}.get(kind, "r|")
         try:
             with tarfile.open(fileobj=stream, mode=mode) as tar:  # type: ignore[call-overload]

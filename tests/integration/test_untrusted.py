@@ -115,7 +115,8 @@ def assert_refused(result: subprocess.CompletedProcess[str], code: int, *words: 
 
 
 def members(artifact: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
-    data = zstandard.ZstdDecompressor().stream_reader(artifact.open("rb")).read()
+    data = zstandard.ZstdDecompressor().stream_reader(artifact.open("rb"),
+                                                      read_across_frames=True).read()
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         return [(info, tar.extractfile(info).read() if info.isreg() else None)  # type: ignore
                 for info in tar]

@@ -175,7 +175,8 @@ def _repack(artifact: Path, out: Path, change) -> Path:
 def _zst_tar(path: Path) -> tarfile.TarFile:
     import zstandard
 
-    data = zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read()
+    data = zstandard.ZstdDecompressor().stream_reader(path.open("rb"),
+                                                      read_across_frames=True).read()
     return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
 
 
