@@ -47,7 +47,7 @@ def block_digest(data: bytes | bytearray | memoryview) -> bytes:
     """What decides that a block of the copy is the source's (a cryptographic digest: the
     program is untrusted input, and a collision would put the source's bytes in the
     artifact in place of LIEF's)."""
-    return hashlib.blake2b(data, digest_size=32).digest()
+    return hashlib.sha256(data).digest()  # 1.2 GB/s here (SHA-NI); blake2b 0.73
 
 
 def cores() -> int:

@@ -467,6 +467,18 @@ def _deep_tar(tmp_path: Path) -> Path:
     return write_tar(tmp_path / "deep.tar", entries)
 
 
+def _frames_then_garbage(tmp_path: Path) -> Path:
+    """A large artifact is many zstd frames (framed_zstd.py): a first frame holding the
+    start of a tar member, then a frame header followed by garbage."""
+    info = tarfile.TarInfo("hello/libexec/hello")
+    info.size = 4096
+    head = info.tobuf(tarfile.GNU_FORMAT) + b"x" * 1000
+    out = tmp_path / "frames.tar.zst"
+    out.write_bytes(zstandard.ZstdCompressor().compress(head) + b"\x28\xb5\x2f\xfd"
+                    + random.Random(9).randbytes(4096))
+    return out
+
+
 NOT_ARTIFACTS: dict[str, tuple[Callable[[Path], Path | str], int, str]] = {
     "a FIFO with no writer": (_fifo, 2, "FIFO"),
     "/dev/zero": (lambda _: "/dev/zero", 2, "device"),
@@ -477,6 +489,7 @@ NOT_ARTIFACTS: dict[str, tuple[Callable[[Path], Path | str], int, str]] = {
     "zstd magic, then garbage": (_bytes(b"\x28\xb5\x2f\xfd" + random.Random(8).randbytes(4096)),
                                  4, "cannot unpack"),
     "a zstd bomb": (_zstd_bomb, 2, "empty archive"),
+    "a zstd frame, then a garbage one": (_frames_then_garbage, 4, "cannot unpack"),
     "a 10 GB sparse member": (_sparse_10g, 4, "sparse"),
     "5,000 nested directories": (_deep_tar, 4, "deeper than"),
 }
@@ -494,6 +507,21 @@ def test_inputs_that_are_not_artifacts(built, host, tmp_path: Path, command: str
     result = run_command(command, artifact, built, timeout=60)  # a hang fails here
     assert_refused(result, code, word)
     assert host() == before
+
+
+def test_an_artifact_in_several_zstd_frames_is_read_whole(built, tmp_path: Path) -> None:
+    """What the build writes for a large artifact: the same tar stream cut into frames
+    (here at odd places, even inside a member) is the same artifact."""
+    data = zstandard.ZstdDecompressor().stream_reader(built["zst"].open("rb"),
+                                                      read_across_frames=True).read()
+    cuts = [0, 700, len(data) // 2 + 3, len(data)]
+    framed = tmp_path / "framed.tar.zst"
+    framed.write_bytes(b"".join(zstandard.ZstdCompressor().compress(data[a:b])
+                                for a, b in zip(cuts, cuts[1:])))
+    result = bundle("compare", str(framed), str(built["static"]))
+    assert result.returncode == 0, result.stderr
+    listed = bundle("inspect", str(framed))
+    assert listed.returncode == 0 and "libexec/hello" in listed.stdout, listed.stderr
 
 
 @pytest.mark.parametrize("command", COMMANDS)
