@@ -635,7 +635,7 @@ def _add_sboms(plan: BundlePlan, staging: str, inventory: Inventory, formats: tu
         writer.beside(SBOM_SUFFIXES[name], None)  # not asked for: an old one would mislead
     if not formats:
         return []
-    from bundler import sbom  # its libraries cost ~0.3 s to import: only when asked
+    from bundler import sbom  # (packageurl, license-expression: only when one is asked for)
 
     entries = []
     for name in formats:
