@@ -7,11 +7,13 @@ from PyPI into theirs, and builds the demo agent (tests/support/gobuild.py, cach
 hands over their console scripts and the agent. This module measures only what it is
 handed and imports nothing from tests/.
 
-Every build is a separate process under GNU time (wall time, peak RSS), in rounds: each
+Every build is a separate process under GNU time (peak RSS, CPU time), in rounds: each
 round builds every program with every tool, the tools' order rotating from round to round,
 so drift and other load hit all tools alike; ratios to the floor (`tar -cf - FILES | zstd
 -T0 -9` of the files bundle's artifact holds) are taken within a round. Every figure is
-shown as min / median / max. Prints the tables and writes BENCHMARKS.md (or --out FILE).
+shown as min / median / max. The growth of build time with the number of libraries and
+their bytes is measured the same way, on closures that benchmarks/closure.py generates.
+Prints the tables and writes BENCHMARKS.md (or --out FILE).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from pathlib import Path
 from bundler.archive import ZSTD_LEVEL  # the default level, which the floor is run at
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import (  # a sibling module, not a package
+from closure import make_closure  # sibling modules, not a package
+from measure import (
     Spread,
     manual_route_script,
     overhead_blocks,
@@ -65,6 +68,7 @@ BUILD_TIMEOUT_SECONDS = 150.0
 class Sample:
     seconds: float
     max_rss_kib: int
+    cpu_seconds: float  # user + system of the process and the children it waited for
 
 
 class Failed(Exception):
@@ -73,16 +77,18 @@ class Failed(Exception):
 
 def run_measured(argv: Sequence[str], env: dict[str, str] | None = None,
                  timeout: float | None = None) -> Sample:
-    """Wall time and peak RSS of one run.
+    """Wall time, peak RSS and CPU time of one run.
 
     The peak comes from GNU time (`%M`, the largest of the process and the children it
     waited for). Not from our own wait4: a child forked from this Python process starts
     with our RSS high-water mark, which exec carries over (measured: `tar | zstd` reported
-    the benchmark's own 99 MiB). A run over `timeout` is stopped, with its whole process
-    group (the tool's own children too), and counts as failed.
+    the benchmark's own 99 MiB). The CPU time (`%U` + `%S`) is the whole process tree's:
+    bundle's LIEF worker, its compiler and zstd's threads, the floor's tar and zstd, as
+    each parent waits for its children. A run over `timeout` is stopped, with its whole
+    process group (the tool's own children too), and counts as failed.
     """
     with tempfile.NamedTemporaryFile("r") as report:
-        command = [GNU_TIME, "-f", "%M", "-o", report.name, *argv]
+        command = [GNU_TIME, "-f", "%M %U %S", "-o", report.name, *argv]
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    env=env, start_new_session=True)
@@ -96,8 +102,8 @@ def run_measured(argv: Sequence[str], env: dict[str, str] | None = None,
         if process.returncode != 0:
             last = stderr.decode(errors="replace").strip().splitlines()[-3:]
             raise Failed(f"exit {process.returncode}: {' | '.join(last)}")
-        peak = int(report.read().split()[-1])
-    return Sample(elapsed, peak)
+        peak, user, system = report.read().split()[-3:]
+    return Sample(elapsed, int(peak), float(user) + float(system))
 
 
 def spawn_seconds(argv: Sequence[str]) -> float:
@@ -127,6 +133,7 @@ class Program:
     path: Path
     start_args: tuple[str, ...]
     large: bool = False
+    build_args: tuple[str, ...] = ()  # bundle's own options for it (a closure's --library-path)
 
 
 def programs(work: Path, agent: Path, quick: bool, with_large: bool,
@@ -195,7 +202,8 @@ def bundle_prefix(work: Path, program: Program) -> Path:
 def make_tools(options: argparse.Namespace, work: Path) -> list[Tool]:
     def bundle_command(bundle: str, env: dict[str, str]):
         def command(program: Program, out: Path, work: Path):
-            return ([bundle, str(program.path), "-o", str(out), "--name", program.name,
+            return ([bundle, str(program.path), *program.build_args, "-o", str(out),
+                     "--name", program.name,
                      "--prefix", str(bundle_prefix(work, program))], env)
         return command
 
@@ -309,14 +317,29 @@ def prepare_floor_tree(program: Program, tools: list[Tool], work: Path) -> None:
 
 
 def run_rounds(chosen: list[Program], tools: list[Tool], work: Path, rounds: int,
-               large_rounds: int, max_minutes: float | None) -> Builds:
+               large_rounds: int, max_minutes: float | None, keep_going: bool = False,
+               ) -> Builds:
     """Round 1 builds everything; a program's later rounds start only while the run is
-    within --max-minutes (the tables then show the n each figure has)."""
+    within --max-minutes (the tables then show the n each figure has).
+
+    A failed warm-up build with bundle (tools[0]) ends the run, as the program tables need
+    its artifact; with `keep_going` it is recorded against every tool of that program
+    instead (the growth rows: a closure bundle cannot build is a row that says so, not a
+    run lost after its minutes of builds)."""
     builds = Builds()
     began = time.monotonic()
     step("warm-up: a build of each program with bundle (page cache, .pyc), then the rest")
     for program in chosen:
-        build_once(program, tools[0], work)
+        try:
+            build_once(program, tools[0], work)
+        except Failed as failure:
+            if not keep_going:
+                raise
+            step(f"  {tools[0].name} on {program.name} fails: {failure}")
+            for tool in tools:  # no artifact, so no files for the floor either
+                builds.failures[(program.name, tool.name)] = (
+                    str(failure) if tool is tools[0] else f"{tools[0].name} failed")
+            continue
         prepare_floor_tree(program, tools, work)
         if not program.large:  # the peers' warm-up too; on large programs it costs minutes
             for tool in tools[1:]:
@@ -467,8 +490,9 @@ def median_build(builds: Builds, program: str, tool: str) -> float | None:
 
 def targets(chosen: list[Program], tools: list[Tool], builds: Builds,
             starts: dict[str, dict[str, StartResult]], largest: dict[str, int],
-            ) -> list[list[str]]:
-    """Each target against medians of this run; `no` says by how much."""
+            thousand: Spread | None) -> list[list[str]]:
+    """Each target against medians of this run; `no` says by how much. `thousand`: the
+    1,000-library closure's bundle / floor ratios, if the growth rows had it."""
     rows = []
     peers = [t.name for t in tools if t.name not in ("bundle", "bundle, no .pyc", FLOOR)]
     for program in chosen:
@@ -515,7 +539,11 @@ def targets(chosen: list[Program], tools: list[Tool], builds: Builds,
         ratio = spread(round_ratios(node, floor))
         rows.append(["node: bundle <= 1.3x the floor", ratio.text("{:.2f}") + "x",
                      yes(ratio.median <= 1.3)])
-    rows.append(["1,000 libraries <= 2x the floor", "see the growth section", "-"])
+    if thousand is None:
+        rows.append(["1,000 libraries <= 2x the floor", "not measured in this run", "-"])
+    else:
+        rows.append(["1,000 libraries <= 2x the floor (wall, same round)",
+                     thousand.text("{:.2f}") + "x", yes(thousand.median <= 2)])
     return rows
 
 
@@ -618,6 +646,253 @@ def inspect_rows(bundle: str, target: str, runs: int) -> list[list[str]]:
             for what, t in timings.items()]
 
 
+# --- growth with the number of libraries and bytes (benchmarks/closure.py) --------------
+
+KIB = 1024
+DEFAULT_LIBRARY_KIB = 64  # the data of each library in the rows by number of libraries
+GROWTH_SIZES = "10,100,1000,100x512"  # by number of libraries, then by bytes
+QUICK_GROWTH_SIZES = "10,100"
+# The cost per library added over the last step (100 -> 1,000) at most this many times that
+# over the first (10 -> 100) reads as linear. A quadratic term would make it about 10x (the
+# closure's size grows tenfold between the steps), N log N about 1.5x; noise on a shared
+# machine moves it by some tens of percent.
+LINEAR_SLOPE_RATIO = 1.5
+
+
+@dataclass(frozen=True)
+class GrowthPoint:
+    """A generated closure: `count` libraries with `kib` KiB of data each."""
+
+    count: int
+    kib: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.count:,} x {self.kib} KiB"
+
+    @property
+    def slug(self) -> str:
+        """Its program's name in the run (the artifact's, the floor tree's)."""
+        return f"closure-{self.count}x{self.kib}k"
+
+
+def growth_sizes(text: str) -> tuple[GrowthPoint, ...]:
+    """--growth-sizes: `10,100,1000,100x512` is 10, 100 and 1,000 libraries of 64 KiB, then
+    100 of 512 KiB."""
+    points = []
+    for item in text.split(","):
+        count, times, kib = item.strip().partition("x")
+        try:
+            point = GrowthPoint(int(count), int(kib) if times else DEFAULT_LIBRARY_KIB)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not N or NxKIB: {item!r}") from None
+        if point.count < 1 or point.kib < 1:
+            raise argparse.ArgumentTypeError(f"not a closure: {item!r}")
+        points.append(point)
+    if len(set(points)) != len(points):
+        raise argparse.ArgumentTypeError(f"a closure named twice: {text!r}")
+    return tuple(points)
+
+
+def growth_references(points: Sequence[GrowthPoint]) -> dict[GrowthPoint, GrowthPoint]:
+    """The row each row's growth is taken from: the nearest row above with the same data
+    per library and another number of libraries (growth per library), else one above with
+    the same number of libraries (growth per MiB of data). The first row has none."""
+    found = {}
+    for index, point in enumerate(points):
+        above = points[:index][::-1]
+        same_bytes = [p for p in above if p.kib == point.kib and p.count != point.count]
+        same_count = [p for p in above if p.count == point.count]
+        if same_bytes or same_count:
+            found[point] = (same_bytes or same_count)[0]
+    return found
+
+
+def per_unit_ms(before: float, after: float, units_before: float, units_after: float,
+                ) -> float:
+    """Milliseconds per unit added (library, or MiB) between two medians in seconds."""
+    return (after - before) * 1000 / (units_after - units_before)
+
+
+def linearity_sentence(steps: Sequence[GrowthStep]) -> str:
+    """Whether build time grows linearly with the number of libraries, from the steps by
+    number of libraries in order: the wall time per library added over the last step
+    against the first. Linear growth keeps it constant, whatever the fixed cost of a
+    build; the floor's steps, whose files grow linearly, show what noise does to it, and a
+    first step that rises less than its rows' spread is said to be within the noise (on a
+    busy machine the rise from 10 to 100 libraries, a tenth of a second, can be)."""
+    if len(steps) < 2:
+        return ("Whether the growth is linear takes two steps by the number of libraries "
+                f"(10 -> 100 -> 1,000); this run has {len(steps)}.")
+    first, last = steps[0], steps[-1]
+    spans = (f"each library added cost bundle {first.bundle_ms:.2f} ms of wall time from "
+             f"{first.start.count:,} to {first.end.count:,} libraries and "
+             f"{last.bundle_ms:.2f} ms from {last.start.count:,} to {last.end.count:,}")
+    others = (f" (CPU: {first.cpu_ms:.2f} and {last.cpu_ms:.2f} ms; the floor's wall time, "
+              f"whose files grow linearly: {first.floor_ms:.2f} and {last.floor_ms:.2f} ms)")
+    if first.bundle_ms <= 0:
+        return (f"Linear or not cannot be told from this run: {spans}{others}; the first "
+                "step is within the noise.")
+    ratio = last.bundle_ms / first.bundle_ms
+    verdict = "linear" if ratio <= LINEAR_SLOPE_RATIO else "**faster than linear**"
+    noise = (f" The first step's rise ({first.rise_seconds:.2f} s) is smaller than the "
+             f"spread of its rows' build times ({first.noise_seconds:.2f} s): the verdict is "
+             "within this run's noise (more rounds, or a quieter machine, decide it)."
+             if first.rise_seconds < first.noise_seconds else "")
+    return (f"Growth with the number of libraries is {verdict}: {spans}, {ratio:.2f}x the "
+            f"first{others}. Linear here means at most {LINEAR_SLOPE_RATIO:g}x; a quadratic "
+            f"term would show as about 10x.{noise}")
+
+
+@dataclass(frozen=True)
+class GrowthRun:
+    """The growth rows' measurements: builds keyed by each point's slug."""
+
+    points: tuple[GrowthPoint, ...]
+    builds: Builds
+    trees: dict[GrowthPoint, tuple[int, int]]  # files and raw bytes of bundle's artifact
+    unmade: dict[GrowthPoint, str]  # closures that could not be generated, and why
+    rounds: int
+
+    def seconds(self, point: GrowthPoint, tool: str) -> dict[int, float]:
+        return {r: s.seconds for r, s in self.builds.samples.get((point.slug, tool),
+                                                                   {}).items()}
+
+    def median(self, point: GrowthPoint, tool: str, cpu: bool = False) -> float | None:
+        taken = self.builds.samples.get((point.slug, tool))
+        if not taken or (point.slug, tool) in self.builds.failures:
+            return None
+        return statistics.median(s.cpu_seconds if cpu else s.seconds for s in taken.values())
+
+    def ratio(self, point: GrowthPoint) -> Spread | None:
+        """bundle / floor wall time, within each round."""
+        ratios = round_ratios(self.seconds(point, "bundle"), self.seconds(point, FLOOR))
+        return spread(ratios) if ratios else None
+
+
+def bench_cache() -> Path:
+    """What outlives a run: BUNDLE_CACHE_DIR, as scripts/lib/setup.sh sets and exports it."""
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bundle-dev"
+    return Path(os.environ.get("BUNDLE_CACHE_DIR") or home)
+
+
+def measure_growth(points: Sequence[GrowthPoint], tools: list[Tool], work: Path, rounds: int,
+                   max_minutes: float | None) -> GrowthRun:
+    """bundle and the floor on each generated closure, round-robin like the programs: each
+    round builds every closure with both, their order rotating; the closures take turns
+    in every round, so drift hits the rows alike and the growth between them stays a
+    difference of like figures. The closures are kept in the cache (generating 1,000
+    libraries takes minutes; closure.py names them by their inputs)."""
+    home = bench_cache() / "closures"
+    chosen: list[Program] = []
+    unmade: dict[GrowthPoint, str] = {}
+    for point in points:
+        step(f"growth: the closure of {point.label} (generated once, kept in {home})")
+        try:
+            program = make_closure(home, point.count, point.kib * KIB)
+        except (RuntimeError, OSError) as error:
+            unmade[point] = str(error).strip().splitlines()[0][:120]
+            step(f"  not generated: {unmade[point]}")
+            continue
+        chosen.append(Program(point.slug, program, (),
+                              build_args=("--library-path", str(program.parent / "lib"))))
+    mine = [t for t in tools if t.name in ("bundle", FLOOR)]
+    builds = run_rounds(chosen, mine, work, rounds, rounds, max_minutes, keep_going=True)
+    trees = {}
+    for point in points:
+        tree = work / "trees" / point.slug
+        if point not in unmade and tree.is_dir():
+            files = [p for p in tree.rglob("*") if p.is_file() and not p.is_symlink()]
+            trees[point] = (len(files), sum(p.stat().st_size for p in files))
+    return GrowthRun(tuple(points), builds, trees, unmade, rounds)
+
+
+def growth_section(run: GrowthRun, tag: str) -> list[str]:
+    """The growth table, the growth from row to row and whether it is linear."""
+    references = growth_references(run.points)
+    rows = []
+    steps: list[GrowthStep] = []
+    for point in run.points:
+        failure = run.unmade.get(point) or run.builds.failures.get((point.slug, "bundle"))
+        if failure:
+            rows.append([point.label, "-", f"fails: {failure[:80]}", "", "", "", "", ""])
+            continue
+        files, raw = run.trees[point]
+        cells = [point.label, f"{files:,} / {raw / 2**20:.1f} MiB"]
+        for tool in ("bundle", FLOOR):
+            seconds = run.seconds(point, tool)
+            failed = run.builds.failures.get((point.slug, tool))
+            cells += ([f"fails: {failed[:60]}", "-"] if failed else
+                      [spread(list(seconds.values())).text(),
+                       f"{run.median(point, tool, cpu=True):.2f}"] if seconds else ["-", "-"])
+        ratio = run.ratio(point)
+        cpu = (run.median(point, "bundle", cpu=True), run.median(point, FLOOR, cpu=True))
+        cells.append("-" if ratio is None else ratio.text("{:.2f}")
+                     + (f" (CPU {cpu[0] / cpu[1]:.2f})" if cpu[0] and cpu[1] else ""))
+        taken = growth_step(run, point, references.get(point))
+        cells.append("-" if taken is None else taken.text())
+        steps += [taken] if taken and taken.unit == "library" else []
+        rows.append(cells)
+    header = ["closure (libraries x data each)", "files / raw (bundle's artifact)",
+              "bundle wall (s)", "bundle CPU (s, median)", "floor wall (s)",
+              "floor CPU (s, median)", "bundle x floor (wall, same round)",
+              "growth from the row above, from medians: bundle wall / CPU / floor wall"]
+    intro = (f"`benchmarks/closure.py` generates a program needing N shared libraries "
+             f"(library i needs 2i+1, 2i+2, i+1 and libc; data of its own in each, text-like, "
+             f"stripped), built with the installed `bundle PROGRAM --library-path DIR/lib`, "
+             f"against the floor of the same files (bundle's artifact unpacked, `tar -cf - | "
+             f"zstd -T0 -{ZSTD_LEVEL}`). {run.rounds} rounds, bundle and the floor in "
+             f"rotating order and the closures in turn in each round; wall time min / median "
+             f"/ max; CPU is the whole process tree's (user + system, LIEF's worker and "
+             f"zstd's threads included); \"x floor\" is taken within a round (CPU: of the "
+             f"medians). The growth is per library added (from the row above with the same "
+             f"data per library) or per MiB of data added (from the row with the same number "
+             f"of libraries).")
+    return ["", f"## Growth with the number of libraries and bytes — {tag}", "", intro, "",
+            *table(header, rows), "", linearity_sentence(steps)]
+
+
+@dataclass(frozen=True)
+class GrowthStep:
+    """The growth from one row to another, from the medians: ms per library added (the
+    number of libraries changed) or per MiB of data added (the data per library changed)."""
+
+    start: GrowthPoint
+    end: GrowthPoint
+    unit: str  # "library" or "MiB"
+    bundle_ms: float  # wall
+    cpu_ms: float  # bundle's CPU
+    floor_ms: float  # the floor's wall
+    rise_seconds: float  # bundle's wall, median to median
+    noise_seconds: float  # the wider of the two rows' bundle wall spreads (max - min)
+
+    def text(self) -> str:
+        return (f"{self.bundle_ms:+.2f} / {self.cpu_ms:+.2f} / {self.floor_ms:+.2f} ms per "
+                f"{self.unit} (from {self.start.label})")
+
+
+def growth_step(run: GrowthRun, point: GrowthPoint, reference: GrowthPoint | None,
+                ) -> GrowthStep | None:
+    """The step from `reference` to `point`, or None when either lacks a figure."""
+    if reference is None or reference not in run.trees or point not in run.trees:
+        return None
+    before, after = ([run.median(p, "bundle"), run.median(p, "bundle", cpu=True),
+                      run.median(p, FLOOR)] for p in (reference, point))
+    pairs = [(b, a) for b, a in zip(before, after) if b is not None and a is not None]
+    if len(pairs) < 3:
+        return None
+    if reference.kib == point.kib:
+        units, unit = (float(reference.count), float(point.count)), "library"
+    else:  # the data measured: bundle's artifact, raw
+        units = (run.trees[reference][1] / 2**20, run.trees[point][1] / 2**20)
+        unit = "MiB"
+    wall, cpu, floor = (per_unit_ms(b, a, *units) for b, a in pairs)
+    noise = max(max(t) - min(t) for t in (run.seconds(reference, "bundle").values(),
+                                           run.seconds(point, "bundle").values()))
+    return GrowthStep(reference, point, unit, wall, cpu, floor, pairs[0][1] - pairs[0][0],
+                      noise)
+
+
 # --- the report ------------------------------------------------------------------------
 
 
@@ -680,9 +955,6 @@ def mib(value: int | None) -> str:
 
 
 PLACEHOLDERS = {
-    "growth": ["<!-- growth -->", "## Growth with the number of libraries", "",
-               "(to be measured: build time against 10, 100 and 1,000 generated libraries)",
-               "<!-- /growth -->"],
     "zstd": ["<!-- zstd -->", "## The zstd level curve", "",
              "(to be measured: time and size per zstd level on this machine)",
              "<!-- /zstd -->"],
@@ -690,8 +962,8 @@ PLACEHOLDERS = {
 
 
 def kept_sections(out: Path) -> list[str]:
-    """The growth and zstd sections, measured by other means: kept from the file this run
-    replaces (between their markers), else a placeholder to fill."""
+    """The zstd section, measured by another script (benchmarks/zstd_curve.py): kept from
+    the file this run replaces (between its markers), else a placeholder to fill."""
     old = out.read_text() if out.exists() else ""
     lines: list[str] = []
     for key, placeholder in PLACEHOLDERS.items():
@@ -704,13 +976,18 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--quick", action="store_true",
-                        help="2 rounds, short start loops, sqlite3, curl and the agent only")
+                        help="2 rounds, short start loops, sqlite3, curl and the agent only, "
+                        "growth rows of 10 and 100 libraries")
     parser.add_argument("--rounds", type=int, help="rounds of builds (default 5, quick 2)")
     parser.add_argument("--no-large", action="store_true", help="skip node and ffmpeg")
     parser.add_argument("--max-minutes", type=float,
                         help="start no further round of builds after this many minutes")
     parser.add_argument("--programs", help="comma-separated: only these (sqlite3, curl, "
                         "myagent, node, ffmpeg)")
+    parser.add_argument("--growth-sizes", type=growth_sizes,
+                        help=f"the generated closures of the growth rows: N (libraries of "
+                        f"{DEFAULT_LIBRARY_KIB} KiB) or NxKIB, comma-separated (default "
+                        f"{GROWTH_SIZES}; quick {QUICK_GROWTH_SIZES})")
     parser.add_argument("--bundle", type=Path, required=True, help="the installed console script")
     parser.add_argument("--bundle-nopyc", type=Path, required=True,
                         help="the same, installed with pip --no-compile")
@@ -744,6 +1021,9 @@ def main(argv: list[str] | None = None) -> int:
         tools = make_tools(options, work)
         counts = {p.name: library_count(p.path) for p in chosen}
         builds = run_rounds(chosen, tools, work, rounds, large_rounds, options.max_minutes)
+        points = options.growth_sizes or growth_sizes(
+            QUICK_GROWTH_SIZES if options.quick else GROWTH_SIZES)
+        growth = measure_growth(points, tools, work, rounds, options.max_minutes)
         lines += ["", f"Rounds: {rounds} ({large_rounds} for node and ffmpeg); a build over "
                   f"{SLOW_BUILD_SECONDS:.0f} s in its first round is measured once (n=1), one "
                   f"over {BUILD_TIMEOUT_SECONDS:.0f} s is stopped"
@@ -772,12 +1052,14 @@ def main(argv: list[str] | None = None) -> int:
             lines += program_table(program, tools, builds, starts, base_ms)
         lines += ["", f"## Targets (issue 21) — {tag}", ""]
         lines += table(["target", "measured", "met"],
-                       targets(chosen, tools, builds, all_starts, largest))
+                       targets(chosen, tools, builds, all_starts, largest,
+                               growth.ratio(GrowthPoint(1000, DEFAULT_LIBRARY_KIB))))
         interpreter = run_measured([str(options.bundle.parent / "python"), "-c",
                                     "import lief, bundler.build"])
         lines += ["", "What bounds peak RSS on small programs: the interpreter with LIEF and "
                   f"bundler.build imported peaks at {interpreter.max_rss_kib / 1024:.0f} MiB "
                   f"({interpreter.seconds:.2f} s)."]
+        lines += growth_section(growth, tag)
         lines += kept_sections(options.out)
         bundle = str(options.bundle)
         step("sizes per format")
@@ -819,6 +1101,10 @@ def command_line(options: argparse.Namespace) -> str:
     words += ["--no-large"] if options.no_large else []
     words += [f"--programs {options.programs}"] if options.programs else []
     words += [f"--max-minutes {options.max_minutes:g}"] if options.max_minutes else []
+    if options.growth_sizes:
+        words += ["--growth-sizes " + ",".join(
+            str(p.count) if p.kib == DEFAULT_LIBRARY_KIB else f"{p.count}x{p.kib}"
+            for p in options.growth_sizes)]
     return " ".join(words)
 
 
