@@ -10,7 +10,8 @@ handed and imports nothing from tests/.
 Every build is a separate process under GNU time (peak RSS, CPU time), in rounds: each
 round builds every program with every tool, the tools' order rotating from round to round,
 so drift and other load hit all tools alike; ratios to the floor (`tar -cf - FILES | zstd
--T0 -9` of the files bundle's artifact holds) are taken within a round. Every figure is
+-T0 -6` of the files bundle's artifact holds, at bundle's own level: the issue's -9 would
+flatter bundle since it moved to 6) are taken within a round. Every figure is
 shown as min / median / max. The growth of build time with the number of libraries and
 their bytes is measured the same way, on closures that benchmarks/closure.py generates.
 Prints the tables and writes BENCHMARKS.md (or --out FILE).

@@ -116,9 +116,9 @@ def manual_route_script(program: str, name: str, out: str, stage: str, level: in
 
 def preserved_section(old_text: str, key: str) -> list[str] | None:
     """The lines between `<!-- KEY -->` and `<!-- /KEY -->` of the BENCHMARKS.md a run is
-    about to replace (markers included), or None. Sections measured by other means (growth
-    with the number of libraries, the zstd level curve) are kept across runs of
-    ./scripts/bench instead of being wiped; each says its own date and machine."""
+    about to replace (markers included), or None. A section measured by other means (the
+    zstd level curve, benchmarks/zstd_curve.py) is kept across runs of ./scripts/bench
+    instead of being wiped; it says its own date and machine."""
     start, end = f"<!-- {key} -->", f"<!-- /{key} -->"
     lines = old_text.splitlines()
     if start not in lines or end not in lines:

@@ -178,57 +178,56 @@ class CompiledPaths:
 
 def read_rodata(path: str, limit: int = MAX_DATA, go: bool = False) -> bytes:
     """`_read_rodata`, read once per file as it is (the recipes look at a program's strings
-    before the scan does: node's 47 MB of .rodata were read twice). `go`: a Go program's
-    too (the recipes look for the C strings of its cgo part)."""
+    before the scan does: node's 47 MB of .rodata were read twice). b"" for a Go program
+    unless `go`: the recipes look for the C strings of its cgo part too."""
     try:
         info = os.stat(path)
     except OSError:
         return b""
-    return _rodata_once(path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
-                        info.st_ctime_ns, limit, go)
+    data, is_go = _rodata_once(path, info.st_dev, info.st_ino, info.st_size,
+                               info.st_mtime_ns, info.st_ctime_ns, limit)
+    return b"" if is_go and not go else data
 
 
 @functools.lru_cache(maxsize=16)
 def _rodata_once(path: str, _dev: int, _ino: int, _size: int, _mtime: int, _ctime: int,
-                 limit: int, go: bool) -> bytes:
-    return _read_rodata(path, limit, go)
+                 limit: int) -> tuple[bytes, bool]:
+    return _read_rodata(path, limit)
 
 
-def _read_rodata(path: str, limit: int, go: bool) -> bytes:
+def _read_rodata(path: str, limit: int) -> tuple[bytes, bool]:
     """The allocated read-only data of an ELF file (its string tables live there), each
     section after a NUL so no string runs into the next; without section headers, the
-    file bytes of its non-executable, non-writable PT_LOAD segments. b"" when unreadable
-    (a file the scan cannot read is one it says nothing of) and for a Go program: Go keeps
-    its strings as lengths and bytes run together, so none can be told whole, and the
-    NUL-terminated ones are its build's (GOROOT, source file names). The section headers
-    come from elf.py's plain reader where it reads the file (~10x less CPU than pyelftools:
-    every library of the closure is scanned)."""
+    file bytes of its non-executable, non-writable PT_LOAD segments; and whether it is a
+    Go program. b"" when unreadable (a file the scan cannot read is one it says nothing
+    of). The scan leaves Go programs out: Go keeps its strings as lengths and bytes run
+    together, so none can be told whole, and the NUL-terminated ones are its build's
+    (GOROOT, source file names). The section headers come from elf.py's plain reader where
+    it reads the file (~10x less CPU than pyelftools: every library of the closure is
+    scanned)."""
     plain = plain_section_headers(path)
     if plain is not None:
-        if not go and any(s.name in GO_SECTIONS for s in plain):
-            return b""
+        is_go = any(s.name in GO_SECTIONS for s in plain)
         ranges = [(s.offset, s.size) for s in plain
                   if _is_rodata(s.kind == SHT_PROGBITS, s.flags, s.name)]
         try:
             if all(offset + size <= os.path.getsize(path) for offset, size in ranges):
                 with open(path, "rb") as handle:
-                    return _joined_ranges(handle, ranges, limit)
+                    return _joined_ranges(handle, ranges, limit), is_go
         except OSError:
-            return b""
+            return b"", is_go
     try:
         with open(path, "rb") as handle:
             elf = ELFFile(handle)
-            if not go and any(elf.get_section_by_name(name) is not None
-                              for name in GO_SECTIONS):
-                return b""
+            is_go = any(elf.get_section_by_name(name) is not None for name in GO_SECTIONS)
             ranges = ([(s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()
                        if _is_rodata(s["sh_type"] == "SHT_PROGBITS", s["sh_flags"], s.name)]
                       if elf.num_sections() else
                       [(p["p_offset"], p["p_filesz"]) for p in elf.iter_segments()
                        if p["p_type"] == "PT_LOAD" and not p["p_flags"] & (PF_X | PF_W)])
-            return _joined_ranges(handle, ranges, limit)
+            return _joined_ranges(handle, ranges, limit), is_go
     except (OSError, ELFError, ConstructError, ValueError):
-        return b""
+        return b"", False
 
 
 def _is_rodata(progbits: bool, flags: int, name: str) -> bool:
