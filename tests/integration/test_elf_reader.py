@@ -110,8 +110,32 @@ def test_compiled_path_scan_reads_the_same_rodata_by_either_reader(monkeypatch):
     from bundler import compiled_paths
 
     files = [path for directory in HOST_DIRS for path in _elf_files(directory)][::3]
+    compiled_paths._rodata_once.cache_clear()  # (read once per file: here twice, two ways)
     plain = {path: compiled_paths.read_rodata(path) for path in files}
     monkeypatch.setattr(compiled_paths, "plain_section_headers", lambda _: None)
+    compiled_paths._rodata_once.cache_clear()
     for path in files:
         assert plain[path] == compiled_paths.read_rodata(path), path
     assert sum(bool(data.strip(b"\0")) for data in plain.values()) > len(files) // 2
+
+
+def test_section_headers_found_by_read_elf_are_those_read_anew(tmp_path):
+    """plain_section_headers reuses what read_elf's plain reader found, for the very file
+    as it was: the same headers as a fresh read, and none once the file has changed."""
+    files = [path for directory in HOST_DIRS for path in _elf_files(directory)][:200]
+    for path in files:
+        elf.read_elf(path)
+    fresh = {}
+    for path in files:
+        key = (path, elf._file_identity(os.stat(path)))
+        remembered = elf._SECTIONS_READ.pop(key, None)
+        fresh[path] = elf.plain_section_headers(path)  # read anew: nothing remembered
+        assert (remembered or None) == fresh[path], path
+    assert sum(headers is not None for headers in fresh.values()) > len(files) // 2
+    other = elf.plain_section_headers("/bin/true")
+    program = tmp_path / "prog"
+    program.write_bytes(Path(next(p for p in files if fresh[p] not in (None, other)))
+                        .read_bytes())
+    before = elf.read_elf(str(program)) and elf.plain_section_headers(str(program))
+    program.write_bytes(Path("/bin/true").read_bytes())  # another file at the same path
+    assert elf.plain_section_headers(str(program)) != before
