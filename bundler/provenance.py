@@ -65,8 +65,25 @@ OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 
 # --- pure parsers ----------------------------------------------------------------------
 
+class _PackageState:
+    """What an entry and a head of dpkg's status say alike: installed or not, and the
+    package's key (NAME:ARCH)."""
+
+    name: str
+    architecture: str
+    state: str
+
+    @property
+    def installed(self) -> bool:
+        return self.state == "installed"
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.architecture}"
+
+
 @dataclass(frozen=True)
-class StatusEntry:
+class StatusEntry(_PackageState):
     """One paragraph of dpkg's status file, reduced to what provenance needs."""
 
     name: str
@@ -79,14 +96,6 @@ class StatusEntry:
     maintainer: str = ""  # "Name <email>", the SBOMs' supplier
     depends: str = ""  # the Depends field as written (package_files.py)
     conffiles: tuple[tuple[str, str], ...] = ()  # (path, md5 as shipped); obsolete ones left out
-
-    @property
-    def installed(self) -> bool:
-        return self.state == "installed"
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}:{self.architecture}"
 
 
 def parse_source_field(value: str | None, name: str, version: str) -> tuple[str, str]:
@@ -140,7 +149,7 @@ def status_entry(paragraph: str) -> StatusEntry | None:
 
 
 @dataclass(frozen=True)
-class StatusHead:
+class StatusHead(_PackageState):
     """What a database read needs of every package: who owns which .list file. The rest of
     a paragraph is parsed (`status_entry`) only for the packages a build ships: parsing all
     1,157 paragraphs of this host's status took 15 ms of every build."""
@@ -149,14 +158,6 @@ class StatusHead:
     architecture: str
     state: str
     paragraph: str
-
-    @property
-    def installed(self) -> bool:
-        return self.state == "installed"
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}:{self.architecture}"
 
 
 # A line naming one of the three fields StatusHead needs, as status_entry reads a field:
