@@ -279,7 +279,9 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
             submitted = _submit_patches(plan, staging, patcher)
             # the large patched programs' unchanged bytes are compressed meanwhile
             # (framed_zstd.py), and the native launchers compiled (a compiler process)
-            ahead = _compress_ahead(plan, fmt, stack.enter_context(ahead_pool()))
+            large = _source_bytes(plan) >= MULTITHREAD_FROM  # framed, if a .tar.zst
+            ahead = (_compress_ahead(plan, stack.enter_context(ahead_pool()))
+                     if large and fmt == "zst" else {})
             compiler = stack.enter_context(ThreadPoolExecutor(1, "bundle-launcher"))
             compiling = compiler.submit(build_launchers, plan, request.plan.launcher_type,
                                         closures[0].arch.multiarch)
@@ -287,7 +289,6 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
             # are written: neither changes what goes in before .bundle/
             analysis = ThreadPoolExecutor(1, "bundle-analysis")
             stack.callback(analysis.shutdown, wait=True, cancel_futures=True)
-            large = _source_bytes(plan) >= MULTITHREAD_FROM
             if large:
                 stack.callback(sys.setswitchinterval, sys.getswitchinterval())
                 sys.setswitchinterval(ANALYSIS_SWITCH_SECONDS)
@@ -448,26 +449,21 @@ def _submit_patches(plan: BundlePlan, staging: str, patcher: PatchWorker) -> dic
     return submitted
 
 
-def _compress_ahead(plan: BundlePlan, fmt: str, pool: Executor) -> dict[str, AheadFrames]:
-    """The patched copies whose source's blocks are compressed while LIEF works: those of
-    AHEAD_FROM bytes or more, when the artifact will be a framed .tar.zst (its files make
-    MULTITHREAD_FROM or more; the archive decides by the same sizes)."""
-    if fmt != "zst" or _source_bytes(plan) < MULTITHREAD_FROM:
-        return {}
+def _compress_ahead(plan: BundlePlan, pool: Executor) -> dict[str, AheadFrames]:
+    """The patched copies whose source's blocks are compressed while LIEF works, those of
+    AHEAD_FROM bytes or more; for an artifact that will be a framed .tar.zst (its files make
+    MULTITHREAD_FROM or more: the archive decides by the same sizes)."""
     return {item.dest: AheadFrames(item.source, ZSTD_LEVEL, pool) for item in plan.files
             if item.patch is not None and item.source is not None and item.offset is None
-            and _size_of(item.source) >= AHEAD_FROM}
+            and os.path.getsize(item.source) >= AHEAD_FROM}
 
 
 def _source_bytes(plan: BundlePlan) -> int:
     """About the bytes the artifact's files will hold, known from the plan (the sources:
     launchers, rendered texts and LIEF's additions are small beside them)."""
-    return sum(_size_of(item.source) for item in plan.files
+    return sum(os.path.getsize(item.source) for item in plan.files
                if item.source is not None and item.kind != "alias" and item.offset is None)
 
-
-def _size_of(path: str) -> int:
-    return os.path.getsize(path)
 
 
 def _recorded_sources(records: list[FileRecord], workspace: Iterable[str], tree: str,
