@@ -31,7 +31,7 @@ from elftools.common.exceptions import ELFError
 from elftools.construct.core import ConstructError
 from elftools.elf.elffile import ELFFile
 
-from bundler.elf import plain_section_headers
+from bundler.elf import file_identity, plain_section_headers
 from bundler.glibc import is_glibc
 from bundler.locales import normalize_name
 from bundler.sysroot import Sysroot
@@ -184,8 +184,7 @@ def read_rodata(path: str, limit: int = MAX_DATA, go: bool = False) -> bytes:
         info = os.stat(path)
     except OSError:
         return b""
-    data, is_go = _rodata_once(path, info.st_dev, info.st_ino, info.st_size,
-                               info.st_mtime_ns, info.st_ctime_ns, limit)
+    data, is_go = _rodata_once(path, *file_identity(info), limit)
     return b"" if is_go and not go else data
 
 

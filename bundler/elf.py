@@ -873,7 +873,7 @@ def plain_section_headers(path: str) -> tuple[PlainSection, ...] | None:
     resolver's read_elf found are reused while the file is unchanged (the scan of 1,000
     libraries spent 0.45 s reading them again)."""
     try:
-        known = _SECTIONS_READ.get((path, _file_identity(os.stat(path))))
+        known = _SECTIONS_READ.get((path, file_identity(os.stat(path))))
     except OSError:
         return None
     if known is not None:
@@ -894,7 +894,9 @@ _SECTIONS_READ: dict[tuple[str, tuple[int, ...]], tuple[PlainSection, ...]] = {}
 _SECTIONS_LOCK = threading.Lock()
 
 
-def _file_identity(st: os.stat_result) -> tuple[int, ...]:
+def file_identity(st: os.stat_result) -> tuple[int, ...]:
+    """A file as it is now: device, inode, size, mtime and ctime (a change to any is a
+    change of the file, for the caches keyed by it)."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
@@ -907,7 +909,7 @@ def _remember_sections(path: str, st: os.stat_result, sections: list[_Section]) 
     with _SECTIONS_LOCK:  # the build's analysis thread reads ELF files too
         if len(_SECTIONS_READ) >= SECTIONS_KEPT:
             del _SECTIONS_READ[next(iter(_SECTIONS_READ))]
-        _SECTIONS_READ[(path, _file_identity(st))] = headers
+        _SECTIONS_READ[(path, file_identity(st))] = headers
 
 
 def _plain_layout(data) -> tuple[_Plain, ElfIdent, list[_Section], int, int, str, int]:

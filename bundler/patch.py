@@ -19,7 +19,14 @@ import os
 import struct
 from typing import BinaryIO
 
-from bundler.elf import SectionHeader, SectionTable, read_elf, read_link_facts, read_section_table
+from bundler.elf import (
+    SectionHeader,
+    SectionTable,
+    file_identity,
+    read_elf,
+    read_link_facts,
+    read_section_table,
+)
 from bundler.errors import BundleError
 from bundler.plan import Patch
 
@@ -80,7 +87,7 @@ def _identity(path: str) -> tuple[int, ...] | None:
         info = os.stat(path)
     except OSError:
         return None
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    return file_identity(info)
 
 
 def patch_copy(source: str, dest: str, patch: Patch, parsed: Parsed | None = None) -> None:

@@ -127,7 +127,7 @@ def test_section_headers_found_by_read_elf_are_those_read_anew(tmp_path):
         elf.read_elf(path)
     fresh = {}
     for path in files:
-        key = (path, elf._file_identity(os.stat(path)))
+        key = (path, elf.file_identity(os.stat(path)))
         remembered = elf._SECTIONS_READ.pop(key, None)
         fresh[path] = elf.plain_section_headers(path)  # read anew: nothing remembered
         assert (remembered or None) == fresh[path], path
