@@ -73,7 +73,7 @@ Reader = Callable[[object, str], T]  # checks one value ("where" names it), retu
 
 @dataclass(frozen=True)
 class ElfEdit:
-    """The new PT_INTERP and DT_RPATH patch.py wrote into a copy (plan.Patch, as recorded)."""
+    """The new PT_INTERP and DT_RPATH patch.py wrote into a copy (patch_spec.Patch, as recorded)."""
 
     interpreter: str | None
     rpath: str

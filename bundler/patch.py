@@ -28,7 +28,7 @@ from bundler.elf import (
     read_section_table,
 )
 from bundler.errors import BundleError
-from bundler.plan import Patch
+from bundler.patch_spec import Patch
 
 # The sections the patch changes, and may move, on purpose: the new interpreter path, the
 # new DT_RPATH entry and its string (LIEF writes a new .dynstr, so every table that holds

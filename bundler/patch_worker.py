@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, NoReturn
 from bundler.errors import BundleError
 
 if TYPE_CHECKING:
-    from bundler.plan import Patch
+    from bundler.patch_spec import Patch
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PR_SET_NAME = 15

@@ -23,6 +23,7 @@ from bundler.errors import InputError
 from bundler.glibc import is_glibc, release_key
 from bundler.manifest import name_problem, prefix_problem
 from bundler.nss import NssCoverage
+from bundler.patch_spec import Patch
 from bundler.resolve import Closure, Library
 from bundler.scoping import (
     MAX_SCOPED_LENGTH,
@@ -42,14 +43,6 @@ IDENTITY_PREFIX = ".bundle-"
 LIBRARY_RPATH = "$ORIGIN"
 EXECUTABLE_MODE = 0o755
 DATA_MODE = 0o644
-
-@dataclass(frozen=True)
-class Patch:
-    """What patch.py does to a copy: a new PT_INTERP and/or DT_RPATH (RUNPATH removed)."""
-
-    interpreter: str | None
-    rpath: str
-
 
 
 @dataclass(frozen=True)

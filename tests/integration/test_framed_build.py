@@ -25,7 +25,7 @@ from bundler.archive import ZSTD_LEVEL
 from bundler.build import BuildRequest, build
 from bundler.framed_zstd import FRAME, AheadFrames, FramedZstd, ahead_pool
 from bundler.patch import patch_copy
-from bundler.plan import Patch
+from bundler.patch_spec import Patch
 
 BIG = r"""
 #include <stdio.h>

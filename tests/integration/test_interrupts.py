@@ -35,8 +35,8 @@ from bundler import patch_worker
 from bundler.errors import BundleError
 from bundler.integrity import check_tree
 from bundler.manifest import load as load_manifest
+from bundler.patch_spec import Patch
 from bundler.patch_worker import WORKER_NAME, PatchWorker
-from bundler.plan import Patch
 from bundler.safe_unpack import unpack_artifact
 from bundler.scratch import is_temporary_name, make_dir, make_file, sweep
 

@@ -21,8 +21,8 @@ from support.cli import run_cli
 from support.toolchain import gcc
 
 from bundler.patch import patch_copy, prepare
+from bundler.patch_spec import Patch
 from bundler.patch_worker import PatchWorker
-from bundler.plan import Patch
 
 PATCH = Patch("/opt/prepared/lib/.bundle-0123456789abcdef/ld-linux-x86-64.so.2",
               "$ORIGIN/../lib/.bundle-0123456789abcdef")

@@ -29,7 +29,7 @@ from support.toolchain import gcc
 
 from bundler.elf import read_section_table
 from bundler.patch import PatchError, _changed_sections, patch_copy
-from bundler.plan import Patch
+from bundler.patch_spec import Patch
 
 LONG_INTERP = "/opt/an-agent-with-a-long-name/lib/.bundle-0123456789abcdef/ld-linux-x86-64.so.2"
 LONG_RPATH = ("$ORIGIN/../lib/.bundle-0123456789abcdef:"
