@@ -61,7 +61,7 @@ from bundler.manifest import (
     archived_size,
     dump,
 )
-from bundler.native_launcher import Launchers, build_launchers
+from bundler.native_launcher import Launchers, build_launchers, warm
 from bundler.notices import carried_licences, inventory_of, licence_path, sources_notice
 from bundler.outcome import BuildResult
 from bundler.package_meta import PackageMeta
@@ -227,6 +227,15 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     sysroot = Sysroot(request.sysroot)
     programs = sysroot_inputs(request.binaries, sysroot, "program")
     patcher.prepare(programs[0].path)  # LIEF parses the program while this process resolves
+    with ThreadPoolExecutor(1, "bundle-launcher") as compiler:
+        # the launcher compiled (on a machine's first build) while this process resolves
+        compiler.submit(warm, request.plan.launcher_type, programs[0].path)
+        return _build_resolved(request, patcher, sysroot, programs, compiler)
+
+
+def _build_resolved(request: BuildRequest, patcher: PatchWorker, sysroot: Sysroot,
+                    programs: tuple[SysrootInput, ...], compiler: ThreadPoolExecutor,
+                    ) -> BuildResult:
     plugins = sysroot_inputs(request.add, sysroot, "--add object")
     note_substitutions((*programs, *plugins))  # the sysroot's copy of a host path
     closures, added, runtime = resolve_programs([p.path for p in programs],
@@ -282,7 +291,6 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
             large = _source_bytes(plan) >= MULTITHREAD_FROM  # framed, if a .tar.zst
             ahead = (_compress_ahead(plan, stack.enter_context(ahead_pool()))
                      if large and fmt == "zst" else {})
-            compiler = stack.enter_context(ThreadPoolExecutor(1, "bundle-launcher"))
             compiling = compiler.submit(build_launchers, plan, request.plan.launcher_type,
                                         closures[0].arch.multiarch)
             # provenance and the compiled-in paths are read while a large artifact's files

@@ -290,8 +290,7 @@ def test_launcher_arguments_and_top_values_at_depth(tmp_path: Path, kind: str) -
     if kind == "native":
         compiler = native_launcher.find_compiler("x86-64", "x86_64-linux-gnu")
         assert compiler is not None, "scripts/test installs gcc"
-        dest.write_bytes(native_launcher.compile_launcher(
-            compiler, native_launcher.values_header(plan, "prog", 3, args)))
+        dest.write_bytes(native_launcher.launcher_for(compiler, plan, "prog", 3, args))
     else:
         dest.write_text(render_launcher(plan, "prog", "usr/lib/tree", args))
     dest.chmod(0o755)
