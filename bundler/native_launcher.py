@@ -290,6 +290,9 @@ def _toolchain(compiler: Compiler) -> tuple[object, ...] | None:
             found.append(name if os.path.isabs(name) else shutil.which(name) or name)
     identities: list[tuple[str, tuple[int, ...] | None]] = []
     for path in (shutil.which(compiler.command[0]) or compiler.command[0], *found):
+        if not os.path.isabs(path):  # clang runs no cc1: "cc1" is no file (not the cwd's)
+            identities.append((path, None))
+            continue
         real = os.path.realpath(path)
         try:
             # Not the ctime: a hard link made to the file changes it (seen here).
@@ -297,7 +300,7 @@ def _toolchain(compiler: Compiler) -> tuple[object, ...] | None:
             identities.append((real, (info.st_dev, info.st_ino, info.st_size,
                                       info.st_mtime_ns)))
         except OSError:
-            identities.append((real, None))  # clang runs no cc1: "cc1" is not a file
+            identities.append((real, None))
     return tuple(identities)
 
 
