@@ -215,7 +215,34 @@ def test_layout(hello_tree: Path) -> None:
     assert (hello_tree / "lib" / "libc.so.6").is_file()
     assert (hello_tree / ".bundle" / "manifest.json").is_file()
     assert sorted(p.name for p in hello_tree.iterdir()) == [".bundle", "bin", "lib", "libexec"]
-    assert dir_names(hello_tree / "lib") == [LOADER, "libc.so.6"]
+    assert dir_names(hello_tree / "lib") == ["glibc-hwcaps", LOADER, "libc.so.6"]
+    levels = hello_tree / "lib" / "glibc-hwcaps"
+    assert {p.name: os.readlink(p) for p in levels.iterdir()} == {
+        "x86-64-v2": "..", "x86-64-v3": "..", "x86-64-v4": ".."}
+
+
+def test_each_library_is_found_at_the_first_try(tmp_path: Path) -> None:
+    """At its prefix, the program's loader opens each library at its first try: the
+    glibc-hwcaps level it tries first leads back to lib/ (on glibc 2.36 it tried ten
+    subdirectories of lib/ and stat'ed each before finding the first library)."""
+    strace = need_tool("strace")
+    levels = subprocess.run([HOST_LOADER, "--help"], capture_output=True, text=True).stdout
+    need("x86-64-v2 (supported" in levels, "this CPU is below x86-64-v2: no level to try")
+    prefix = tmp_path / "opt" / "sqlite3"
+    out = tmp_path / "s.tar.zst"
+    bundle(SQLITE3, "-o", str(out), "--prefix", str(prefix))
+    unpack(out, prefix.parent)
+    log = tmp_path / "trace"
+    done = subprocess.run([strace, "-f", "-o", str(log), "-e", "trace=openat,stat,newfstatat",
+                           str(prefix / "libexec" / "sqlite3"), "-version"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    inside = [line for line in log.read_text().splitlines() if str(prefix) in line]
+    assert [line for line in inside if "ENOENT" in line] == []
+    assert any("openat(" in line and "/glibc-hwcaps/x86-64-v" in line and "libc.so.6" in line
+               for line in inside)
+    ran = run([str(prefix / "bin" / "sqlite3")], stdin="select 40+2;\n")
+    assert ran.stdout.strip() == "42", ran.stderr
 
 
 def test_program_is_patched_to_the_prefix_loader_with_rpath(hello_tree: Path) -> None:
@@ -576,7 +603,7 @@ def test_two_programs_share_one_artifact(tmp_path: Path, progs) -> None:
     top = unpacked / "pair"
     assert dir_names(top / "bin") == ["goodbye", "hello"]
     assert dir_names(top / "libexec") == ["goodbye", "hello"]
-    assert dir_names(top / "lib") == [LOADER, "libc.so.6"]
+    assert dir_names(top / "lib") == ["glibc-hwcaps", LOADER, "libc.so.6"]
     manifest = manifest_of(top)
     assert manifest["programs"] == ["hello", "goodbye"]
     assert manifest["name"] == "pair"

@@ -40,7 +40,8 @@ def test_the_layout_of_one_program() -> None:
     plan = plan_of()
     files = by_dest(plan)
     assert [f.dest for f in plan.files] == sorted(files)
-    assert set(files) == {"bin/prog", "libexec/prog", f"lib/{LOADER_NAME}", "lib/libc.so.6"}
+    assert set(files) == {"bin/prog", "libexec/prog", f"lib/{LOADER_NAME}", "lib/libc.so.6",
+                          *(f"lib/glibc-hwcaps/x86-64-v{level}" for level in (2, 3, 4))}
     assert (plan.name, plan.prefix, plan.arch) == ("prog", "/opt/prog", "x86-64")
     assert plan.programs == ("prog",) and plan.missing == () and plan.excluded == ()
     prog = files["libexec/prog"]
@@ -341,3 +342,17 @@ def test_prefixes_are_normalised(given: str, normal: str) -> None:
 def test_prefixes_that_are_refused(given: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
         validate_prefix(given)
+
+
+def test_glibc_hwcaps_levels_lead_back_to_lib() -> None:
+    """x86-64 with glibc 2.33 or later: each level links to lib/; nothing before 2.33 (no
+    glibc-hwcaps) or for architectures glibc has no levels for."""
+    from bundler.plan import hwcaps_shortcuts
+
+    made = hwcaps_shortcuts("x86-64", "2.36")
+    assert [(f.dest, f.kind, f.link_target) for f in made] == [
+        (f"lib/glibc-hwcaps/x86-64-v{level}", "alias", "..") for level in (2, 3, 4)]
+    assert hwcaps_shortcuts("x86-64", "2.33") == made
+    assert hwcaps_shortcuts("x86-64", "2.31") == []
+    assert hwcaps_shortcuts("x86-64", None) == []
+    assert hwcaps_shortcuts("aarch64", "2.36") == hwcaps_shortcuts("i386", "2.41") == []
