@@ -21,6 +21,8 @@ from support.toolchain import gcc
 from bundler.carry import Carry
 from bundler.choices import GATE_NAMES
 from bundler.compiled_paths import (
+    LOCALE_MARKERS,
+    LOCALE_NAME,
     CompiledPath,
     CompiledPaths,
     Found,
@@ -449,3 +451,39 @@ def test_the_json_report_with_its_scan_is_valid_against_the_build_schema() -> No
         data = json.loads(report_json(report))
         validate("build", data)
     assert data["compiled_paths"] is None and data["carrying"] is None
+
+
+def _locales_one_marker_at_a_time(data: bytes) -> tuple[str, ...]:
+    """locales_in as it was written first: a find per marker (the reference)."""
+    found = []
+    for marker in LOCALE_MARKERS:
+        at = data.find(marker)
+        while at != -1:
+            begin = data.rfind(b"\0", max(0, at - 12), at) + 1
+            name = data[begin:at + len(marker) - 1].decode("ascii", "replace")
+            if begin and LOCALE_NAME.fullmatch(name):
+                found.append(name)
+            at = data.find(marker, at + 1)
+    return tuple(dict.fromkeys(found))
+
+
+def test_locale_names_found_in_one_pass_as_marker_by_marker() -> None:
+    """The same names in the same order as a find per marker: on the read-only data of the
+    host's programs and libc, and on made-up data dense with markers, names and their
+    near misses (at the start, adjacent, truncated, in every order)."""
+    import random
+
+    checked = 0
+    for path in [*sorted(Path("/usr/bin").iterdir())[:400], Path(os.path.realpath(
+            "/lib/x86_64-linux-gnu/libc.so.6"))]:
+        if path.is_file() and not path.is_symlink():
+            data = read_rodata(str(path))
+            assert locales_in(data) == _locales_one_marker_at_a_time(data), path
+            checked += bool(data)
+    assert checked > 100
+    pieces = [b"\0", b"C", b"POSIX", b"en_US", b"de_DE", b"xx", b"abcd_EF", b".", b"UTF-8",
+              b"utf8", b"UTF8", b"utf-8", b".UTF-8\0", b".utf8\0", b"need ", b"\xff"]
+    chooser = random.Random(7)
+    for _ in range(3000):
+        data = b"".join(chooser.choices(pieces, k=chooser.randint(0, 40)))
+        assert locales_in(data) == _locales_one_marker_at_a_time(data), data
