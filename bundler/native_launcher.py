@@ -136,12 +136,17 @@ def values_space(size: int) -> int:
 
 def with_values(generic: bytes, blob: bytes, space: int) -> bytes:
     """`generic` (compiled with `space`) with `blob` written over its values' space."""
-    reserved = VALUES_MAGIC + bytes(space - len(VALUES_MAGIC))
-    at = generic.find(reserved)
-    if at < 0 or generic.find(VALUES_MAGIC, at + 1) >= 0 or len(blob) > space:
+    at = _space_at(generic, space)
+    if at is None or len(blob) > space:
         raise EnvironmentUnfitError("the compiled launcher does not hold its values' space "
                                     "exactly once")
     return generic[:at] + blob.ljust(space, b"\0") + generic[at + space:]
+
+
+def _space_at(data: bytes, space: int) -> int | None:
+    """Where the values' space (the magic, then zeros) is, if `data` holds it exactly once."""
+    at = data.find(VALUES_MAGIC + bytes(space - len(VALUES_MAGIC)))
+    return at if at >= 0 and data.find(VALUES_MAGIC, at + 1) < 0 else None
 
 
 def launcher_for(compiler: Compiler, plan: BundlePlan, program: str, up: int = 1,
@@ -209,7 +214,7 @@ def compile_launcher(compiler: Compiler, space: int, source: str | None = None) 
         _check_output(output, compiler)
         with open(output, "rb") as handle:
             built = handle.read()
-    if not _holds_space(built, space):
+    if _space_at(built, space) is None:
         raise EnvironmentUnfitError(f"{compiler.describe()} built a launcher without its "
                                     "values' space")
     return built
@@ -241,15 +246,10 @@ def _compiler_env() -> dict[str, str]:
             **({"HOME": os.environ["HOME"]} if "HOME" in os.environ else {})}
 
 
-def _holds_space(data: bytes, space: int) -> bool:
-    at = data.find(VALUES_MAGIC + bytes(space - len(VALUES_MAGIC)))
-    return at >= 0 and data.find(VALUES_MAGIC, at + 1) < 0
-
-
 def _acceptable(data: bytes, compiler: Compiler, space: int) -> bool:
     """A cached launcher passes what a fresh compile must: static, for the architecture,
     holding its values' space once."""
-    if not _holds_space(data, space):
+    if _space_at(data, space) is None:
         return False
     try:
         with _workspace() as work:
