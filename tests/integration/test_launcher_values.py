@@ -141,7 +141,7 @@ def test_kept_and_used_again(own_cache: Path, compiler: native_launcher.Compiler
     assert native_launcher.generic_launcher(compiler, space) == fresh + b"kept"
 
 
-def unfit_entries(fresh: bytes, tmp_path: Path) -> dict[str, bytes]:
+def unfit_entries(fresh: bytes) -> dict[str, bytes]:
     i386 = native_launcher.find_compiler("i386", "i386-linux-gnu")
     assert i386 is not None, "scripts/test installs gcc-multilib"
     space = native_launcher.MIN_VALUES_SPACE
@@ -156,12 +156,12 @@ def unfit_entries(fresh: bytes, tmp_path: Path) -> dict[str, bytes]:
     }
 
 
-def test_an_unfit_entry_is_compiled_again(own_cache: Path, tmp_path: Path,
+def test_an_unfit_entry_is_compiled_again(own_cache: Path,
                                           compiler: native_launcher.Compiler) -> None:
     space = native_launcher.MIN_VALUES_SPACE
     fresh = native_launcher.generic_launcher(compiler, space)
     entry = entry_of(own_cache)
-    for why, data in unfit_entries(fresh, tmp_path).items():
+    for why, data in unfit_entries(fresh).items():
         entry.write_bytes(data)
         native_launcher.generic_launcher.cache_clear()
         assert native_launcher.generic_launcher(compiler, space) == fresh, why
