@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from closure import make_closure  # sibling modules, not a package
 from measure import (
     Spread,
+    block_overheads,
     manual_route_script,
-    overhead_blocks,
     parse_ldd,
     preserved_section,
     round_ratios,
@@ -281,6 +281,17 @@ def make_tools(options: argparse.Namespace, work: Path) -> list[Tool]:
 FLOOR = "floor (tar, zstd -T0)"
 
 
+def fresh_copy(program: Path, into: Path) -> Path:
+    """`program` copied to a new file in `into` (emptied first), its name kept: the
+    unbundled side of a start measurement draws its page-cache pages afresh in every block,
+    as the artifacts' extractions do (measure_starts). Its libraries stay the system's."""
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
+    copy = into / program.name
+    shutil.copy2(program, copy)
+    return copy
+
+
 def extract(artifact: Path, into: Path, strip: int = 0) -> None:
     into.mkdir(parents=True, exist_ok=True)
     argv = ["tar", "-xf", str(artifact), "-C", str(into)]
@@ -392,38 +403,60 @@ class StartResult:
 
 def measure_starts(program: Program, tools: list[Tool], builds: Builds, work: Path,
                    runs: int, blocks: int, budget: float) -> tuple[float, dict[str, StartResult]]:
-    """Every tool's default start (and direct start) against the program unbundled, in one
-    round-robin loop; a variant slower than budget/runs seconds per start gets fewer cycles
-    (at least 3 a block). Returns the unbundled median (ms) and the overheads."""
-    variants: dict[str, list[str]] = {"unbundled": [str(program.path), *program.start_args]}
+    """Every tool's default start (and direct start) against the program unbundled, in
+    round-robin blocks; a variant slower than budget/runs seconds per start gets fewer cycles
+    (at least 2 a block). Returns the unbundled median (ms) and the overheads.
+
+    Each block starts from a fresh extraction of every artifact and a fresh copy of the
+    program (new files, so new page-cache pages): two extractions of the demo agent's
+    artifact, the same bytes, started a steady 0.2-0.45 ms apart (1,000 starts each,
+    round-robin), and a copy of a slow one started as fast as the unbundled program. One
+    placement would hand each side its draw; the spread over the blocks shows it."""
     failures: dict[str, str] = {}
-    for tool in tools:
-        key = (program.name, tool.name)
-        if tool.unpack is None or key in builds.failures or key not in builds.sizes:
-            continue
-        place = work / "start" / program.name / tool.ending / str(len(variants))
-        shutil.rmtree(place, ignore_errors=True)
-        starts = tool.unpack(program, artifact_path(work, program, tool), place, work)
-        for kind, argv in (("default", starts.default), ("direct", starts.direct)):
-            if argv is not None:
-                variants[f"{tool.name}|{kind}"] = [*argv, *program.start_args]
+
+    def placed() -> dict[str, list[str]]:
+        fresh = fresh_copy(program.path, work / "start" / program.name / "unbundled")
+        variants = {"unbundled": [str(fresh), *program.start_args]}
+        for tool in tools:
+            key = (program.name, tool.name)
+            if (tool.unpack is None or key in builds.failures or key not in builds.sizes
+                    or tool.name in failures):
+                continue
+            place = work / "start" / program.name / tool.ending / tool.name.replace(" ", "-")
+            shutil.rmtree(place, ignore_errors=True)
+            starts = tool.unpack(program, artifact_path(work, program, tool), place, work)
+            for kind, argv in (("default", starts.default), ("direct", starts.direct)):
+                if argv is not None:
+                    variants[f"{tool.name}|{kind}"] = [*argv, *program.start_args]
+        return variants
+
     allowed: dict[str, int] = {}
-    for name, argv in list(variants.items()):  # warm-up, and how many cycles each gets
-        try:
-            spawn_seconds(argv)
-            first = min(spawn_seconds(argv) for _ in range(2))
-        except Failed as failure:
-            failures[name.split("|")[0]] = str(failure)
-            del variants[name]
-            continue
-        allowed[name] = max(2 * blocks, min(runs, int(budget / max(first, 1e-6))))
-    allowed["unbundled"] = max(allowed.values())
-    timings: dict[str, list[float]] = {name: [] for name in variants}
-    for cycle in range(allowed["unbundled"]):
-        for name, argv in variants.items():
-            if cycle < allowed[name]:
-                timings[name].append(spawn_seconds(argv))
-    base = timings["unbundled"]
+    timings: dict[str, list[list[float]]] = {}  # variant -> one list of starts per block
+    for block in range(blocks):
+        variants = {name: argv for name, argv in placed().items()
+                    if block == 0 or name in allowed}
+        for name, argv in list(variants.items()):  # warm-up (and, first, the cycles each gets)
+            try:
+                spawn_seconds(argv)
+                first = min(spawn_seconds(argv) for _ in range(2))
+            except Failed as failure:
+                failures[name.split("|")[0]] = str(failure)
+                allowed.pop(name, None)
+                del variants[name]
+                continue
+            if block == 0:
+                allowed[name] = max(2, min(runs, int(budget / max(first, 1e-6))) // blocks)
+        allowed["unbundled"] = max(allowed.values())
+        for name in variants:
+            timings.setdefault(name, []).append([])
+        for cycle in range(allowed["unbundled"]):
+            for name, argv in list(variants.items()):
+                if cycle < allowed[name] and name in variants:
+                    try:
+                        timings[name][block].append(spawn_seconds(argv))
+                    except Failed as failure:
+                        failures[name.split("|")[0]] = str(failure)
+                        del variants[name]
     results: dict[str, StartResult] = {}
     for tool in tools:
         if tool.name in failures:
@@ -434,11 +467,12 @@ def measure_starts(program: Program, tools: list[Tool], builds: Builds, work: Pa
         if default is None and direct is None:
             continue
         results[tool.name] = StartResult(
-            spread([x * 1000 for x in overhead_blocks(base, default, blocks)]) if default
-            else None,
-            spread([x * 1000 for x in overhead_blocks(base, direct, blocks)]) if direct
-            else None,
-            len(default or direct or []))
+            spread([x * 1000 for x in block_overheads(timings["unbundled"], default)])
+            if default else None,
+            spread([x * 1000 for x in block_overheads(timings["unbundled"], direct)])
+            if direct else None,
+            sum(len(b) for b in (default or direct or [])))
+    base = [t for block in timings["unbundled"] for t in block]
     return statistics.median(base) * 1000, results
 
 
@@ -591,41 +625,57 @@ def sizes_table(chosen: list[Program], bundle: str, work: Path, static: Path) ->
 def launcher_startup(name: str, program: Path, args: list[str], bundle: str, work: Path,
                      runs: int, blocks: int) -> list[list[str]]:
     """Unbundled; libexec/ directly at the prefix; the launcher at the prefix (direct start)
-    and elsewhere (loader start), native and sh; the env launcher."""
+    and elsewhere (loader start), native and sh; the env launcher. Each block extracts the
+    artifacts afresh (measure_starts says why)."""
     place = work / f"launchers-{name}"
     shutil.rmtree(place, ignore_errors=True)
-    variants: dict[str, list[str]] = {"unbundled": [str(program), *args]}
+    place.mkdir(parents=True)
+    artifacts = {}
     for kind, extra in (("native", ["--launcher-type", "native"]),
                         ("sh", ["--launcher-type", "sh"]), ("env", ["--launcher", "env"])):
-        prefix = place / f"{kind}-prefix" / name
-        prefix.mkdir(parents=True)
-        artifact = place / f"{name}-{kind}.tar"
-        run_measured([bundle, str(program), "-o", str(artifact), "--prefix", str(prefix),
-                      *extra])
-        extract(artifact, prefix, strip=1)
-        extract(artifact, place / f"{kind}-elsewhere")
-        elsewhere = place / f"{kind}-elsewhere" / name / "bin" / name
-        if kind == "native":
-            variants["libexec/ directly at the prefix"] = [str(prefix / "libexec" / name), *args]
-            variants["native launcher at the prefix (direct start)"] = [
-                str(prefix / "bin" / name), *args]
-            variants["native launcher elsewhere (loader start)"] = [str(elsewhere), *args]
-        elif kind == "sh":
-            variants["sh launcher at the prefix"] = [str(prefix / "bin" / name), *args]
-            variants["sh launcher elsewhere"] = [str(elsewhere), *args]
-        else:
-            variants["env launcher elsewhere"] = [str(elsewhere), *args]
-    timings: dict[str, list[float]] = {v: [] for v in variants}
-    for argv in variants.values():  # warm the page cache and the dentries
-        spawn_seconds(argv)
-    for _ in range(runs):  # round robin: drift hits every variant alike
-        for variant, argv in variants.items():
-            timings[variant].append(spawn_seconds(argv))
-    base = timings["unbundled"]
+        artifacts[kind] = place / f"{name}-{kind}.tar"
+        run_measured([bundle, str(program), "-o", str(artifacts[kind]), "--prefix",
+                      str(place / f"{kind}-prefix" / name), *extra])
+
+    def placed() -> dict[str, list[str]]:
+        variants: dict[str, list[str]] = {
+            "unbundled": [str(fresh_copy(program, place / "unbundled")), *args]}
+        for kind, artifact in artifacts.items():
+            prefix = place / f"{kind}-prefix" / name
+            shutil.rmtree(prefix, ignore_errors=True)
+            shutil.rmtree(place / f"{kind}-elsewhere", ignore_errors=True)
+            prefix.mkdir(parents=True)
+            extract(artifact, prefix, strip=1)
+            extract(artifact, place / f"{kind}-elsewhere")
+            elsewhere = place / f"{kind}-elsewhere" / name / "bin" / name
+            if kind == "native":
+                variants["libexec/ directly at the prefix"] = [
+                    str(prefix / "libexec" / name), *args]
+                variants["native launcher at the prefix (direct start)"] = [
+                    str(prefix / "bin" / name), *args]
+                variants["native launcher elsewhere (loader start)"] = [str(elsewhere), *args]
+            elif kind == "sh":
+                variants["sh launcher at the prefix"] = [str(prefix / "bin" / name), *args]
+                variants["sh launcher elsewhere"] = [str(elsewhere), *args]
+            else:
+                variants["env launcher elsewhere"] = [str(elsewhere), *args]
+        return variants
+
+    timings: dict[str, list[list[float]]] = {}
+    for _ in range(blocks):
+        variants = placed()
+        for argv in variants.values():  # warm the page cache and the dentries
+            spawn_seconds(argv)
+        for variant in variants:
+            timings.setdefault(variant, []).append([])
+        for _ in range(max(2, runs // blocks)):  # round robin: drift hits every variant alike
+            for variant, argv in variants.items():
+                timings[variant][-1].append(spawn_seconds(argv))
     rows = []
     for variant, values in timings.items():
-        over = spread([x * 1000 for x in overhead_blocks(base, values, blocks)])
-        rows.append([name, variant, f"{statistics.median(values) * 1000:.2f} ms",
+        over = spread([x * 1000 for x in block_overheads(timings["unbundled"], values)])
+        every = [t for block in values for t in block]
+        rows.append([name, variant, f"{statistics.median(every) * 1000:.2f} ms",
                      over.text("{:.2f}", signed=True)])
     return rows
 
@@ -1044,8 +1094,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"Start overhead: `PROGRAM {{--version|-version}}` by posix_spawn + wait, "
                   f"round-robin with the unbundled program, up to {start_runs} starts each "
                   f"(fewer for slow starts), as the difference of medians over {blocks} "
-                  "blocks. exodus, staticx and the manual route have no direct start "
-                  "(\"none\"; the manual route's program needs its wrapper's variable). "
+                  "blocks, each on a fresh extraction of every artifact and a fresh copy of the "
+                  "program (the same bytes in two extractions started up to 0.45 ms apart: new "
+                  "files, new page-cache pages). exodus, staticx and the manual route have no "
+                  "direct start (\"none\"; the manual route's program needs its wrapper's "
+                  "variable). "
                   "Direct start of bundle: `PREFIX/libexec/NAME`, what `bundle service` runs."]
         all_starts: dict[str, dict[str, StartResult]] = {}
         largest: dict[str, int] = {}

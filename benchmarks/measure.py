@@ -45,21 +45,22 @@ def round_ratios(times: dict[int, float], floor: dict[int, float]) -> list[float
     return [times[r] / floor[r] for r in sorted(times) if r in floor and floor[r] > 0]
 
 
-def overhead_blocks(base: Sequence[float], variant: Sequence[float], blocks: int,
+def block_overheads(base: Sequence[Sequence[float]], variant: Sequence[Sequence[float]],
                     ) -> list[float]:
-    """Start overhead of `variant` over `base` (seconds per start, one per round-robin cycle,
-    cycle i of both taken back to back; `variant` may stop earlier than `base`), as the
-    difference of medians over `blocks` consecutive blocks of cycles: the spread of a
-    repeated measurement, not the noise of single starts."""
-    count = len(variant)
-    if count > len(base):
-        raise ValueError("the variant has more cycles than the base")
-    blocks = max(1, min(blocks, count))
+    """Start overhead of `variant` over `base`, one per block (seconds per start; block b of
+    each is a list of starts, one per round-robin cycle, cycle i of both taken back to back;
+    `variant` may stop a block earlier than `base`, which is then taken over the same
+    cycles): the difference of their medians. The spread of these is that of a repeated
+    measurement (each block on fresh files), not the noise of single starts."""
+    if len(variant) > len(base):
+        raise ValueError("the variant has more blocks than the base")
     result = []
-    for block in range(blocks):
-        first, last = block * count // blocks, (block + 1) * count // blocks
-        result.append(statistics.median(variant[first:last])
-                      - statistics.median(base[first:last]))
+    for own, theirs in zip(variant, base):
+        if not own:
+            continue
+        if len(own) > len(theirs):
+            raise ValueError("the variant has more cycles in a block than the base")
+        result.append(statistics.median(own) - statistics.median(theirs[:len(own)]))
     return result
 
 

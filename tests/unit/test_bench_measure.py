@@ -44,13 +44,15 @@ def test_ratios_pair_figures_of_the_same_round_only():
     assert measure.round_ratios(tool, floor) == [2.0, 2.0]
 
 
-def test_overhead_blocks_are_differences_of_medians_over_the_same_cycles():
-    base = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 5.0, 5.0]
-    variant = [1.5, 1.5, 1.5, 2.25, 2.25, 2.25]  # stopped after 6 cycles
-    assert measure.overhead_blocks(base, variant, 2) == [0.5, 0.25]
-    assert measure.overhead_blocks(base, variant, 100) == [0.5] * 3 + [0.25] * 3
+def test_block_overheads_are_differences_of_medians_over_the_same_cycles_of_each_block():
+    base = [[1.0, 1.0, 1.0, 9.0], [2.0, 2.0, 2.0, 2.0], [5.0, 5.0]]
+    variant = [[1.5, 1.5, 1.5], [2.25, 2.25, 2.25, 2.25]]  # 3 cycles in block 0, no block 2
+    assert measure.block_overheads(base, variant) == [0.5, 0.25]
+    assert measure.block_overheads(base, [[], [3.0]]) == [1.0]  # an empty block: none
     with pytest.raises(ValueError):
-        measure.overhead_blocks(variant, base, 2)
+        measure.block_overheads(variant, base)  # more blocks than the base
+    with pytest.raises(ValueError):
+        measure.block_overheads([[1.0]], [[1.0, 2.0]])  # more cycles than the base's block
 
 
 LDD = """\
