@@ -6,13 +6,14 @@ test_interrupts.py check the same through the CLI, with signals)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from bundler.archive import Digest, Entry, open_output, planned_size
+from bundler.archive import Digest, Entry, known_sha256, open_output, planned_size, sha256_of
 from bundler.manifest import MANIFEST_PATH
 
 
@@ -118,3 +119,28 @@ def test_an_entry_being_made_is_waited_for(tmp_path: Path) -> None:
     assert planned_size(entries) == 12  # from the hint: the copy does not exist yet
     with open_output(str(work / "t.tar.zst"), 0, planned_size(entries)) as writer:
         assert writer.add(entries) == {"top/libexec/prog": digest(b"patched copy")}
+
+
+def test_a_digest_the_plan_took_is_reused_only_for_the_very_same_file(tmp_path: Path) -> None:
+    """sha256_of (the plan's) and the archive's digest agree whether or not the plan hashed
+    the file first; a file rewritten since, same size, other bytes, is hashed anew, never
+    given the digest of the bytes it held when the plan read it."""
+    files = sources(tmp_path)
+    kept, rewritten = files["b.bin"], files["a.bin"]
+    assert sha256_of(str(kept)) == hashlib.sha256(kept.read_bytes()).hexdigest()
+    assert known_sha256(kept.stat()) == hashlib.sha256(kept.read_bytes()).hexdigest()
+    sha256_of(str(rewritten))
+    before = rewritten.stat()
+    rewritten.write_bytes(b"FIRST\n")  # same size; the ctime moves whatever mtime says
+    os.utime(rewritten, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert known_sha256(rewritten.stat()) is None
+    entries = first_batch(files)
+    with open_output(str(tmp_path / "t.tar.zst"), 0, planned_size(entries)) as writer:
+        assert writer.add(entries) == {"top/lib/a.bin": digest(b"FIRST\n"),
+                                       "top/lib/b.bin": digest(b"second" * 1000)}
+    unpacked = tmp_path / "plain.tar"
+    unpacked.write_bytes(subprocess.run(["zstd", "-dc", str(tmp_path / "t.tar.zst")],
+                                        capture_output=True, check=True).stdout)
+    with tarfile.open(unpacked) as opened:
+        member = opened.extractfile("top/lib/a.bin")
+        assert member is not None and member.read() == b"FIRST\n"
