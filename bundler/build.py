@@ -12,8 +12,8 @@ import functools
 import os
 import posixpath
 import sys
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bundler import __version__, gconv, locales
@@ -227,20 +227,58 @@ def _build(request: BuildRequest, patcher: PatchWorker) -> BuildResult:
     sysroot = Sysroot(request.sysroot)
     programs = sysroot_inputs(request.binaries, sysroot, "program")
     patcher.prepare(programs[0].path)  # LIEF parses the program while this process resolves
-    with ThreadPoolExecutor(1, "bundle-launcher") as compiler:
+    with ThreadPoolExecutor(1, "bundle-launcher") as compiler, _hash_pool() as hasher:
         # the launcher compiled (on a machine's first build) while this process resolves
         compiler.submit(warm, request.plan.launcher_type, programs[0].path)
-        return _build_resolved(request, patcher, sysroot, programs, compiler)
+        return _build_resolved(request, patcher, sysroot, programs, compiler, hasher)
+
+
+@contextlib.contextmanager
+def _hash_pool() -> Iterator[Executor]:
+    """A thread hashing the closure's files while this one plans (`_hash_ahead`); on the
+    way out its queued files are dropped, not hashed."""
+    pool = ThreadPoolExecutor(1, "bundle-hash")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _hash_ahead(pool: Executor, closures: Iterable[Closure]) -> Callable[[str], str]:
+    """sha256_of for the plan, with every library and loader of `closures` hashed ahead,
+    in `pool`, while this thread lays out and edits the plan: hashlib and the reads let go
+    of the GIL, so the hashing runs on the core the plan leaves idle (ffmpeg: 240 MB,
+    0.19 s of the plan's 0.56 s). sha256_of remembers each digest, and the archive takes
+    it for the same unchanged file. A file the pool could not hash is hashed here again,
+    so that its error is the one this thread would have met."""
+    futures: dict[str, Future[str]] = {}
+    for closure in closures:
+        paths = [lib.host_path for lib in closure.libraries]
+        if closure.loader is not None:
+            paths.append(closure.loader.host_path)
+        for path in paths:
+            if path not in futures:
+                futures[path] = pool.submit(sha256_of, path)
+
+    def digest(path: str) -> str:
+        ahead = futures.get(path)
+        if ahead is not None:
+            with contextlib.suppress(Exception):
+                return ahead.result()
+        return sha256_of(path)
+
+    return digest
 
 
 def _build_resolved(request: BuildRequest, patcher: PatchWorker, sysroot: Sysroot,
                     programs: tuple[SysrootInput, ...], compiler: ThreadPoolExecutor,
-                    ) -> BuildResult:
+                    hasher: Executor) -> BuildResult:
     plugins = sysroot_inputs(request.add, sysroot, "--add object")
     note_substitutions((*programs, *plugins))  # the sysroot's copy of a host path
     closures, added, runtime = resolve_programs([p.path for p in programs],
                                                 [p.path for p in plugins], sysroot,
                                                 request.resolve, request.nss)
+    hashed = _hash_ahead(hasher, [*closures, *added])
     closures, added, runtime, found = _with_carried(request, sysroot, programs, plugins,
                                                     closures, added, runtime)
     facts = program_facts(closures[0], sysroot)
@@ -255,7 +293,7 @@ def _build_resolved(request: BuildRequest, patcher: PatchWorker, sysroot: Sysroo
                      gconv_data + locale_data, gconv_env + locale_env + found.env,
                      read_glibc_copies(closures[0], facts.libc),
                      RuntimeNeeds(runtime.missing, runtime.nss_lookups,
-                                  runtime.missing_needed), sha256_of,
+                                  runtime.missing_needed), hashed,
                      found.layout(closures, len(programs)), _read_source)
     plan = dataclasses.replace(plan, carried=found.trees.carried, recipes=found.recipes,
                                declined=found.declined, carry_notes=found.trees.notes)
