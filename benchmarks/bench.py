@@ -539,7 +539,8 @@ def program_table(program: Program, tools: list[Tool], builds: Builds,
     header = ["tool", "build wall (s)", "x floor (same round)", "peak RSS (MiB)", "artifact",
               "start, default (ms over unbundled)", "start, direct at the prefix (ms)"]
     return [*table(header, rows), "", f"Unbundled `{program.path} "
-            f"{' '.join(program.start_args)}`: median {base_ms:.2f} ms a start."]
+            f"{' '.join(program.start_args)}` (a fresh copy in each block): median "
+            f"{base_ms:.2f} ms a start."]
 
 
 # --- the targets of issue 21 ----------------------------------------------------------
