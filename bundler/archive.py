@@ -108,37 +108,52 @@ def sha256_of(path: str) -> str:
     """sha256 of a file, computed once per file identity: the input program's is wanted by
     the report, the manifest and compare (a 100 MB program is read for it once), and every
     library's by the plan, whose digests the archive then takes for the same unchanged files
-    instead of hashing their bytes again (`known_sha256`: ffmpeg's 240 MB, 0.14 s of CPU)."""
+    instead of hashing their bytes again (`known_digest`: ffmpeg's 240 MB, 0.14 s of CPU)."""
+    known = _DIGESTS_BY_IDENTITY.get(file_identity(os.stat(path)))
+    return known.sha256 if known is not None else _remembered(path, sha1=False).sha256
+
+
+def digests_ahead(path: str) -> str:
+    """sha256_of, with the SHA-1 the archive's digests also need taken in the same read and
+    remembered with it: for the files hashed in a thread before they are archived
+    (build._hash_ahead), so that the archive hashes none of their bytes again."""
+    known = _DIGESTS_BY_IDENTITY.get(file_identity(os.stat(path)))
+    if known is not None and known.sha1:
+        return known.sha256
+    return _remembered(path, sha1=True).sha256
+
+
+def known_digest(st: os.stat_result) -> Digest | None:
+    """The digests sha256_of or digests_ahead took of the file `st` describes, if they took
+    them of the file as it is now (same device, inode, size, mtime and ctime; ctime no
+    program can set). `sha1` is "" where only sha256_of read it."""
+    return _DIGESTS_BY_IDENTITY.get(file_identity(st))
+
+
+_DIGESTS_BY_IDENTITY: dict[tuple[int, ...], Digest] = {}
+_REMEMBERED = 16384  # files; a release builds several closures in one process
+
+
+def _remembered(path: str, sha1: bool) -> Digest:
+    """The digests of the bytes read from `path` now, through one buffer (SHA-1 only when
+    asked), remembered by the file's identity if it did not change while it was read."""
     identity = file_identity(os.stat(path))
-    known = _SHA256_BY_IDENTITY.get(identity)
-    if known is None:
-        known = _sha256_only(path)
-        if file_identity(os.stat(path)) == identity:  # not changed while it was read
-            if len(_SHA256_BY_IDENTITY) >= _SHA256_REMEMBERED:
-                _SHA256_BY_IDENTITY.clear()
-            _SHA256_BY_IDENTITY[identity] = known
-    return known
-
-
-def known_sha256(st: os.stat_result) -> str | None:
-    """The sha256 `sha256_of` computed for the file `st` describes, if it did for the file
-    as it is now (same device, inode, size, mtime and ctime; ctime no program can set)."""
-    return _SHA256_BY_IDENTITY.get(file_identity(st))
-
-
-_SHA256_BY_IDENTITY: dict[tuple[int, ...], str] = {}
-_SHA256_REMEMBERED = 16384  # files; a release builds several closures in one process
-
-
-def _sha256_only(path: str) -> str:
-    """sha256 of the bytes read from `path` now, through one buffer (no SHA-1 here: only the
-    archive's digests need it, for SPDX)."""
     digest = hashlib.sha256()
+    second = hashlib.sha1(usedforsecurity=False) if sha1 else None
+    size = 0
     buffer = memoryview(bytearray(CHUNK))
     with open(path, "rb") as handle:
         while count := handle.readinto(buffer):
             digest.update(buffer[:count])
-    return digest.hexdigest()
+            if second is not None:
+                second.update(buffer[:count])
+            size += count
+    made = Digest(digest.hexdigest(), size, second.hexdigest() if second is not None else "")
+    if file_identity(os.stat(path)) == identity:
+        if len(_DIGESTS_BY_IDENTITY) >= _REMEMBERED:
+            _DIGESTS_BY_IDENTITY.clear()
+        _DIGESTS_BY_IDENTITY[identity] = made
+    return made
 
 
 @dataclass(frozen=True)
@@ -370,7 +385,7 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, progress: Progres
         with open(entry.source, "rb") as source:
             before = os.fstat(source.fileno())
             info.size = before.st_size
-            reader = _CheckedReader(source, progress, known_sha256(before))
+            reader = _CheckedReader(source, progress, known_digest(before))
             if framed is not None:
                 framed.expect_file(len(info.tobuf(tar.format, tar.encoding, tar.errors)),
                                    info.size, entry.ahead)
@@ -381,7 +396,7 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, progress: Progres
                 raise
             refuse_if_changed(entry.source, before, os.fstat(source.fileno()))
         checkpoint()
-        return Digest(reader.sha256, reader.count, reader.sha1.hexdigest())
+        return reader.digests()
     else:
         assert_never(entry.kind)
     checkpoint()
@@ -400,10 +415,12 @@ class _CheckedReader:
     """A file whose every read is a check point for a deferred Ctrl-C or SIGTERM, and is
     hashed on the way into the archive."""
 
-    def __init__(self, handle: BinaryIO, progress: Progress, sha256: str | None = None,
+    def __init__(self, handle: BinaryIO, progress: Progress, known: Digest | None = None,
                  ) -> None:
         self.handle = handle
-        self.known = sha256  # the file's, from sha256_of for this very identity: not redone
+        # the file's digests, taken before for this very identity (known_digest): not redone
+        self.known_sha256 = known.sha256 if known is not None else None
+        self.known_sha1 = known.sha1 if known is not None and known.sha1 else None
         self.digest = hashlib.sha256()
         self.sha1 = hashlib.sha1(usedforsecurity=False)
         self.count = 0  # bytes read: what the archive holds
@@ -412,16 +429,17 @@ class _CheckedReader:
     def read(self, size: int = -1) -> bytes:
         checkpoint()
         data = self.handle.read(size)
-        if self.known is None:
+        if self.known_sha256 is None:
             self.digest.update(data)
-        self.sha1.update(data)
+        if self.known_sha1 is None:
+            self.sha1.update(data)
         self.count += len(data)
         self.progress.advance(len(data))
         return data
 
-    @property
-    def sha256(self) -> str:
-        return self.known if self.known is not None else self.digest.hexdigest()
+    def digests(self) -> Digest:
+        return Digest(self.known_sha256 or self.digest.hexdigest(), self.count,
+                      self.known_sha1 or self.sha1.hexdigest())
 
 
 @contextlib.contextmanager

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from bundler.archive import Digest, Entry, known_sha256, open_output, planned_size, sha256_of
+from bundler.archive import (
+    Digest,
+    Entry,
+    digests_ahead,
+    known_digest,
+    open_output,
+    planned_size,
+    sha256_of,
+)
 from bundler.manifest import MANIFEST_PATH
 
 
@@ -122,22 +130,30 @@ def test_an_entry_being_made_is_waited_for(tmp_path: Path) -> None:
 
 
 def test_a_digest_the_plan_took_is_reused_only_for_the_very_same_file(tmp_path: Path) -> None:
-    """sha256_of (the plan's) and the archive's digest agree whether or not the plan hashed
-    the file first; a file rewritten since, same size, other bytes, is hashed anew, never
-    given the digest of the bytes it held when the plan read it."""
+    """sha256_of (the plan's), digests_ahead (the hash thread's) and the archive's digests
+    agree whether the plan hashed the file first or not; a file rewritten since, same size,
+    other bytes, is hashed anew, never given the digest of the bytes it held when the plan
+    read it."""
     files = sources(tmp_path)
     kept, rewritten = files["b.bin"], files["a.bin"]
     assert sha256_of(str(kept)) == hashlib.sha256(kept.read_bytes()).hexdigest()
-    assert known_sha256(kept.stat()) == hashlib.sha256(kept.read_bytes()).hexdigest()
+    assert known_digest(kept.stat()) == Digest(hashlib.sha256(kept.read_bytes()).hexdigest(),
+                                              kept.stat().st_size, "")  # no SHA-1 taken
     sha256_of(str(rewritten))
     before = rewritten.stat()
     rewritten.write_bytes(b"FIRST\n")  # same size; the ctime moves whatever mtime says
     os.utime(rewritten, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert known_sha256(rewritten.stat()) is None
+    assert known_digest(rewritten.stat()) is None
     entries = first_batch(files)
+    ahead = tmp_path / "src" / "c.bin"  # hashed ahead (build._hash_ahead): both digests
+    ahead.write_bytes(b"third" * 999)
+    assert digests_ahead(str(ahead)) == hashlib.sha256(b"third" * 999).hexdigest()
+    assert known_digest(ahead.stat()) == digest(b"third" * 999)
+    entries.append(Entry("top/lib/c.bin", "file", 0o644, source=str(ahead)))
     with open_output(str(tmp_path / "t.tar.zst"), 0, planned_size(entries)) as writer:
         assert writer.add(entries) == {"top/lib/a.bin": digest(b"FIRST\n"),
-                                       "top/lib/b.bin": digest(b"second" * 1000)}
+                                       "top/lib/b.bin": digest(b"second" * 1000),
+                                       "top/lib/c.bin": digest(b"third" * 999)}
     unpacked = tmp_path / "plain.tar"
     unpacked.write_bytes(subprocess.run(["zstd", "-dc", str(tmp_path / "t.tar.zst")],
                                         capture_output=True, check=True).stdout)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bundler.archive import known_sha256
+from bundler.archive import Digest, known_digest
 from bundler.build import _hash_ahead, _hash_pool
 
 
@@ -32,8 +32,13 @@ def test_the_plan_gets_each_files_sha256_hashed_ahead_or_on_demand(tmp_path: Pat
                                             loader=files["ld.so"])])
         for path in files.values():  # data.bin is not in the closure: hashed when asked
             assert digest(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest()
-    # remembered for the archive, which then takes it for the same unchanged file
-    assert known_sha256(files["libbig.so"].stat()) == digest(str(files["libbig.so"]))
+    # remembered for the archive, which then takes both for the same unchanged file; a
+    # file outside the closure was hashed by sha256_of: its SHA-1 is the archive's to take
+    big = files["libbig.so"].read_bytes()
+    assert known_digest(files["libbig.so"].stat()) == Digest(
+        hashlib.sha256(big).hexdigest(), len(big),
+        hashlib.sha1(big, usedforsecurity=False).hexdigest())
+    assert known_digest(files["data.bin"].stat()).sha1 == ""
 
 
 def test_a_file_gone_before_it_was_hashed_fails_as_sha256_of_does(tmp_path: Path) -> None:
