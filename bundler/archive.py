@@ -135,20 +135,10 @@ _REMEMBERED = 16384  # files; a release builds several closures in one process
 
 
 def _remembered(path: str, sha1: bool) -> Digest:
-    """The digests of the bytes read from `path` now, through one buffer (SHA-1 only when
-    asked), remembered by the file's identity if it did not change while it was read."""
+    """`_digest_of(path, sha1)`, remembered by the file's identity if it did not change
+    while it was read."""
     identity = file_identity(os.stat(path))
-    digest = hashlib.sha256()
-    second = hashlib.sha1(usedforsecurity=False) if sha1 else None
-    size = 0
-    buffer = memoryview(bytearray(CHUNK))
-    with open(path, "rb") as handle:
-        while count := handle.readinto(buffer):
-            digest.update(buffer[:count])
-            if second is not None:
-                second.update(buffer[:count])
-            size += count
-    made = Digest(digest.hexdigest(), size, second.hexdigest() if second is not None else "")
+    made = _digest_of(path, sha1)
     if file_identity(os.stat(path)) == identity:
         if len(_DIGESTS_BY_IDENTITY) >= _REMEMBERED:
             _DIGESTS_BY_IDENTITY.clear()
@@ -516,15 +506,20 @@ def _stat_input(path: str) -> os.stat_result:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _digest_of(path: str) -> Digest:
-    """sha256 and size of the bytes read from `path` now (one pass)."""
-    digest, sha1, size = hashlib.sha256(), hashlib.sha1(usedforsecurity=False), 0
+def _digest_of(path: str, sha1: bool = True) -> Digest:
+    """sha256, size and (unless `sha1` is False: "") SHA-1 of the bytes read from `path`
+    now, in one pass through one buffer."""
+    digest = hashlib.sha256()
+    second = hashlib.sha1(usedforsecurity=False) if sha1 else None
+    size = 0
+    buffer = memoryview(bytearray(CHUNK))
     with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            sha1.update(chunk)
-            size += len(chunk)
-    return Digest(digest.hexdigest(), size, sha1.hexdigest())
+        while count := handle.readinto(buffer):
+            digest.update(buffer[:count])
+            if second is not None:
+                second.update(buffer[:count])
+            size += count
+    return Digest(digest.hexdigest(), size, second.hexdigest() if second is not None else "")
 
 
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
