@@ -63,4 +63,4 @@ def test_the_console_script_runs_the_entry_point(tmp_path: Path) -> None:
     ran = subprocess.run([str(script), str(program), "-o", str(tmp_path / "h.tar.zst")],
                          capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr
-    assert "from bundler.entry import main" in script.read_text()
+    assert "from bundler.entry import script" in script.read_text()
