@@ -376,7 +376,7 @@ def _add_entry(tar: tarfile.TarFile, entry: Entry, epoch: int, progress: Progres
             before = os.fstat(source.fileno())
             info.size = before.st_size
             reader = _CheckedReader(source, progress, known_digest(before))
-            if framed is not None:
+            if framed is not None and framed.frames_alone(info.size):
                 framed.expect_file(len(info.tobuf(tar.format, tar.encoding, tar.errors)),
                                    info.size, entry.ahead)
             try:

@@ -37,7 +37,7 @@ FRAME = 8 << 20
 AHEAD_FROM = 2 * FRAME  # a smaller source has at most one block to win
 
 
-def compress_frame(data: bytes, level: int) -> bytes:
+def compress_frame(data: bytes | memoryview, level: int) -> bytes:
     """One whole frame, the same way whether made ahead or in order (content size and
     checksum in it): the same bytes always give the same frame."""
     return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(data)
@@ -80,7 +80,7 @@ class AheadFrames:
             pool.submit(_read_and_compress, source, index * FRAME, level)
             for index in range(size // FRAME)]
 
-    def frame_for(self, index: int, block: bytes, level: int) -> bytes | None:
+    def frame_for(self, index: int, block: memoryview, level: int) -> bytes | None:
         """Block `index`'s frame if the source's block was `block` (and was compressed at
         `level`); None: compress the copy's block now. Runs in a writer thread (the digest
         and the wait are off the thread that writes the tar stream)."""
@@ -119,12 +119,15 @@ class FramedZstd:
         self.workers = workers or cores()
         self._pool = concurrent.futures.ThreadPoolExecutor(self.workers,
                                                            thread_name_prefix="bundle-zstd")
-        self._queue: collections.deque[Future[tuple[bytes, bool]]] = collections.deque()
-        self._pending = bytearray()  # tar bytes of the frame being gathered
+        # each frame being made, with the buffer it is made of (reused once it is done)
+        self._queue: collections.deque[tuple[Future[tuple[bytes, bool]], bytearray]] = \
+            collections.deque()
+        self._spare: list[bytearray] = []
+        self._pending = _Gathered(self._spare)  # tar bytes of the frame being gathered
         self._offset = 0
         self._header_left = 0  # bytes of the expected file's header still to come
         self._data_left = 0  # bytes of its data still to come as whole blocks
-        self._block = bytearray()
+        self._block = _Gathered(self._spare)
         self._block_index = 0
         self._ahead: AheadFrames | None = None
         self.frames_reused = 0
@@ -133,10 +136,16 @@ class FramedZstd:
     def tell(self) -> int:
         return self._offset
 
+    @staticmethod
+    def frames_alone(size: int) -> bool:
+        """Whether a file of `size` bytes starts a frame and is framed block by block (the
+        writer tells `expect_file` of it); a smaller one is gathered with what is around."""
+        return size >= FRAME
+
     def expect_file(self, header_size: int, size: int, ahead: AheadFrames | None) -> None:
         """The next `header_size` bytes are a member's header and the `size` after them its
         data; data of FRAME bytes or more starts a frame and is framed block by block."""
-        if size < FRAME:
+        if not self.frames_alone(size):
             return
         self._header_left = header_size
         self._data_left = size - size % FRAME
@@ -156,11 +165,11 @@ class FramedZstd:
                 if not self._header_left and self._data_left:
                     self._cut()
             elif self._data_left:
-                taken = min(FRAME - len(self._block), self._data_left, len(view))
-                self._block += view[:taken]
+                taken = min(FRAME - self._block.size, self._data_left, len(view))
+                self._block.add(view[:taken])
                 view = view[taken:]
                 self._data_left -= taken
-                if len(self._block) == FRAME:
+                if self._block.size == FRAME:
                     self._emit_block()
             else:
                 self._gather(view)
@@ -182,35 +191,40 @@ class FramedZstd:
             self._ahead.cancel()
 
     def _gather(self, view: memoryview) -> None:
-        self._pending += view
-        while len(self._pending) >= FRAME:
-            self._submit(bytes(self._pending[:FRAME]))
-            del self._pending[:FRAME]
+        while view:
+            taken = min(FRAME - self._pending.size, len(view))
+            self._pending.add(view[:taken])
+            view = view[taken:]
+            if self._pending.size == FRAME:
+                self._submit(self._pending.take())
 
     def _cut(self) -> None:
-        if self._pending:
-            self._submit(bytes(self._pending))
-            self._pending.clear()
+        if self._pending.size:
+            self._submit(self._pending.take())
 
     def _emit_block(self) -> None:
-        block = bytes(self._block)
-        self._block.clear()
-        self._queue.append(self._pool.submit(_frame_of_block, block, self._ahead,
-                                             self._block_index, self.level))
+        buffer, block = self._block.take()
+        self._queue.append((self._pool.submit(_frame_of_block, block, self._ahead,
+                                              self._block_index, self.level), buffer))
         self._block_index += 1
         if not self._data_left:
             self._ahead = None
         self._drain(2 * self.workers)
 
-    def _submit(self, data: bytes) -> None:
-        self._queue.append(self._pool.submit(_frame_of_block, data, None, 0, self.level))
+    def _submit(self, taken: tuple[bytearray, memoryview]) -> None:
+        buffer, data = taken
+        self._queue.append((self._pool.submit(_frame_of_block, data, None, 0, self.level),
+                            buffer))
         self._drain(2 * self.workers)
 
     def _drain(self, keep: int) -> None:
         """Write the frames at the head of the queue that are done, and wait for the head
         while more than `keep` are queued (what bounds the memory held)."""
-        while self._queue and (self._queue[0].done() or len(self._queue) > keep):
-            frame, reused = self._queue.popleft().result()
+        while self._queue and (self._queue[0][0].done() or len(self._queue) > keep):
+            making, buffer = self._queue.popleft()
+            frame, reused = making.result()
+            if len(self._spare) <= keep:  # done with: the next frame is gathered in it
+                self._spare.append(buffer)
             self.raw.write(frame)
             if reused:
                 self.frames_reused += 1
@@ -218,7 +232,42 @@ class FramedZstd:
                 self.frames_compressed += 1
 
 
-def _frame_of_block(block: bytes, ahead: AheadFrames | None, index: int,
+class _Gathered:
+    """Bytes gathered for one frame, as the pieces written, until `take` copies them into a
+    FRAME-sized buffer: the one copy of each byte. A piece of an immutable bytes object
+    (what tarfile writes: its headers, and each read of a file) is kept as it is; any other
+    is copied first, since its writer may reuse its buffer.
+
+    The buffers are reused (`spare`: FramedZstd gives one back once its frame is written):
+    a fresh 8 MiB for every frame took ~10 ms of page faults on the writing thread each
+    (the 1,000 libraries: 0.127 s for 11 frames, against ~1 ms for the copy into a buffer
+    already mapped). Before, a bytearray grown by `+=` and cut from the front cost 7-10
+    times the CPU of gathering pieces (165 MB in 64 KiB and 1 MiB writes: 0.24-0.35 s
+    against 0.03 s)."""
+
+    def __init__(self, spare: list[bytearray]) -> None:
+        self._spare = spare
+        self._pieces: list[bytes | memoryview] = []
+        self.size = 0
+
+    def add(self, view: memoryview) -> None:
+        self._pieces.append(view if isinstance(view.obj, bytes) else bytes(view))
+        self.size += len(view)
+
+    def take(self) -> tuple[bytearray, memoryview]:
+        """(the buffer, a view of the bytes gathered in it); they are then forgotten here,
+        and the buffer is not touched until it is given back."""
+        buffer = self._spare.pop() if self._spare else bytearray(FRAME)
+        at = 0
+        for piece in self._pieces:
+            buffer[at:at + len(piece)] = piece
+            at += len(piece)
+        self._pieces.clear()
+        self.size = 0
+        return buffer, memoryview(buffer)[:at]
+
+
+def _frame_of_block(block: memoryview, ahead: AheadFrames | None, index: int,
                     level: int) -> tuple[bytes, bool]:
     """(the frame of `block`, whether it was made ahead)."""
     frame = ahead.frame_for(index, block, level) if ahead is not None else None
