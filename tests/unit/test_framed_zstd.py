@@ -28,16 +28,30 @@ def sample(size: int, seed: int) -> bytes:
 
 
 def framed(parts: list[tuple[bytes, bytes]], ahead: list[AheadFrames | None] | None = None,
-           workers: int = 2, level: int = LEVEL) -> tuple[bytes, FramedZstd]:
-    """Write (header, data) members as tarfile would: header, data, then 512-byte padding."""
+           workers: int = 2, level: int = LEVEL, one_buffer: bool = False,
+           ) -> tuple[bytes, FramedZstd]:
+    """Write (header, data) members as tarfile would: header, data, then 512-byte padding.
+    `one_buffer`: as a writer that reuses one buffer would, each piece copied into it,
+    handed over as a view, and the buffer scribbled over as soon as `write` returns."""
     raw = io.BytesIO()
     writer = FramedZstd(raw, level, workers)
+    buffer = bytearray(10240)  # tarfile's copy size is not the frame's
+
+    def write(data: bytes) -> None:
+        for start in range(0, len(data), len(buffer)):
+            piece = data[start:start + len(buffer)]
+            if not one_buffer:
+                writer.write(piece)
+                continue
+            buffer[:len(piece)] = piece
+            writer.write(memoryview(buffer)[:len(piece)])
+            buffer[:len(piece)] = b"\xa5" * len(piece)
+
     for number, (header, data) in enumerate(parts):
         writer.expect_file(len(header), len(data), ahead[number] if ahead else None)
-        writer.write(header)
-        for start in range(0, len(data), 10240):  # tarfile's copy size is not the frame's
-            writer.write(data[start:start + 10240])
-        writer.write(b"\0" * (-len(data) % 512))
+        write(header)
+        write(data)
+        write(b"\0" * (-len(data) % 512))
     writer.close()
     return raw.getvalue(), writer
 
@@ -89,29 +103,6 @@ def test_small_members_gather_into_frames_of_frame_bytes():
     assert sizes[:-1] == [FRAME] * (len(sizes) - 1) and sum(sizes) == len(plain(parts))
 
 
-def framed_through_one_buffer(parts: list[tuple[bytes, bytes]], workers: int) -> bytes:
-    """`framed`, written the way a writer that reuses one buffer would: each piece copied
-    into it, handed over as a view, and the buffer scribbled over at once."""
-    raw = io.BytesIO()
-    writer = FramedZstd(raw, LEVEL, workers)
-    buffer = bytearray(65536)
-
-    def write(data: bytes) -> None:
-        for start in range(0, len(data), len(buffer)):
-            piece = data[start:start + len(buffer)]
-            buffer[:len(piece)] = piece
-            writer.write(memoryview(buffer)[:len(piece)])
-            buffer[:len(piece)] = b"\xa5" * len(piece)
-
-    for header, data in parts:
-        writer.expect_file(len(header), len(data), None)
-        write(header)
-        write(data)
-        write(b"\0" * (-len(data) % 512))
-    writer.close()
-    return raw.getvalue()
-
-
 def test_every_byte_survives_reused_buffers_on_both_sides():
     """The writer's buffer may be reused once `write` returns, and the frames' own buffers
     are reused once their frames are written: across many more frames than are in flight
@@ -121,7 +112,7 @@ def test_every_byte_survives_reused_buffers_on_both_sides():
     parts[3:3] = [(b"I" * 512, sample(1 << 18, 20) * 65 + b"odd"),
                   (b"J" * 1024, sample(1 << 18, 21) * 33)]
     for workers in (1, 2):
-        stream = framed_through_one_buffer(parts, workers)
+        stream = framed(parts, workers=workers, one_buffer=True)[0]
         assert decompressed(stream) == plain(parts)
         assert stream == framed(parts, workers=workers)[0]
         assert len(frames_of(stream)) >= 8
