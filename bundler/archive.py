@@ -109,7 +109,7 @@ def sha256_of(path: str) -> str:
     the report, the manifest and compare (a 100 MB program is read for it once), and every
     library's by the plan, whose digests the archive then takes for the same unchanged files
     instead of hashing their bytes again (`known_digest`: ffmpeg's 240 MB, 0.14 s of CPU)."""
-    known = _DIGESTS_BY_IDENTITY.get(file_identity(os.stat(path)))
+    known = known_digest(os.stat(path))
     return known.sha256 if known is not None else _remembered(path, sha1=False).sha256
 
 
@@ -117,7 +117,7 @@ def digests_ahead(path: str) -> str:
     """sha256_of, with the SHA-1 the archive's digests also need taken in the same read and
     remembered with it: for the files hashed in a thread before they are archived
     (build._hash_ahead), so that the archive hashes none of their bytes again."""
-    known = _DIGESTS_BY_IDENTITY.get(file_identity(os.stat(path)))
+    known = known_digest(os.stat(path))
     if known is not None and known.sha1:
         return known.sha256
     return _remembered(path, sha1=True).sha256
