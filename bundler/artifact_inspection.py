@@ -16,7 +16,8 @@ The JSON (`--json`) is one object, stable within ARTIFACT_JSON_FORMAT_VERSION:
 
 - `format_version` (this shape's), `tool_version` (the inspecting bundle's), `artifact` (the
   path given), `sha256` (of the archive file; null for a directory), `name`, `arch`,
-  `written_by` {`tool`, `tool_version`, `manifest_format_version`};
+  `written_by` {`tool`, `tool_version`, `manifest_format_version`, `rewriters` (what wrote
+  the copies LIEF patched, "lief 1.0.0-d05b3499b"; [] where not recorded)};
 - `programs` [{`name`, `path`, `package`}], `launcher` {`mode`, `type`}, `prefix`,
   `loader`, `glibc`, `min_kernel`, `files` (records), `raw_size` (bytes of the files);
 - `libraries` [{`path`, `kind` (library or loader), `package`}]: `package` is a key
@@ -57,7 +58,7 @@ from bundler.text import one_line
 from bundler.tree import NotRegularFile, read_plain_file
 from bundler.units import human_size
 
-ARTIFACT_JSON_FORMAT_VERSION = 1
+ARTIFACT_JSON_FORMAT_VERSION = 2  # 2: `written_by.rewriters`
 ELF_MAGIC = b"\x7fELF"
 HEAD_BYTES = 512  # enough for a tar header's "ustar" at 257
 REPORT_MAX_BYTES = 1 << 20  # a real report.md is a few KiB; a larger one is not read
@@ -239,7 +240,8 @@ def artifact_json(facts: ArtifactFacts) -> dict:
         "name": m.name,
         "arch": m.arch,
         "written_by": {"tool": m.tool, "tool_version": m.tool_version,
-                       "manifest_format_version": m.format_version},
+                       "manifest_format_version": m.format_version,
+                       "rewriters": list(m.rewriters)},
         "programs": [{"name": name, "path": _program_path(name),
                       "package": by_path[_program_path(name)].package}
                      for name in m.programs],
@@ -307,6 +309,7 @@ def artifact_text(facts: ArtifactFacts) -> str:
             ("programs", ", ".join(m.programs)),
             ("launcher", f"{m.launcher}; bin/ launcher: {m.launcher_type}"),
             ("prefix", m.prefix), ("loader", m.loader),
+            ("patched by", ", ".join(m.rewriters) or "not recorded"),
             ("glibc", m.glibc or "unknown"),
             ("min kernel", m.min_kernel or "not recorded"),
             ("files", f"{len(m.files)} ({human_size(archived_size(m.files))} "

@@ -355,7 +355,8 @@ def _build_resolved(request: BuildRequest, patcher: PatchWorker, sysroot: Sysroo
                 provenance, compiled = reading.result(), scanning.result()
                 staged = _recorded_sources(
                     staged, _workspace_files(programs + plugins, provenance), provenance.tree)
-                records = _with_packages(_fill_digests(plan, staged, digests), provenance)
+                records = _with_packages(
+                    _fill_digests(plan, staged, digests, patcher.rewriter), provenance)
                 records += _add_notices(plan, staging, provenance, writer)
                 inventory = inventory_of(plan, records, provenance, closures, __version__,
                                          epoch, {path.removeprefix(f"{plan.name}/"): d.sha1
@@ -571,15 +572,23 @@ def _carried_dirs(plan: BundlePlan) -> set[str]:
     return dirs
 
 
-def _fill_digests(plan: BundlePlan, records: list[FileRecord],
-                  digests: dict[str, Digest]) -> list[FileRecord]:
+def _fill_digests(plan: BundlePlan, records: list[FileRecord], digests: dict[str, Digest],
+                  rewriter: str | None) -> list[FileRecord]:
     """The records with each file's sha256 and size: those of the bytes archived (a
-    source that changed while it was read was refused by archive.py)."""
+    source that changed while it was read was refused by archive.py); each copy LIEF
+    patched with what wrote it (`rewriter`: the patch worker's, known once they are
+    archived)."""
     filled = []
     for record in records:
         if record.type == "file":
             digest = digests[f"{plan.name}/{record.path}"]
             record = dataclasses.replace(record, sha256=digest.sha256, size=digest.size)
+        if record.patched is not None and record.patched.elf is not None:
+            if rewriter is None:
+                raise AssertionError(f"{record.path}: archived before it was patched")
+            record = dataclasses.replace(record, patched=dataclasses.replace(
+                record.patched, elf=dataclasses.replace(record.patched.elf,
+                                                        rewriter=rewriter)))
         filled.append(record)
     return filled
 

@@ -89,6 +89,7 @@ class InventoryFile:
     sha1: str = ""  # SPDX 2.3 requires a SHA-1 of every file; "": not recorded (spdx_json
     # refuses it)
     made: bool = False  # made by bundle (a launcher, SOURCES): no package to name
+    patched_by: str | None = None  # a copy LIEF patched: what wrote it (ElfEdit.rewriter)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,9 @@ class ElfEdit:
 
     interpreter: str | None
     rpath: str
+    # What wrote the copy (patch.rewriter: "lief 1.0.0-d05b3499b"); its bytes depend on
+    # it. None: not recorded (manifests before it).
+    rewriter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,13 @@ class Manifest:
             else f"{e.variable}={self.prefix}" for e in self.environment)
 
     @property
+    def rewriters(self) -> tuple[str, ...]:
+        """What wrote the copies patch.py edited (ElfEdit.rewriter), each once, sorted: one
+        LIEF for a whole build; none where it was not recorded."""
+        return tuple(sorted({f.patched.elf.rewriter for f in self.files
+                             if f.patched and f.patched.elf and f.patched.elf.rewriter}))
+
+    @property
     def nss_used(self) -> bool | None:
         """Whether the programs do NSS lookups (None: not recorded)."""
         return None if self.nss is None else self.nss.used
@@ -315,6 +325,8 @@ def _written_patch(patched: Patched) -> dict[str, object]:
                                   "source_size": patched.source_size}
     if patched.elf is not None:
         written.update(interpreter=patched.elf.interpreter, rpath=patched.elf.rpath)
+        if patched.elf.rewriter is not None:
+            written["rewriter"] = patched.elf.rewriter
     if patched.renamed_strings:
         written["renamed_strings"] = dict(patched.renamed_strings)
     return written
@@ -598,7 +610,10 @@ def _patched(value: object, where: str) -> Patched:
     elf = None
     if "interpreter" in patched or "rpath" in patched:  # both written, or neither
         elf = ElfEdit(_optional(patched, "interpreter", _text, None, where),
-                      _field(patched, "rpath", _text, where))
+                      _field(patched, "rpath", _text, where),
+                      _optional(patched, "rewriter", _text, None, where))
+    elif "rewriter" in patched:
+        raise _Malformed(f"{where}rewriter: without the rpath it wrote")
     return Patched(_optional(patched, "source_sha256", _sha256, None, where),
                    _optional(patched, "source_size", _count, None, where), elf,
                    _pairs(patched, "renamed_strings", _edited_string, _edited_string, where))

@@ -78,11 +78,14 @@ def inventory_of(plan: BundlePlan, files: Sequence[FileRecord], provenance: Prov
                  closures: Sequence[Closure], tool_version: str, created: int,
                  sha1: Mapping[str, str]) -> Inventory:
     """The SBOMs' facts: each archived file with the manifest's digest (and the SHA-1 SPDX
-    wants, by path), its package, the packages, the Go modules, and who loads whom."""
+    wants, by path), its package and what patched it, the packages, the Go modules, and
+    who loads whom."""
     package_of = {f.dest: f.package for f in provenance.files}
     listed = tuple(InventoryFile(r.path, r.sha256 or "", r.size or 0, r.kind,
                                  r.package or package_of.get(r.path), sha1.get(r.path, ""),
-                                 made=r.source is None)
+                                 made=r.source is None,
+                                 patched_by=r.patched.elf.rewriter
+                                 if r.patched and r.patched.elf else None)
                    for r in sorted(files, key=lambda r: r.path) if r.type == "file")
     return Inventory(name=plan.name, arch=plan.arch, tool_version=tool_version,
                      created=created, files=listed, packages=provenance.packages,

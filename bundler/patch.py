@@ -90,9 +90,10 @@ def _identity(path: str) -> tuple[int, ...] | None:
     return file_identity(info)
 
 
-def patch_copy(source: str, dest: str, patch: Patch, parsed: Parsed | None = None) -> None:
-    """Write `source` with `patch` applied to `dest`, then verify `dest`. `parsed`: a
-    `prepare(source)` made earlier, used when it is still of this file (else parsed now)."""
+def patch_copy(source: str, dest: str, patch: Patch, parsed: Parsed | None = None) -> str:
+    """Write `source` with `patch` applied to `dest`, then verify `dest`; the rewriter that
+    wrote it (`rewriter`). `parsed`: a `prepare(source)` made earlier, used when it is still
+    of this file (else parsed now)."""
     lief = _import_lief()
     lief.logging.disable()
     if parsed is None or not parsed.matches(source):
@@ -118,6 +119,15 @@ def patch_copy(source: str, dest: str, patch: Patch, parsed: Parsed | None = Non
     _restore_sections(source, dest, before)
     os.chmod(dest, 0o755)
     _verify(source, dest, original, patch, lief, before)
+    return rewriter(lief)
+
+
+def rewriter(lief) -> str:
+    """Which LIEF wrote a patched copy, as the manifest records it ("lief 1.0.0-d05b3499b":
+    the release and LIEF's commit). The copy's bytes depend on it: every release allowed
+    (pyproject.toml) lays the added segment out its own way, so the same program, patch and
+    bundle give other bytes under another LIEF."""
+    return f"lief {lief.__version__}"
 
 
 def _parser_config(lief):

@@ -133,6 +133,9 @@ class PatchWorker:
         self._done: set[str] = set()
         self._since = time.monotonic()  # when the job at the head of the queue could start
         self._ahead = 0.0  # seconds a prepare sent before the head job may hold the worker
+        # What wrote the copies (patch.rewriter), as the worker's jobs report it: one LIEF
+        # for every job of the worker's life. None until a job is done.
+        self.rewriter: str | None = None
 
     def prepare(self, source: str) -> None:
         """Have the worker parse `source` (the program, which will be patched) while this
@@ -162,7 +165,8 @@ class PatchWorker:
             self._died(job)
 
     def wait(self, dest: str) -> None:
-        """Until `dest` is written; its patch error (or an earlier one) is raised here.
+        """Until `dest` is written; its patch error (or an earlier one) is raised here,
+        and what wrote it is `rewriter` once it is.
 
         Waits in short polls with a check point between them, so a deferred Ctrl-C or
         SIGTERM is acted on at once, and gives up on a worker past the job's limit."""
@@ -182,11 +186,12 @@ class PatchWorker:
             self._since = time.monotonic()
             self._ahead = 0.0  # prepares are sent before the first job only
             try:
-                error = self._connection.recv()
+                answer = self._connection.recv()
             except (EOFError, OSError):
                 self._died(job)
-            if error is not None:
-                raise error
+            if isinstance(answer, BaseException):
+                raise answer
+            self.rewriter = answer
             self._done.add(job.dest)
 
     def _ready(self) -> bool:
@@ -304,8 +309,8 @@ def _serve(connection, parents_end, parent: int) -> None:
         prepared = None  # used by this job or not at all
         try:
             with _bounded(limits):
-                patch_copy(source, dest, patch, parsed)
-            connection.send(None)
+                wrote = patch_copy(source, dest, patch, parsed)
+            connection.send(wrote)
         except MemoryError:
             connection.send(_over_memory(PatchError, source, limits))
         except BundleError as exc:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from bundler import __version__
 from bundler.inventory import Package
-from bundler.manifest import FileRecord
+from bundler.manifest import ElfEdit, FileRecord
 from bundler.release_diff import (
     METADATA_DIR,
     ArtifactDiff,
@@ -212,11 +212,19 @@ def _edits(old: FileRecord, new: FileRecord) -> str:
     a, b = old.patched, new.patched
     assert a is not None and b is not None
     edits = []
-    if a.elf != b.elf:
+    if _pointed_at(a.elf) != _pointed_at(b.elf):
         edits.append("another PT_INTERP/DT_RPATH")
+    if a.elf and b.elf and a.elf.rewriter != b.elf.rewriter:  # the same edit, other bytes
+        edits.append(f"rewritten by {b.elf.rewriter or 'an unrecorded LIEF'} where it was "
+                     f"{a.elf.rewriter or 'an unrecorded LIEF'}")
     if a.renamed_strings != b.renamed_strings:
         edits.append("other renamed strings")
     return " and ".join(edits) if edits else "edited otherwise"
+
+
+def _pointed_at(edit: ElfEdit | None) -> tuple[str | None, str] | None:
+    """Where an edit points the copy (its PT_INTERP and DT_RPATH), whatever wrote it."""
+    return None if edit is None else (edit.interpreter, edit.rpath)
 
 
 def _file_itself(f: FileRecord) -> str:

@@ -14,7 +14,9 @@ What the documents say, and why this way:
   package the document DESCRIBES); bundle's version is a property/comment, not the
   artifact's version: the artifact has none of its own.
 - Every file is listed with the manifest's SHA-256 and size, every dpkg package with its
-  purl (pkg:deb/...), every Go module with its purl (pkg:golang/...).
+  purl (pkg:deb/...), every Go module with its purl (pkg:golang/...). A copy LIEF patched
+  names the LIEF that wrote it (bundle:patched-by; the SPDX file's comment): its bytes
+  depend on that release.
 - Containment: SPDX says package CONTAINS file and artifact CONTAINS file. CycloneDX has
   no "contains" edge; nesting a file in its package's component would hide it from the
   many readers that take only the top-level list, so all components are top-level (all
@@ -166,6 +168,21 @@ def _sorted(inventory: Inventory) -> Inventory:
                                              for needer, needed in inventory.dependencies)))
 
 
+def _file_properties(file: InventoryFile) -> list[tuple[str, str]]:
+    properties = [("size", str(file.size)), ("kind", file.kind),
+                  ("package", _package_word(file))]
+    if file.patched_by is not None:
+        properties.append(("patched-by", file.patched_by))
+    return properties
+
+
+def file_comment(file: InventoryFile) -> str:
+    """An SPDX file's comment: its size, kind, package and, for a patched copy, what
+    wrote it."""
+    comment = f"size: {file.size} bytes; kind: {file.kind}; package: {_package_word(file)}"
+    return comment if file.patched_by is None else f"{comment}; patched by {file.patched_by}"
+
+
 def serial_number(inventory: Inventory) -> uuid.UUID:
     """uuid5 over what the SBOM describes: the artifact's name, each file's dest, hash and
     package, each package's key and version, each module's identity. Not over host paths
@@ -311,8 +328,7 @@ def cyclonedx_json(inventory: Inventory) -> str:
 
     components = [_cdx_component("file", file.dest, None, _file_ref(file.dest),
                                  hashes=[{"alg": "SHA-256", "content": file.sha256}],
-                                 properties=[("size", str(file.size)), ("kind", file.kind),
-                                             ("package", _package_word(file))])
+                                 properties=_file_properties(file))
                   for file in inventory.files]
     for package in inventory.packages:
         licence = licence_of(package)
@@ -462,8 +478,7 @@ def spdx_json(inventory: Inventory) -> str:
             "SPDXID": file_ids[file.dest],
             "checksums": [{"algorithm": "SHA1", "checksumValue": file.sha1},
                           {"algorithm": "SHA256", "checksumValue": file.sha256}],
-            "comment": (f"size: {file.size} bytes; kind: {file.kind}; package: "
-                        f"{_package_word(file)}"),
+            "comment": file_comment(file),
             "fileName": f"./{file.dest}", "fileTypes": types})
 
     refs: dict[str, tuple[str, set[Package]]] = {}  # LicenseRef -> (stands for, packages)

@@ -349,6 +349,21 @@ def test_the_manifest_is_what_its_records_dump_to(tree: str, request) -> None:
     assert any(f.patched and f.patched.renamed_strings for f in loaded.files)  # glibc's
 
 
+@pytest.mark.parametrize("tree", ["hello_tree", "sqlite_tree"])
+def test_each_copy_lief_patched_names_the_lief_that_wrote_it(tree: str, request) -> None:
+    """The patched bytes depend on LIEF's release (pyproject.toml allows several): each
+    copy's record says which wrote it, the very LIEF this environment imports."""
+    import lief
+
+    top: Path = request.getfixturevalue(tree)
+    records = json.loads((top / MANIFEST_PATH).read_text())["files"]
+    edited = {r["path"]: r["patched"] for r in records if r.get("patched")}
+    by_lief = {path: p["rewriter"] for path, p in edited.items() if "rpath" in p}
+    assert f"libexec/{top.name}" in by_lief
+    assert set(by_lief.values()) == {f"lief {lief.__version__}"}
+    assert all("rewriter" not in p for p in edited.values() if "rpath" not in p)  # glibc's
+
+
 def test_runpath_becomes_rpath(tmp_path: Path, progs) -> None:
     original = dynamic_tags(progs["runpath"])
     assert "(RUNPATH)" in original and "/somewhere" in original  # the premise

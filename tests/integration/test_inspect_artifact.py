@@ -76,8 +76,11 @@ def test_json_equals_the_manifest(built, label: str) -> None:
     artifact, top, report = built[label]
     data = inspect_json(artifact)
     manifest = manifest_of(top)
-    assert data["format_version"] == 1 and data["artifact"] == str(artifact)
+    assert data["format_version"] == 2 and data["artifact"] == str(artifact)
     assert data["name"] == manifest["name"] == top.name
+    assert data["written_by"]["rewriters"] == sorted(
+        {f["patched"]["rewriter"] for f in manifest["files"]
+         if (f.get("patched") or {}).get("rewriter")}) != []
     assert [p["name"] for p in data["programs"]] == manifest["programs"]
     files = {f["path"]: f for f in manifest["files"]}
     for program in data["programs"]:

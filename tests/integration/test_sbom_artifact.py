@@ -122,6 +122,15 @@ def test_curl_every_file_has_dpkgs_package_and_the_sboms_validate(tmp_path: Path
             for c in cdx["components"] if c["type"] == "file"}
     assert made["bin/curl"]["bundle:package"] == "none: made by bundle"  # the launcher
     assert made[".bundle/licenses/libc6/copyright"]["bundle:package"].startswith("libc6:")
+    # the copies LIEF patched (the program) name what wrote them, as the manifest does
+    patched_by = {r["path"]: r["patched"]["rewriter"] for r in manifest["files"]
+                  if (r.get("patched") or {}).get("rewriter")}
+    assert "libexec/curl" in patched_by
+    assert {name: props["bundle:patched-by"] for name, props in made.items()
+            if "bundle:patched-by" in props} == patched_by
+    spdx = json.loads(Path(f"{out}.spdx.json").read_text())
+    (program,) = [f for f in spdx["files"] if f["fileName"] == "./libexec/curl"]
+    assert program["comment"].endswith(f"; patched by {patched_by['libexec/curl']}")
     libc = [p for p in purls if "/libc6@" in p]
     version = dpkg_owner("/lib/x86_64-linux-gnu/libc.so.6")
     assert version is not None

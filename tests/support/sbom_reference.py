@@ -2,7 +2,8 @@
 
 bundler/sbom.py writes CycloneDX 1.6 and SPDX 2.3 JSON with the standard library; until
 issue 21 it built them with cyclonedx-python-lib and spdx-tools (0.3 s of imports on every
-build). This module is that code, unchanged but for its imports: the tests hold sbom.py's
+build). This module is that code, unchanged but for its imports and the note on a patched
+copy (what wrote it) added since: the tests hold sbom.py's
 bytes equal to these for real inventories, so the documents stay what the libraries make
 (and what their readers expect), and a library upgrade that changes its output shows here.
 The facts both share (ids, purls, licences, serial numbers) are sbom.py's own functions.
@@ -73,7 +74,8 @@ def cyclonedx_json_by_library(inventory: Inventory) -> str:
             type=ComponentType.FILE, name=file.dest, bom_ref=_file_ref(file.dest),
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=file.sha256)],
             properties=[prop("size", str(file.size)), prop("kind", file.kind),
-                        prop("package", _package_word(file))])
+                        prop("package", _package_word(file)),
+                        *([prop("patched-by", file.patched_by)] if file.patched_by else [])])
 
     def found_in(ref: str, dests: Iterable[str], context: str) -> ComponentEvidence | None:
         # The library sorts occurrences by bom-ref first; without one each gets a random
@@ -212,7 +214,8 @@ def spdx_json_by_library(inventory: Inventory) -> str:
                        Checksum(ChecksumAlgorithm.SHA256, file.sha256)],
             file_types=types,
             comment=(f"size: {file.size} bytes; kind: {file.kind}; package: "
-                     f"{_package_word(file)}")))
+                     f"{_package_word(file)}"
+                     + (f"; patched by {file.patched_by}" if file.patched_by else ""))))
 
     refs: dict[str, tuple[str, set[Package]]] = {}  # LicenseRef -> (stands for, packages)
     packages = [SpdxPackage(

@@ -6,6 +6,7 @@ tests/integration/test_inspect_artifact.py checks the same against real artifact
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -25,7 +26,7 @@ from bundler.artifact_inspection import (
     parse_verdict,
 )
 from bundler.inventory import GoModule, Package
-from bundler.manifest import MANIFEST_PATH, FileRecord, Manifest
+from bundler.manifest import MANIFEST_PATH, ElfEdit, FileRecord, Manifest, Patched
 
 SHA = "ab" * 32
 JSON_KEYS = {"format_version", "tool_version", "artifact", "sha256", "name", "arch",
@@ -188,6 +189,29 @@ def test_json_has_the_documented_shape() -> None:
                                "fixes": []}
     assert data["report"]["found"] is True
     assert json.loads(json.dumps(data)) == data
+
+
+def test_what_wrote_the_patched_copies_is_shown() -> None:
+    """The copies LIEF patched name the LIEF that wrote them (their bytes depend on it);
+    the artifact says it once, and plainly where an older bundle did not record it."""
+    def patched(path: str, kind: str, rewriter: str | None) -> FileRecord:
+        return dataclasses.replace(file(path, kind), patched=Patched(
+            SHA, 90, ElfEdit("/opt/prog/lib/ld-linux-x86-64.so.2", "$ORIGIN/../lib",
+                             rewriter)))
+
+    lief = "lief 1.0.0-d05b3499b"
+    files = (file("bin/prog", "launcher"), patched("libexec/prog", "program", lief),
+             patched("lib/libz.so.1", "library", lief),
+             file("lib/ld-linux-x86-64.so.2", "loader"))
+    m = manifest(*files)
+    assert m.rewriters == (lief,)
+    assert f"  patched by   {lief}" in artifact_text(facts(m)).splitlines()
+    assert artifact_json(facts(m))["written_by"]["rewriters"] == [lief]
+    older = manifest(*(dataclasses.replace(f, patched=Patched(SHA, 90, ElfEdit(
+        "/opt/prog/lib/ld-linux-x86-64.so.2", "$ORIGIN/../lib"))) if f.patched else f
+                       for f in files))
+    assert "  patched by   not recorded" in artifact_text(facts(older)).splitlines()
+    assert artifact_json(facts(older))["written_by"]["rewriters"] == []
 
 
 def test_no_report_is_said_plainly() -> None:

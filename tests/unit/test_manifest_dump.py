@@ -63,7 +63,8 @@ def everything() -> Manifest:
                    loaded_at_run_time=True),
         program(patched=Patched(OTHER, 9, elf=ElfEdit(
             "/opt/prog/lib/.bundle-0123456789abcdef/ld-linux-x86-64.so.2",
-            "$ORIGIN/../lib/.bundle-0123456789abcdef")), loaded_at_run_time=False,
+            "$ORIGIN/../lib/.bundle-0123456789abcdef", "lief 1.0.0-d05b3499b")),
+            loaded_at_run_time=False,
             package="prog:amd64"),
         programs=("prog",), missing=("libgone.so.1",), excluded=("libGL.so.1",),
         environment=(EnvRecord("BGC1234567", "GCONV_PATH", "lib/gconv", True),
@@ -138,7 +139,7 @@ def test_records_are_written_as_the_build_always_wrote_them() -> None:
     assert files["libexec/prog"]["patched"] == {
         "source_sha256": OTHER, "source_size": 9,
         "interpreter": "/opt/prog/lib/.bundle-0123456789abcdef/ld-linux-x86-64.so.2",
-        "rpath": "$ORIGIN/../lib/.bundle-0123456789abcdef"}
+        "rpath": "$ORIGIN/../lib/.bundle-0123456789abcdef", "rewriter": "lief 1.0.0-d05b3499b"}
     assert files["lib/locale/en_US.utf8/LC_TIME"]["extracted"] == {"offset": 4096,
                                                                    "length": 3360}
     assert data["nss"] == {"used": True, "modules": ["libnss_systemd.so.2"],
@@ -158,6 +159,8 @@ def test_records_are_written_as_the_build_always_wrote_them() -> None:
 
 @pytest.mark.parametrize("written", [
     program(patched=Patched(SHA, 9, elf=ElfEdit(None, "$ORIGIN/../lib"))),  # no PT_INTERP
+    # no rewriter: the manifests before it was recorded
+    program(patched=Patched(SHA, 9, elf=ElfEdit("/opt/prog/lib/ld.so", "$ORIGIN/../lib"))),
     program(extracted=Extracted(0, None)),
     program(source=None),
 ])
@@ -185,6 +188,12 @@ def field(data: dict, path: str) -> dict:
     (lambda d: field(d, "libexec/prog")["patched"].pop("rpath"), r"patched.rpath: missing"),
     (lambda d: field(d, "libexec/prog")["patched"].update(rpath=None),
      r"patched.rpath: expected a string, found null"),
+    (lambda d: field(d, "libexec/prog")["patched"].update(rewriter=["lief"]),
+     r"patched.rewriter: expected a string, found a list"),
+    (lambda d: field(d, "libexec/prog")["patched"].update(rewriter="lief\x1b[2J"),
+     r"patched.rewriter: too long or holds a control character"),
+    (lambda d: field(d, "lib/ld-linux-x86-64.so.2")["patched"].update(rewriter="lief 1.0.0"),
+     r"patched.rewriter: without the rpath it wrote"),
     (lambda d: field(d, "lib/locale/en_US.utf8/LC_TIME")["extracted"].update(offset=-1),
      r"extracted.offset: expected an integer from 0"),
     (lambda d: field(d, "lib/locale/en_US.utf8/LC_TIME").update(extracted=[0, 1]),

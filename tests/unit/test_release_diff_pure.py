@@ -209,6 +209,33 @@ def test_a_program_edited_from_the_same_original_is_re_edited_and_last() -> None
     assert diff_json(d)["files"]["changed"][0]["same_original"] is False
 
 
+def test_the_same_edit_by_another_lief_says_which_wrote_each() -> None:
+    """Same original, same PT_INTERP and DT_RPATH, other bytes: another LIEF release wrote
+    the copy (each lays its segment out its own way); the diff names both, not "edited
+    otherwise"."""
+    def program(content: str, rewriter: str | None) -> FileRecord:
+        edit = ElfEdit(f"/opt/prog/{HOME}/ld-linux-x86-64.so.2", f"$ORIGIN/../{HOME}",
+                       rewriter)
+        return dataclasses.replace(
+            file("libexec/prog", "program", content=content, size=20_320, mode=0o755),
+            patched=Patched(sha("e"), 15_960, edit))
+
+    def re_edited(old: str | None, new: str | None) -> list[str]:
+        return labelled(diff_artifacts(
+            facts(manifest(replaced("libexec/prog", program("a", old)))),
+            facts(manifest(replaced("libexec/prog", program("b", new))))), "file re-edited")
+
+    assert re_edited("lief 0.17.6-4b2ecf4", "lief 1.0.0-d05b3499b") == [
+        "libexec/prog  20,320 -> 20,320 bytes (same size, other sha256); the same original, "
+        "rewritten by lief 1.0.0-d05b3499b where it was lief 0.17.6-4b2ecf4"]
+    assert re_edited(None, "lief 1.0.0-d05b3499b") == [
+        "libexec/prog  20,320 -> 20,320 bytes (same size, other sha256); the same original, "
+        "rewritten by lief 1.0.0-d05b3499b where it was an unrecorded LIEF"]
+    assert re_edited("lief 1.0.0-d05b3499b", "lief 1.0.0-d05b3499b") == [
+        "libexec/prog  20,320 -> 20,320 bytes (same size, other sha256); the same original, "
+        "edited otherwise"]
+
+
 def test_the_library_home_is_one_setting_not_two_files() -> None:
     """lib/.bundle-ID is named after lib/'s content: it is renamed with any library."""
     other = "lib/.bundle-fedcba9876543210"

@@ -48,10 +48,11 @@ MAINTAINERS = (None, "", "  ", "GNU Libc Maintainers <debian-glibc@lists.debian.
                "Two <a@b> <c@d>", "Trailing <x@y.z>  ")
 
 
-def _file(dest: str, package: str | None, kind: str, made: bool = False) -> InventoryFile:
+def _file(dest: str, package: str | None, kind: str, made: bool = False,
+          patched_by: str | None = None) -> InventoryFile:
     data = dest.encode("utf-8", "surrogatepass")
     return InventoryFile(dest, hashlib.sha256(data).hexdigest(), len(data), kind, package,
-                         hashlib.sha1(data).hexdigest(), made)
+                         hashlib.sha1(data).hexdigest(), made, patched_by)
 
 
 def _package(name: str, version: str, licence: str, maintainer: str | None,
@@ -82,7 +83,8 @@ def _odd_inventory() -> Inventory:
     """Every odd string, licence and maintainer above at least once; Go modules without a
     namespace, with upper case, a local and a remote replace, (devel), one module main in
     one program and a dependency in another, the same path at two versions; a loading
-    cycle (libc and the loader need each other); a file of no package; made files."""
+    cycle (libc and the loader need each other); a file of no package; made files; copies
+    LIEF patched (one named oddly)."""
     packages = [_package(f"pkg{n}", f"{n}:1.0~rc{n}+dfsg-{n}", LICENCES[n % len(LICENCES)],
                          MAINTAINERS[n % len(MAINTAINERS)],
                          ("debian-12", "ubuntu-22.04", "debian", None)[n % 4],
@@ -91,11 +93,13 @@ def _odd_inventory() -> Inventory:
                 for n in range(len(LICENCES))]
     packages += [_package(f"name-{n}", text, "MIT", text, "debian-12")
                  for n, text in enumerate(ODD_TEXT)]
-    files = [_file(f"lib/{text}.so", packages[n % len(packages)].key, "library")
+    files = [_file(f"lib/{text}.so", packages[n % len(packages)].key, "library",
+                   patched_by=f"lief {text}" if n % 4 == 0 else None)
              for n, text in enumerate(ODD_TEXT)]
     files += [_file("lib/libc.so.6", packages[0].key, "library"),
               _file("lib/ld-linux-x86-64.so.2", packages[0].key, "loader"),
-              _file("libexec/go one", None, "program"), _file("libexec/go2", None, "program"),
+              _file("libexec/go one", None, "program", patched_by="lief 1.0.0-d05b3499b"),
+              _file("libexec/go2", None, "program", patched_by="lief 1.0.0-d05b3499b"),
               _file("bin/go one", None, "launcher", made=True),
               _file(".bundle/SOURCES", None, "notice", made=True),
               _file("share/empty", None, "data")]
