@@ -838,14 +838,7 @@ def _parse_plain(path: str, data, st: os.stat_result) -> ElfFacts | None:
 def _read_plain(path: str, data, st: os.stat_result) -> ElfFacts:
     elf, ident, sections, e_phoff, e_phnum, phdr, phdr_size = _plain_layout(data)
     _remember_sections(path, st, sections)
-    segments = []
-    for number in range(e_phnum):
-        fields = elf.unpack(phdr, e_phoff + number * phdr_size)
-        if elf.wide:
-            kind, _, offset, vaddr, _, filesz, _, _ = fields
-        else:
-            kind, offset, vaddr, _, filesz, _, _, _ = fields
-        segments.append((kind, offset, vaddr, filesz))
+    segments = program_headers(elf.unpack, phdr, elf.wide, e_phoff, e_phnum, phdr_size)
     interpreter, values, has_dynamic, abi_tag = _plain_program_headers(elf, segments, sections)
     flags_1 = values.get(DT_FLAGS_1, [0])[0]
     needs, definitions, imported = _plain_versions(elf, sections)
@@ -854,6 +847,21 @@ def _read_plain(path: str, data, st: os.stat_result) -> ElfFacts:
     by_name = {names[tag]: list(found) for tag, found in values.items() if tag in names}
     return _facts(path, st, ident, interpreter, by_name, flags_1, (needs, definitions, imported),
                   has_dynamic, abi_tag, tuple(s.name for s in sections))
+
+
+def program_headers(unpack: Callable[[str, int], tuple], layout: str, wide: bool, at: int,
+                    count: int, size: int) -> list[tuple[int, int, int, int]]:
+    """(p_type, p_offset, p_vaddr, p_filesz) of each of `count` program headers of `size`
+    bytes from offset `at`, read by `unpack(layout, offset)` (ELF64 puts p_flags second)."""
+    headers = []
+    for number in range(count):
+        fields = unpack(layout, at + number * size)
+        if wide:
+            kind, _, offset, vaddr, _, filesz, _, _ = fields
+        else:
+            kind, offset, vaddr, _, filesz, _, _, _ = fields
+        headers.append((kind, offset, vaddr, filesz))
+    return headers
 
 
 @dataclass(frozen=True)

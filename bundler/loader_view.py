@@ -45,6 +45,8 @@ from itertools import compress, repeat
 from operator import and_, eq, floordiv, mod, rshift, xor
 from typing import NamedTuple
 
+from bundler.elf import program_headers
+
 PT_LOAD, PT_DYNAMIC = 1, 2
 DT_NULL, DT_NEEDED, DT_PLTRELSZ, DT_HASH, DT_STRTAB, DT_SYMTAB = 0, 1, 2, 4, 5, 6
 DT_RELA, DT_RELASZ, DT_RELAENT, DT_STRSZ, DT_SYMENT = 7, 8, 9, 10, 11
@@ -361,12 +363,8 @@ class _Reader:
             raise _Unreadable("program header size")
         self.loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
         self.dynamic: tuple[int, int] | None = None
-        for number in range(phnum):
-            fields = self._unpack(layout, phoff + number * phentsize)
-            if self.wide:
-                kind, _, offset, vaddr, _, filesz, _, _ = fields
-            else:
-                kind, offset, vaddr, _, filesz, _, _, _ = fields
+        for kind, offset, vaddr, filesz in program_headers(self._unpack, layout, self.wide,
+                                                           phoff, phnum, phentsize):
             if kind == PT_LOAD:
                 self.loads.append((vaddr, offset, filesz))
             elif kind == PT_DYNAMIC:
