@@ -458,10 +458,17 @@ class _Reader:
         last = max(buckets, default=0)
         if last < base:
             return int(base)
-        chains_at = buckets_at + 4 * buckets_count
-        while not self._unpack("I", chains_at + 4 * (last - base))[0] & 1:
-            last += 1
-        return int(last) + 1
+        at = buckets_at + 4 * (buckets_count + last - base)  # the last chain's first entry
+        while True:  # to its end mark, 1,024 entries at a time (a hostile one never ends)
+            count = min(1024, (len(self.data) - at) // 4)
+            if count <= 0:
+                raise _Unreadable("DT_GNU_HASH's last chain runs past the end of the file")
+            end = next((n for n, word in enumerate(self._unpack(f"{count}I", at)) if word & 1),
+                       None)
+            if end is not None:
+                return int(last) + end + 1
+            last += count
+            at += 4 * count
 
     def _versions(self, first: dict[int, int]) -> dict[int, Version]:
         """DT_VERSYM's index -> the version it names (DT_VERNEED's, DT_VERDEF's)."""

@@ -167,10 +167,11 @@ def test_a_relocation_bound_to_the_other_version_is_put_back(versioned: Path,
     before = loader_view.loader_view(str(source))
     after = loader_view.loader_view(str(copy), before.hashes)
     assert misbound(before, after)
-    assert view_differences(before, after) == [
-        "PLT relocation 0 is Relocation(offset=16384, kind=7, symbol=(b'value', ('def', "
-        "'V2', '0')), addend=0) where the source has Relocation(offset=16384, kind=7, "
-        "symbol=(b'value', ('def', 'V1', '0')), addend=0)"]
+    (problem,) = view_differences(before, after)
+    assert re.fullmatch(
+        r"PLT relocation 0 is Relocation\(offset=(\d+), kind=7, symbol=\(b'value', "
+        r"\('def', 'V2', '0'\)\), addend=0\) where the source has Relocation\(offset=\1, "
+        r"kind=7, symbol=\(b'value', \('def', 'V1', '0'\)\), addend=0\)", problem), problem
     assert rebind_relocations(before, str(copy)) == 1
     assert linking_differences(str(source), str(copy)) == []
     assert copy.read_bytes() == source.read_bytes()
