@@ -586,9 +586,7 @@ def _fill_digests(plan: BundlePlan, records: list[FileRecord], digests: dict[str
         if record.patched is not None and record.patched.elf is not None:
             if rewriter is None:
                 raise AssertionError(f"{record.path}: archived before it was patched")
-            record = dataclasses.replace(record, patched=dataclasses.replace(
-                record.patched, elf=dataclasses.replace(record.patched.elf,
-                                                        rewriter=rewriter)))
+            record = record.written_by(rewriter)
         filled.append(record)
     return filled
 

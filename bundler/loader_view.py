@@ -49,9 +49,9 @@ from bundler.elf import program_headers
 
 PT_LOAD, PT_DYNAMIC = 1, 2
 DT_NULL, DT_NEEDED, DT_PLTRELSZ, DT_HASH, DT_STRTAB, DT_SYMTAB = 0, 1, 2, 4, 5, 6
-DT_RELA, DT_RELASZ, DT_RELAENT, DT_STRSZ, DT_SYMENT = 7, 8, 9, 10, 11
+DT_RELA, DT_RELASZ, DT_STRSZ, DT_SYMENT = 7, 8, 10, 11
 DT_SONAME, DT_RPATH, DT_REL, DT_RELSZ, DT_PLTREL = 14, 15, 17, 18, 20
-DT_JMPREL, DT_RUNPATH, DT_RELRSZ, DT_RELR, DT_RELRENT = 23, 29, 35, 36, 37
+DT_JMPREL, DT_RUNPATH, DT_RELRSZ, DT_RELR = 23, 29, 35, 36
 DT_GNU_HASH, DT_VERSYM = 0x6FFFFEF5, 0x6FFFFFF0
 DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM = 0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
 DT_AUXILIARY, DT_FILTER, DT_CONFIG, DT_DEPAUDIT, DT_AUDIT = (0x7FFFFFFD, 0x7FFFFFFF, 0x6FFFFEFA,
@@ -214,12 +214,11 @@ def view_differences(before: LoaderView, after: LoaderView) -> list[str]:
                             ("RELR address", before.relr, after.relr)):
         if old != new:
             problems.append(_first(label, old, new))
+    looked_up = before.symbols is not None and after.symbols is not None
     for label, missed_before, missed_after in (
             ("DT_GNU_HASH", before.gnu_hash_misses, after.gnu_hash_misses),
             ("DT_HASH", before.sysv_hash_misses, after.sysv_hash_misses)):
-        if before.symbols is None or after.symbols is None:
-            break  # not looked up
-        if missed_before != missed_after:  # (the same symbols, checked above)
+        if looked_up and missed_before != missed_after:  # (the same symbols, checked above)
             problems.append(_lookups(label, missed_before, missed_after))
     return problems
 
@@ -247,14 +246,17 @@ def _symbols_changed(before: Mapping[SymbolRecord, int], after: Mapping[SymbolRe
 def _told(record: SymbolRecord) -> str:
     name, version, fields = record.split(b"\0", 2)
     hidden, value, size, info, other, section = RECORD_FIELDS.unpack(fields)
-    text = (f"{name.decode(errors='replace')}@{version.decode().replace(chr(31), ' ')}"
-            f"{' (hidden)' if hidden else ''}: value {value:#x}, size {size}, "
-            f"info {info:#x}, other {other:#x}, section {section}")
-    return text if len(text) <= 160 else text[:157] + "..."
+    return _clipped(f"{name.decode(errors='replace')}@"
+                    f"{version.decode().replace(chr(31), ' ')}"
+                    f"{' (hidden)' if hidden else ''}: value {value:#x}, size {size}, "
+                    f"info {info:#x}, other {other:#x}, section {section}")
 
 
 def _short(item: object) -> str:
-    text = repr(item)
+    return _clipped(repr(item))
+
+
+def _clipped(text: str) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -301,8 +303,8 @@ class _Symbols:
     def findable(self) -> list[bool]:
         """Which a lookup may find: named and defined (glibc's check_match skips
         undefined ones)."""
-        return [bool(name) and bool(section) for name, section in zip(self.names,
-                                                                      self.sections)]
+        return [bool(name) and section != SHN_UNDEF
+                for name, section in zip(self.names, self.sections)]
 
 
 class _OneByOne:

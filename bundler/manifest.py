@@ -117,6 +117,18 @@ class FileRecord:
     extracted: Extracted | None = None  # files only: cut out of `source`
     package: str | None = None  # files only: the Package.key it came from (provenance.py)
 
+    @property
+    def rewriter(self) -> str | None:
+        """What wrote this copy's patched bytes (ElfEdit.rewriter); None: not a copy LIEF
+        patched, or not recorded."""
+        return self.patched.elf.rewriter if self.patched and self.patched.elf else None
+
+    def written_by(self, rewriter: str) -> FileRecord:
+        """This record of a copy LIEF patched, with what wrote it."""
+        assert self.patched is not None and self.patched.elf is not None
+        return dataclasses.replace(self, patched=dataclasses.replace(
+            self.patched, elf=dataclasses.replace(self.patched.elf, rewriter=rewriter)))
+
 
 def archived_size(files: Iterable[FileRecord]) -> int:
     """The bytes the files hold in the artifact (a symlink holds none)."""
@@ -208,8 +220,7 @@ class Manifest:
     def rewriters(self) -> tuple[str, ...]:
         """What wrote the copies patch.py edited (ElfEdit.rewriter), each once, sorted: one
         LIEF for a whole build; none where it was not recorded."""
-        return tuple(sorted({f.patched.elf.rewriter for f in self.files
-                             if f.patched and f.patched.elf and f.patched.elf.rewriter}))
+        return tuple(sorted({f.rewriter for f in self.files if f.rewriter}))
 
     @property
     def nss_used(self) -> bool | None:

@@ -83,9 +83,7 @@ def inventory_of(plan: BundlePlan, files: Sequence[FileRecord], provenance: Prov
     package_of = {f.dest: f.package for f in provenance.files}
     listed = tuple(InventoryFile(r.path, r.sha256 or "", r.size or 0, r.kind,
                                  r.package or package_of.get(r.path), sha1.get(r.path, ""),
-                                 made=r.source is None,
-                                 patched_by=r.patched.elf.rewriter
-                                 if r.patched and r.patched.elf else None)
+                                 made=r.source is None, patched_by=r.rewriter)
                    for r in sorted(files, key=lambda r: r.path) if r.type == "file")
     return Inventory(name=plan.name, arch=plan.arch, tool_version=tool_version,
                      created=created, files=listed, packages=provenance.packages,

@@ -176,7 +176,7 @@ def _file_properties(file: InventoryFile) -> list[tuple[str, str]]:
     return properties
 
 
-def file_comment(file: InventoryFile) -> str:
+def _file_comment(file: InventoryFile) -> str:
     """An SPDX file's comment: its size, kind, package and, for a patched copy, what
     wrote it."""
     comment = f"size: {file.size} bytes; kind: {file.kind}; package: {_package_word(file)}"
@@ -478,7 +478,7 @@ def spdx_json(inventory: Inventory) -> str:
             "SPDXID": file_ids[file.dest],
             "checksums": [{"algorithm": "SHA1", "checksumValue": file.sha1},
                           {"algorithm": "SHA256", "checksumValue": file.sha256}],
-            "comment": file_comment(file),
+            "comment": _file_comment(file),
             "fileName": f"./{file.dest}", "fileTypes": types})
 
     refs: dict[str, tuple[str, set[Package]]] = {}  # LicenseRef -> (stands for, packages)
