@@ -41,7 +41,6 @@ from bundler.framed_zstd import AHEAD_FROM, AheadFrames, ahead_pool
 from bundler.gathering import Gathered, gather
 from bundler.golang import BuildInfo, read_build_info
 from bundler.inputs import SysrootInput, note_substitutions, sysroot_inputs
-from bundler.integrity import unpacked
 from bundler.inventory import Inventory, Provenance
 from bundler.launcher import render_launcher
 from bundler.manifest import (
@@ -85,7 +84,6 @@ from bundler.resolve import Closure, Library, ResolveOptions, closure_objects
 from bundler.runtime_loads import RuntimeLoads, resolve_programs, uses_threads
 from bundler.scoping import apply_renames
 from bundler.scratch import make_dir, sweep
-from bundler.side_by_side import run_both
 from bundler.signals import (
     checkpoint,
     deferred_signals,
@@ -387,6 +385,9 @@ def _build_resolved(request: BuildRequest, patcher: PatchWorker, sysroot: Sysroo
     size = os.path.getsize(out) if fmt != "dir" else raw
     runs = None
     if request.run_args is not None and static is not None:
+        from bundler.integrity import unpacked  # compare runs only: off a plain build's start
+        from bundler.side_by_side import run_both
+
         with unpacked(out) as checked:
             launcher = os.path.join(checked.top, "bin", plan.programs[0])
             runs = run_both(static.path, launcher, request.run_args)

@@ -27,11 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from elftools.common.exceptions import ELFError
-from elftools.construct.core import ConstructError
-from elftools.elf.elffile import ELFFile
-
-from bundler.elf import file_identity, plain_section_headers
+from bundler.elf import SHT_PROGBITS, file_identity, plain_section_headers
 from bundler.glibc import is_glibc
 from bundler.locales import normalize_name
 from bundler.sysroot import Sysroot
@@ -41,7 +37,6 @@ if TYPE_CHECKING:
     from bundler.plan import BundlePlan, StagedFile
 
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
-SHT_PROGBITS = 1
 PF_X, PF_W = 0x1, 0x2
 MAX_DATA = 64 << 20  # bytes of read-only data read from one object (a 4 MB git has 0.4 MB)
 WALK_LIMIT = 400  # directory entries looked at to tell what a dir holds
@@ -220,6 +215,10 @@ def _read_rodata(path: str, limit: int) -> tuple[bytes, bool]:
                     return _joined_ranges(handle, ranges, limit), is_go
         except OSError:
             return b"", is_go
+    from elftools.common.exceptions import ELFError  # the files the plain reader declines
+    from elftools.construct.core import ConstructError
+    from elftools.elf.elffile import ELFFile
+
     try:
         with open(path, "rb") as handle:
             elf = ELFFile(handle)

@@ -1,9 +1,13 @@
-"""Everything the bundler needs to know about one ELF file, read once with pyelftools.
+"""Everything the bundler needs to know about one ELF file, read once.
 
 The facts are a frozen dataclass so that every later stage (resolver, requirements,
 report) works from the same snapshot and never re-opens the file. Program headers are
 preferred over section headers wherever both exist, because stripped or packed binaries
 may have lost their section table while the loader only ever reads segments.
+
+Ordinary files are read with `struct` (the plain reader, below); pyelftools reads the rest
+and is imported only then (`_pyelftools_file`): its import is ~30 ms of CPU, which sat on
+the critical path of a small build twice, in the build and in the patch worker.
 """
 
 from __future__ import annotations
@@ -14,18 +18,16 @@ import mmap
 import os
 import stat
 import struct
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
-
-from elftools.common.exceptions import ELFError
-from elftools.construct.core import ConstructError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.enums import ENUM_E_MACHINE
-from elftools.elf.segments import InterpSegment
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from bundler.errors import InputError
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 ELF_MAGIC = b"\x7fELF"
 DF_1_NODEFLIB = 0x800
@@ -33,7 +35,12 @@ DF_1_PIE = 0x08000000
 VERSYM_INDEX_MASK = 0x7FFF
 CAPABILITY_XATTR = "security.capability"
 T = TypeVar("T")
-_MACHINE_BY_NUMBER = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
+# e_machine numbers -> pyelftools' names, for the machines met every day; the others are
+# looked up in pyelftools' table (`_machine_name`). tests/unit/test_elf_names.py holds
+# these to that table.
+COMMON_MACHINES = {3: "EM_386", 62: "EM_X86_64", 183: "EM_AARCH64", 40: "EM_ARM",
+                   243: "EM_RISCV", 21: "EM_PPC64", 20: "EM_PPC", 22: "EM_S390", 8: "EM_MIPS",
+                   258: "EM_LOONGARCH"}
 
 # pyelftools machine names -> the names users know (and `file(1)` prints).
 MACHINE_NAMES = {
@@ -157,7 +164,15 @@ def read_ident(data: bytes) -> ElfIdent | None:
 
 
 def _machine_name(e_machine: int) -> str:
-    return _MACHINE_BY_NUMBER.get(e_machine, f"EM_{e_machine}")
+    common = COMMON_MACHINES.get(e_machine)
+    return common if common is not None else _all_machines().get(e_machine, f"EM_{e_machine}")
+
+
+@functools.cache
+def _all_machines() -> dict[int, str]:
+    from elftools.elf.enums import ENUM_E_MACHINE
+
+    return {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
 
 
 def _type_name(e_type: int) -> str:
@@ -168,9 +183,26 @@ def _type_name(e_type: int) -> str:
 
 # pyelftools reports broken files through a zoo of exception types; a size field that lies
 # makes it read gigabytes (OverflowError, MemoryError; both found by fuzzing).
-BROKEN_ELF = (ELFError, ConstructError, struct.error, ValueError, KeyError, IndexError,
-              TypeError, AttributeError, AssertionError, UnicodeDecodeError, OverflowError,
-              MemoryError)
+_BROKEN_ANYWHERE = (struct.error, ValueError, KeyError, IndexError, TypeError, AttributeError,
+                    AssertionError, UnicodeDecodeError, OverflowError, MemoryError)
+_PYELFTOOLS_ERRORS = (("elftools.common.exceptions", "ELFError"),
+                      ("elftools.construct.core", "ConstructError"))
+
+
+def broken_elf(*also: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """The exceptions that mean a broken file, and `also`, for `except broken_elf()`: with
+    pyelftools' own two once it is imported (none of its exceptions can be raised before),
+    so that catching one never imports it."""
+    loaded = (getattr(sys.modules.get(module), name, None) for module, name in _PYELFTOOLS_ERRORS)
+    return _BROKEN_ANYWHERE + also + tuple(kind for kind in loaded if kind is not None)
+
+
+def _pyelftools_file(handle: BinaryIO) -> ELFFile:
+    """pyelftools' reader of `handle`, imported on first use: for the files the plain
+    reader declines and the readers that have no plain twin."""
+    from elftools.elf.elffile import ELFFile
+
+    return ELFFile(handle)
 
 
 def read_elf(path: str) -> ElfFacts:
@@ -196,7 +228,7 @@ def _read_elf_once(
             return _parse(path, handle, st)
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
-    except BROKEN_ELF as exc:
+    except broken_elf() as exc:
         # pyelftools reports broken files through a zoo of exception types.
         raise InputError(f"{path}: truncated or corrupt ELF file ({_short(exc)})") from None
     except OSError as exc:
@@ -257,15 +289,33 @@ def read_link_facts(path: str) -> LinkFacts:
     """The ELF header, PT_INTERP and dynamic entries of `path` (uncached: for checking a
     file just written)."""
     try:
-        with open(path, "rb") as handle:
-            elf = ELFFile(handle)
-            ident, interpreter, values, _, _ = _program_headers(elf)
-            phdr_ok = _phdr_where_old_kernels_look(elf)
-    except (*BROKEN_ELF, OSError) as exc:
+        return _plain_first(path, _plain_link_facts, _link_facts)
+    except broken_elf(OSError) as exc:
         raise InputError(f"{path}: truncated or corrupt ELF file ({_short(exc)})") from None
+
+
+def _link_facts(handle: BinaryIO) -> LinkFacts:
+    """read_link_facts by pyelftools (`_plain_link_facts` is its twin)."""
+    elf = _pyelftools_file(handle)
+    ident, interpreter, values, _, _ = _program_headers(elf)
     return LinkFacts(ident, interpreter, tuple(str(v) for v in values.get("DT_NEEDED", [])),
                      _joined(values.get("DT_RPATH")), _joined(values.get("DT_RUNPATH")),
-                     phdr_ok)
+                     _phdr_where_old_kernels_look(elf))
+
+
+def _plain_first(path: str, plain: Callable[[mmap.mmap], T],
+                 otherwise: Callable[[BinaryIO], T]) -> T:
+    """`plain` of the file mapped, or `otherwise` of it open where the plain reader does not
+    mirror pyelftools on this file (or it cannot be mapped), so that a broken file keeps
+    pyelftools' verdict."""
+    with open(path, "rb") as handle:
+        try:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return plain(data)
+        except (_Unusual, struct.error, IndexError, ValueError, OverflowError, OSError):
+            pass
+        handle.seek(0)
+        return otherwise(handle)
 
 
 def _phdr_where_old_kernels_look(elf: ELFFile) -> bool:
@@ -288,6 +338,8 @@ def _program_headers(elf: ELFFile) -> tuple[ElfIdent, str | None, dict[str, list
     dynamic_tags: list[tuple[str, object]] = []
     has_dynamic = False
     abi_tag = None
+    from elftools.elf.segments import InterpSegment
+
     for segment in elf.iter_segments():
         kind = segment["p_type"]
         if kind == "PT_INTERP":
@@ -309,7 +361,7 @@ def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
     if facts is not None:
         return facts
     handle.seek(0)
-    elf = ELFFile(handle)
+    elf = _pyelftools_file(handle)
     ident, interpreter, values, has_dynamic, abi_tag = _program_headers(elf)
     flags_1 = int(values.get("DT_FLAGS_1", [0])[0])  # type: ignore[call-overload]
     sections = list(elf.iter_sections())  # pyelftools parses the headers again per walk
@@ -496,13 +548,17 @@ def defined_symbol_names(path: str) -> frozenset[str] | None:
     For static programs, where the callers of NSS and dlopen are the evidence.
     """
     try:
-        with open(path, "rb") as handle:
-            elf = ELFFile(handle)
-            for section in elf.iter_sections():
-                if section["sh_type"] == "SHT_SYMTAB":
-                    return frozenset(name for _, name in _symbols(elf, section, defined=True))
-    except (*BROKEN_ELF, OSError) as exc:
+        return _plain_first(path, _plain_defined_names, _defined_names)
+    except broken_elf(OSError) as exc:
         raise InputError(f"{path}: cannot read its symbol table ({_short(exc)})") from None
+
+
+def _defined_names(handle: BinaryIO) -> frozenset[str] | None:
+    """defined_symbol_names by pyelftools (`_plain_defined_names` is its twin)."""
+    elf = _pyelftools_file(handle)
+    for section in elf.iter_sections():
+        if section["sh_type"] == "SHT_SYMTAB":
+            return frozenset(name for _, name in _symbols(elf, section, defined=True))
     return None
 
 
@@ -565,27 +621,31 @@ class SectionTable:
 def read_section_table(path: str) -> SectionTable:
     """Every section header of `path` with its raw bytes, read in one pass over the table."""
     try:
-        with open(path, "rb") as handle:
-            elf = ELFFile(handle)
-            table_offset, entry_size = elf["e_shoff"], elf["e_shentsize"]
-            sections = []
-            for index, section in enumerate(elf.iter_sections()):
-                header = section.header
-                handle.seek(table_offset + index * entry_size)
-                sections.append(SectionHeader(
-                    index=index, name=section.name, kind=str(header["sh_type"]),
-                    flags=header["sh_flags"], address=header["sh_addr"],
-                    offset=header["sh_offset"], size=header["sh_size"],
-                    alignment=header["sh_addralign"], link=header["sh_link"],
-                    raw=handle.read(entry_size)))
-            fixed = [(0, elf["e_ehsize"]),
-                     (elf["e_phoff"], elf["e_phoff"] + elf["e_phnum"] * elf["e_phentsize"])]
-            fixed += [(segment["p_offset"], segment["p_offset"] + segment["p_filesz"])
-                      for segment in elf.iter_segments() if segment["p_filesz"]]
-            return SectionTable(elf.elfclass, elf.little_endian, table_offset, entry_size,
-                                elf["e_shstrndx"], tuple(sections), tuple(fixed))
-    except (*BROKEN_ELF, OSError) as exc:
+        return _plain_first(path, _plain_section_table, _section_table)
+    except broken_elf(OSError) as exc:
         raise InputError(f"{path}: truncated or corrupt ELF file ({_short(exc)})") from None
+
+
+def _section_table(handle: BinaryIO) -> SectionTable:
+    """read_section_table by pyelftools (`_plain_section_table` is its twin)."""
+    elf = _pyelftools_file(handle)
+    table_offset, entry_size = elf["e_shoff"], elf["e_shentsize"]
+    sections = []
+    for index, section in enumerate(elf.iter_sections()):
+        header = section.header
+        handle.seek(table_offset + index * entry_size)
+        sections.append(SectionHeader(
+            index=index, name=section.name, kind=str(header["sh_type"]),
+            flags=header["sh_flags"], address=header["sh_addr"],
+            offset=header["sh_offset"], size=header["sh_size"],
+            alignment=header["sh_addralign"], link=header["sh_link"],
+            raw=handle.read(entry_size)))
+    fixed = [(0, elf["e_ehsize"]),
+             (elf["e_phoff"], elf["e_phoff"] + elf["e_phnum"] * elf["e_phentsize"])]
+    fixed += [(segment["p_offset"], segment["p_offset"] + segment["p_filesz"])
+              for segment in elf.iter_segments() if segment["p_filesz"]]
+    return SectionTable(elf.elfclass, elf.little_endian, table_offset, entry_size,
+                        elf["e_shstrndx"], tuple(sections), tuple(fixed))
 
 
 # --- layouts refused before LIEF reads them ------------------------------------------------
@@ -611,6 +671,7 @@ class Segment:
     filesz: int
     memsz: int
     align: int
+    flags: int  # p_flags: PF_X 1, PF_W 2, PF_R 4
 
 
 @dataclass(frozen=True)
@@ -632,7 +693,7 @@ def refuse_hostile_layout(path: str) -> None:
     """
     try:
         with open(path, "rb") as handle:
-            table = _read_program_headers(handle)
+            table = read_program_header_table(handle)
             size = os.fstat(handle.fileno()).st_size
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
@@ -642,7 +703,10 @@ def refuse_hostile_layout(path: str) -> None:
                          f"{problems[0]}")
 
 
-def _read_program_headers(handle: BinaryIO) -> ProgramHeaderTable:
+def read_program_header_table(handle: BinaryIO) -> ProgramHeaderTable:
+    """The program headers of the open file, as numbers; `segments` is empty where the
+    table lies (its entry size or extent) or runs past the end of the file."""
+    handle.seek(0)
     head = handle.read(64)
     ident = read_ident(head)
     if ident is None or len(head) < 52:
@@ -666,10 +730,10 @@ def _read_program_headers(handle: BinaryIO) -> ProgramHeaderTable:
     segments = []
     for fields in layout.iter_unpack(data):
         if ident.elf_class == 64:
-            kind, _, p_offset, vaddr, _, filesz, memsz, align = fields
+            kind, flags, p_offset, vaddr, _, filesz, memsz, align = fields
         else:
-            kind, p_offset, vaddr, _, filesz, memsz, _, align = fields
-        segments.append(Segment(kind, p_offset, vaddr, filesz, memsz, align))
+            kind, p_offset, vaddr, _, filesz, memsz, flags, align = fields
+        segments.append(Segment(kind, p_offset, vaddr, filesz, memsz, align, flags))
     return ProgramHeaderTable(ident.elf_class, offset, entry_size, count, tuple(segments))
 
 
@@ -754,12 +818,13 @@ def _segment_name(kind: int) -> str:
 
 FAST_MACHINES = frozenset({3, 62, 183})  # EM_386, EM_X86_64, EM_AARCH64
 FAST_OSABI = frozenset({0, 3})  # System V, GNU/Linux: pyelftools' enums are the common ones
-SHT_NULL, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_HASH, SHT_DYNAMIC = 0, 2, 3, 4, 5, 6
+SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_HASH = 0, 1, 2, 3, 4, 5
+SHT_DYNAMIC = 6
 SHT_NOBITS, SHT_REL, SHT_DYNSYM, SHT_RELR = 8, 9, 11, 19
 SHT_GNU_HASH, SHT_VERDEF, SHT_VERNEED, SHT_VERSYM = 0x6FFFFFF6, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
 # Section types pyelftools makes plain Section objects of (no checks), and those whose checks
 # are mirrored in _check_section; any other type goes to pyelftools.
-_PLAIN_SECTIONS = frozenset({SHT_NULL, 1, SHT_STRTAB, 7, SHT_NOBITS, 14, 15, 16, 17})
+_PLAIN_SECTIONS = frozenset({SHT_NULL, SHT_PROGBITS, SHT_STRTAB, 7, SHT_NOBITS, 14, 15, 16, 17})
 _CHECKED_SECTIONS = frozenset({SHT_SYMTAB, SHT_DYNSYM, SHT_RELA, SHT_REL, SHT_RELR, SHT_HASH,
                                SHT_GNU_HASH, SHT_DYNAMIC, SHT_VERDEF, SHT_VERNEED, SHT_VERSYM})
 SHT_X86_64_UNWIND = 0x70000001  # pyelftools' SHT_AMD64_UNWIND: a plain Section on x86-64
@@ -968,10 +1033,16 @@ def _plain_sections(elf: _Plain, e_shoff: int, e_shentsize: int, e_shnum: int,
 def _check_section(elf: _Plain, section: _Section, sections: list[_Section]) -> None:
     """What pyelftools' _make_section checks (or reads) for this section's type."""
     if section.flags & SHF_COMPRESSED:
-        raise _Unusual("compressed section")
+        # pyelftools reads a compressed section's Elf_Chdr when it makes the section and
+        # decompresses only in data(), which nothing here calls for SHT_PROGBITS: the DWARF
+        # sections Go (by default) and gcc -gz compress. Any other kind compressed is left
+        # to pyelftools (its data() of a string or symbol table would decompress it).
+        if section.kind != SHT_PROGBITS:
+            raise _Unusual("compressed section other than SHT_PROGBITS")
+        _within(elf, section.offset + (24 if elf.wide else 12))
     kind = section.kind
     if kind in _PLAIN_SECTIONS or (kind == SHT_X86_64_UNWIND and elf.machine == 62):
-        if kind == 1 and section.name == ".stab":
+        if kind == SHT_PROGBITS and section.name == ".stab":
             raise _Unusual(".stab")
         return
     if kind not in _CHECKED_SECTIONS:
@@ -1219,3 +1290,67 @@ def _symbol_names(data: bytes, strtab: bytes, wide: bool, order: str, *, defined
         if name:
             result.append((number, name))
     return result
+
+
+# pyelftools' names of the section types the plain reader accepts (_PLAIN_SECTIONS,
+# _CHECKED_SECTIONS and x86-64's unwind tables); tests/unit/test_elf_names.py holds them
+# to pyelftools' tables.
+SECTION_KIND_NAMES = {
+    SHT_NULL: "SHT_NULL", SHT_PROGBITS: "SHT_PROGBITS", SHT_SYMTAB: "SHT_SYMTAB",
+    SHT_STRTAB: "SHT_STRTAB",
+    SHT_RELA: "SHT_RELA", SHT_HASH: "SHT_HASH", SHT_DYNAMIC: "SHT_DYNAMIC", 7: "SHT_NOTE",
+    SHT_NOBITS: "SHT_NOBITS", SHT_REL: "SHT_REL", SHT_DYNSYM: "SHT_DYNSYM",
+    14: "SHT_INIT_ARRAY", 15: "SHT_FINI_ARRAY", 16: "SHT_PREINIT_ARRAY", 17: "SHT_GROUP",
+    SHT_RELR: "SHT_RELR", SHT_GNU_HASH: "SHT_GNU_HASH", SHT_VERDEF: "SHT_GNU_verdef",
+    SHT_VERNEED: "SHT_GNU_verneed", SHT_VERSYM: "SHT_GNU_versym",
+    SHT_X86_64_UNWIND: "SHT_AMD64_UNWIND",
+}
+
+
+def _plain_link_facts(data) -> LinkFacts:
+    """read_link_facts with struct (`_link_facts` is its twin); raises what `_plain_first`
+    takes as "let pyelftools read it"."""
+    elf, ident, sections, e_phoff, e_phnum, phdr, phdr_size = _plain_layout(data)
+    segments = program_headers(elf.unpack, phdr, elf.wide, e_phoff, e_phnum, phdr_size)
+    interpreter, values, _, _ = _plain_program_headers(elf, segments, sections)
+    loads = [s for s in segments if s[0] == PT_LOAD]
+    table = next((s for s in segments if s[0] == PT_PHDR), None)
+    where_old_kernels_look = (table is None or not loads
+                              or table[2] == loads[0][2] - loads[0][1] + e_phoff)
+    return LinkFacts(ident, interpreter, tuple(values.get(DT_NEEDED, ())),
+                     _joined(values.get(DT_RPATH)), _joined(values.get(DT_RUNPATH)),
+                     where_old_kernels_look)
+
+
+def _plain_section_table(data) -> SectionTable:
+    """read_section_table with struct (`_section_table` is its twin)."""
+    elf, ident, sections, e_phoff, e_phnum, phdr, phdr_size = _plain_layout(data)
+    header, layout = ("HHIQQQIHHHHHH", "IIQQQQIIQQ") if elf.wide else \
+        ("HHIIIIIHHHHHH", "IIIIIIIIII")
+    (_, _, _, _, _, e_shoff, _, e_ehsize, e_phentsize, _, e_shentsize, _,
+     e_shstrndx) = elf.unpack(header, 16)
+    headers = []
+    for index, section in enumerate(sections):
+        at = e_shoff + index * e_shentsize
+        _, kind, flags, address, offset, size, link, _, alignment, _ = elf.unpack(layout, at)
+        name = SECTION_KIND_NAMES.get(kind)
+        if name is None:
+            raise _Unusual(f"section type {kind:#x}")
+        headers.append(SectionHeader(index, section.name, name, flags, address, offset, size,
+                                     alignment, link, bytes(data[at:at + e_shentsize])))
+    segments = program_headers(elf.unpack, phdr, elf.wide, e_phoff, e_phnum, phdr_size)
+    fixed = [(0, e_ehsize), (e_phoff, e_phoff + e_phnum * e_phentsize)]
+    fixed += [(offset, offset + filesz) for _, offset, _, filesz in segments if filesz]
+    return SectionTable(ident.elf_class, ident.little_endian, e_shoff, e_shentsize,
+                        e_shstrndx, tuple(headers), tuple(fixed))
+
+
+def _plain_defined_names(data) -> frozenset[str] | None:
+    """defined_symbol_names with struct (`_defined_names` is its twin)."""
+    elf, _, sections, _, _, _, _ = _plain_layout(data)
+    table = next((s for s in sections if s.kind == SHT_SYMTAB), None)
+    if table is None:
+        return None
+    names = _symbol_names(_section_data(elf, table), _section_data(elf, sections[table.link]),
+                          elf.wide, elf.order, defined=True)
+    return frozenset(name for _, name in names)

@@ -12,10 +12,16 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from typing import BinaryIO
 
-from elftools.elf.elffile import ELFFile
-
-from bundler.elf import BROKEN_ELF
+from bundler.elf import (
+    PT_LOAD,
+    SHT_NOBITS,
+    PlainSection,
+    broken_elf,
+    plain_section_headers,
+    read_program_header_table,
+)
 from bundler.errors import InputError
 
 MAGIC = b"\xff Go buildinf:"
@@ -71,44 +77,102 @@ def read_build_info(path: str) -> BuildInfo | None:
     """The build info of the Go program at `path`, or None when it is not a Go program."""
     try:
         with open(path, "rb") as handle:
-            elf = ELFFile(handle)
-            blob = _find_blob(elf)
+            layout = _layout(path, handle)
+            blob = _find_blob(layout, handle)
             if blob is None:
                 return None
-            version, modinfo = _strings(elf, blob)
+            version, modinfo = _strings(layout, handle, blob)
         if not version:
             return None
         return parse_modinfo(version, modinfo)  # Go's own parser refuses what this does
-    except (*BROKEN_ELF, OSError) as exc:
+    except broken_elf(OSError) as exc:
         raise InputError(f"{path}: unreadable Go build info ({exc})") from None
 
 
-def _find_blob(elf: ELFFile) -> bytes | None:
-    section = elf.get_section_by_name(".go.buildinfo")
-    if section is not None:
-        if section["sh_type"] == "SHT_NOBITS":
+@dataclass(frozen=True)
+class _Layout:
+    """Where the build info can be: `.go.buildinfo` (`_Section`) and the PT_LOAD segments
+    (p_flags, p_offset, p_vaddr, p_filesz)."""
+
+    buildinfo: _Section | None
+    loads: tuple[tuple[int, int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class _Section:
+    nobits: bool  # SHT_NOBITS: no bytes in the file
+    offset: int
+    size: int
+
+
+def _layout(path: str, handle: BinaryIO) -> _Layout:
+    """From the section headers read_elf's plain reader already read and the program
+    headers, else (a file that reader declines) from pyelftools, whose verdict a broken
+    file then gets."""
+    table = read_program_header_table(handle)
+    sections = plain_section_headers(path) if table.segments or not table.count else None
+    if sections is not None:
+        return _Layout(_named(sections, ".go.buildinfo"),
+                       tuple((s.flags, s.offset, s.vaddr, s.filesz) for s in table.segments
+                             if s.kind == PT_LOAD))
+    elf = _pyelftools_file(handle)
+    return _Layout(_pyelftools_section(elf, ".go.buildinfo"),
+                   tuple((s["p_flags"], s["p_offset"], s["p_vaddr"], s["p_filesz"])
+                         for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"))
+
+
+def _section(path: str, handle: BinaryIO, name: str) -> _Section | None:
+    """The section `name`, by the plain reader's headers or else pyelftools'."""
+    sections = plain_section_headers(path)
+    if sections is None:
+        return _pyelftools_section(_pyelftools_file(handle), name)
+    return _named(sections, name)
+
+
+def _named(sections: tuple[PlainSection, ...], name: str) -> _Section | None:
+    """The last section named `name`, as pyelftools' get_section_by_name finds it."""
+    found = next((s for s in reversed(sections) if s.name == name), None)
+    return None if found is None else _Section(found.kind == SHT_NOBITS, found.offset,
+                                               found.size)
+
+
+def _pyelftools_file(handle: BinaryIO):
+    from elftools.elf.elffile import ELFFile  # only for files the plain reader declines
+
+    handle.seek(0)
+    return ELFFile(handle)
+
+
+def _pyelftools_section(elf, name: str) -> _Section | None:
+    found = elf.get_section_by_name(name)
+    return None if found is None else _Section(found["sh_type"] == "SHT_NOBITS",
+                                               found["sh_offset"], found["sh_size"])
+
+
+def _find_blob(layout: _Layout, handle: BinaryIO) -> bytes | None:
+    if layout.buildinfo is not None:
+        if layout.buildinfo.nobits:
             return None
-        data = _read_at(elf, section["sh_offset"], section["sh_size"])
+        data = _read_at(handle, layout.buildinfo.offset, layout.buildinfo.size)
     else:
-        segment = next((s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"
-                        and s["p_flags"] & PF_W and not s["p_flags"] & PF_X), None)
+        segment = next((s for s in layout.loads if s[0] & PF_W and not s[0] & PF_X), None)
         if segment is None:
             return None
-        data = _read_at(elf, segment["p_offset"], segment["p_filesz"])
+        data = _read_at(handle, segment[1], segment[3])
     for offset in range(0, len(data) - 32 + 1, ALIGN):
         if data.startswith(MAGIC, offset):
             return data[offset:]
     return None
 
 
-def _read_at(elf: ELFFile, offset: int, size: int, limit: int = SEARCH_LIMIT) -> bytes:
+def _read_at(handle: BinaryIO, offset: int, size: int, limit: int = SEARCH_LIMIT) -> bytes:
     """At most `limit` bytes at `offset`: a header may claim any size (fuzzing found a
     p_filesz that made pyelftools read gigabytes)."""
-    elf.stream.seek(offset)
-    return elf.stream.read(min(size, limit))
+    handle.seek(offset)
+    return handle.read(min(size, limit))
 
 
-def _strings(elf: ELFFile, blob: bytes) -> tuple[str, str]:
+def _strings(layout: _Layout, handle: BinaryIO, blob: bytes) -> tuple[str, str]:
     pointer_size, flags = blob[14], blob[15]
     if flags & 0x2:  # inline strings (Go >= 1.18)
         version, position = _uvarint_string(blob, 32)
@@ -119,8 +183,8 @@ def _strings(elf: ELFFile, blob: bytes) -> tuple[str, str]:
     if code is None:
         raise ValueError(f"pointer size {pointer_size}")
     version_at, modinfo_at = struct.unpack_from(order + code * 2, blob, 16)
-    version = _go_string(elf, version_at, order + code * 2)
-    modinfo = _go_string(elf, modinfo_at, order + code * 2)
+    version = _go_string(layout, handle, version_at, order + code * 2)
+    modinfo = _go_string(layout, handle, modinfo_at, order + code * 2)
     return version, _strip_sentinels(modinfo)
 
 
@@ -148,20 +212,18 @@ def _uvarint_string(data: bytes, position: int) -> tuple[str, int]:
     return raw.decode("utf-8", "replace"), end
 
 
-def _go_string(elf: ELFFile, address: int, header: str) -> str:
+def _go_string(layout: _Layout, handle: BinaryIO, address: int, header: str) -> str:
     """A Go string header {data pointer, length} at virtual `address`, and its bytes."""
-    pointer, length = struct.unpack(header, _read_virtual(elf, address, struct.calcsize(header)))
-    return _read_virtual(elf, pointer, length).decode("utf-8", "replace")
+    pointer, length = struct.unpack(header, _read_virtual(layout, handle, address,
+                                                          struct.calcsize(header)))
+    return _read_virtual(layout, handle, pointer, length).decode("utf-8", "replace")
 
 
-def _read_virtual(elf: ELFFile, address: int, size: int) -> bytes:
-    for segment in elf.iter_segments():
-        if segment["p_type"] != "PT_LOAD":
-            continue
-        start, filesz = segment["p_vaddr"], segment["p_filesz"]
+def _read_virtual(layout: _Layout, handle: BinaryIO, address: int, size: int) -> bytes:
+    for _, offset, start, filesz in layout.loads:
         if start <= address and address + size <= start + filesz:
-            elf.stream.seek(segment["p_offset"] + address - start)
-            data = elf.stream.read(size)
+            handle.seek(offset + address - start)
+            data = handle.read(size)
             if len(data) == size:
                 return data
     raise ValueError(f"address {address:#x} is not in the file")
@@ -321,13 +383,12 @@ def function_names(path: str) -> frozenset[str]:
         return names
     try:
         with open(path, "rb") as handle:
-            elf = ELFFile(handle)
-            section = elf.get_section_by_name(".gopclntab")
+            section = _section(path, handle, ".gopclntab")
             data = b""
-            if section is not None and section["sh_type"] != "SHT_NOBITS":
-                size = min(section["sh_size"], os.fstat(handle.fileno()).st_size)
-                data = _read_at(elf, section["sh_offset"], size, limit=size)
-    except (*BROKEN_ELF, OSError) as exc:
+            if section is not None and not section.nobits:
+                size = min(section.size, os.fstat(handle.fileno()).st_size)
+                data = _read_at(handle, section.offset, size, limit=size)
+    except broken_elf(OSError) as exc:
         raise InputError(f"{path}: unreadable .gopclntab ({exc})") from None
     return frozenset(
         part.decode("ascii") for part in data.split(b"\0")

@@ -340,7 +340,7 @@ def _verify(source: str, dest: str, original, linking: LoaderView, copy: LoaderV
     elif hasattr(lief.ELF, "check_layout"):
         # LIEF's own check of segments, sections and tables against each other exists from
         # LIEF 1.0 on. With older LIEF it is skipped, and the checks above and below still
-        # hold the copy to its source: the link facts read back by pyelftools, the program
+        # hold the copy to its source: the link facts read back (bundler.elf), the program
         # header table where old kernels look, and every section's header and bytes.
         ok, reason = lief.ELF.check_layout(reparsed)
         if not ok:

@@ -24,10 +24,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
 from bundler.carry import TOP, Carry, EnvValue, Helper, Recipe, default_dest
 from bundler.compiled_paths import read_rodata
 from bundler.elf import plain_section_headers
@@ -92,6 +88,10 @@ class _Object:
         -export-dynamic, like Debian's python3 and perl, exports its embedded library)."""
         if b"\0" + symbol.encode() + b"\0" not in self.names:
             return False  # cheap test first: the name is not even in a string table
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+        from elftools.elf.sections import SymbolTableSection
+
         try:
             with open(self.host_path, "rb") as handle:
                 table = ELFFile(handle).get_section_by_name(".dynsym")

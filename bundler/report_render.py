@@ -20,7 +20,6 @@ from bundler.golang import BuildInfo
 from bundler.hazards import Hazard
 from bundler.package_meta import HOST_NEEDS
 from bundler.report_model import Report, glibc_text
-from bundler.run_diff import diff_lines, differences
 from bundler.text import one_line
 from bundler.units import human_size
 
@@ -273,6 +272,8 @@ def _runs(report: Report) -> list[str]:
                     "runs (--run ARGS) are in the build's own report output (the terminal, "
                     "or --report FILE.md)"]
         return ["not run (with a static build, --run ARGS runs both side by side)"]
+    from bundler.run_diff import diff_lines, differences  # runs only: off a plain build's start
+
     found = differences(r)
     stdout = next((d for d in found if d.stream == "stdout"), None)
     outputs = ("match" if r.outputs_match else

@@ -12,7 +12,6 @@ from bundler import nss
 from bundler.diagnose import Diagnosis
 from bundler.hazards import Hazard
 from bundler.report_model import ArtifactSummary, Needs, Report, RunComparison, StaticSide, Verdict
-from bundler.run_diff import differences
 from bundler.units import human_size
 
 STATIC_GLIBC_TERMS = (
@@ -109,6 +108,8 @@ def _run_problem(runs: RunComparison | None) -> list[str]:
 
 
 def _only_own_path(runs: RunComparison) -> bool:
+    from bundler.run_diff import differences  # compare runs only: off a plain build's start
+
     found = differences(runs)
     return bool(found) and all(d.explained and not d.truncated for d in found)
 

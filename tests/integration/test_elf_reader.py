@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 from support.fuzzing import build_corpus, mutate
+from support.gobuild import build_agent
+from support.needs import need_tool
 
 from bundler import elf
 from bundler.errors import InputError
@@ -93,15 +96,70 @@ def test_plain_reader_gives_pyelftools_facts_or_declines_on_mutated_files(tmp_pa
     assert read > MUTATIONS // 4, f"the plain reader read only {read} of {MUTATIONS} cases"
 
 
-def test_a_file_the_plain_reader_declines_is_read_by_pyelftools(tmp_path: Path):
-    """A compressed section (gcc -gz=zlib): left to pyelftools, which reads it."""
+def _hello(tmp_path: Path, *flags: str) -> Path:
     source = tmp_path / "hello.c"
     source.write_text("int main(void) { return 0; }\n")
-    program = tmp_path / "hello"
-    subprocess.run(["gcc", "-g", "-gz=zlib", "-o", str(program), str(source)], check=True)
+    program = tmp_path / ("hello" + "".join(flags))
+    subprocess.run(["gcc", *flags, "-o", str(program), str(source)], check=True)
+    return program
+
+
+def _declined_by_the_plain_reader(tmp_path: Path) -> Path:
+    """gcc's hello with another OS ABI in its ELF header (FreeBSD's): a file the plain
+    reader leaves to pyelftools, which reads it."""
+    program = _hello(tmp_path, "-g")
+    data = bytearray(program.read_bytes())
+    data[7] = 9  # EI_OSABI: ELFOSABI_FREEBSD
+    declined = tmp_path / "hello-freebsd-abi"
+    declined.write_bytes(bytes(data))
+    return declined
+
+
+def test_a_file_the_plain_reader_declines_is_read_by_pyelftools(tmp_path: Path):
+    program = _declined_by_the_plain_reader(tmp_path)
     assert _plain(str(program)) is None
     facts = elf.read_elf(str(program))
     assert facts.interpreter is not None and "libc.so.6" in facts.needed
+
+
+def test_compressed_debug_sections_are_read_plainly_with_pyelftools_facts(tmp_path: Path):
+    """DWARF compressed (gcc -gz, and every Go program by default) is read by the plain
+    reader: pyelftools only reads their Elf_Chdr until their data is asked for, and
+    neither reader asks. A compressed section whose Elf_Chdr runs past the end of the
+    file, or a compressed string table, is left to pyelftools."""
+    program = _hello(tmp_path, "-g", "-gz=zlib")  # (this gcc has no -gz=zstd)
+    assert any(s.name == ".debug_info" and s.flags & elf.SHF_COMPRESSED
+               for s in elf.plain_section_headers(str(program)) or ())
+    assert _plain(str(program)) == _pyelftools(str(program))
+    table = elf.read_section_table(str(program))
+    debug = next(s for s in table.sections if s.name == ".debug_info")
+    strtab = next(s for s in table.sections if s.name == ".strtab")
+    data = program.read_bytes()
+
+    def edited(name: str, section: elf.SectionHeader, at: int, value: int) -> str:
+        """The program with one 8-byte field of one section header (ELF64) set."""
+        copy = bytearray(data)
+        where = table.table_offset + section.index * table.entry_size + at
+        struct.pack_into("<Q", copy, where, value)
+        (tmp_path / name).write_bytes(bytes(copy))
+        return str(tmp_path / name)
+
+    assert _plain(edited("chdr-in-the-file", debug, 24, len(data) - 24)) is not None
+    assert _plain(edited("chdr-past-the-end", debug, 24, len(data) - 23)) is None  # sh_offset
+    assert _plain(edited("compressed-strtab", strtab, 8, strtab.flags | elf.SHF_COMPRESSED)) \
+        is None
+
+
+def test_go_programs_are_read_plainly_with_pyelftools_facts():
+    """Go compresses its DWARF by default: the demo agent and the go tool itself are read by
+    the plain reader, to the same facts and twins' answers as pyelftools'."""
+    programs = [str(build_agent("dynamic")), str(build_agent("static-tags")),
+                os.path.realpath(need_tool("go"))]
+    for path in programs:
+        assert _plain(path) is not None, path
+        assert _plain(path) == _pyelftools(path), path
+        for name, (mine, theirs) in _twins(path).items():
+            assert mine is not DECLINED and mine == theirs, (name, path)
 
 
 def test_compiled_path_scan_reads_the_same_rodata_by_either_reader(monkeypatch):
@@ -139,3 +197,79 @@ def test_section_headers_found_by_read_elf_are_those_read_anew(tmp_path):
     before = elf.read_elf(str(program)) and elf.plain_section_headers(str(program))
     program.write_bytes(Path("/bin/true").read_bytes())  # another file at the same path
     assert elf.plain_section_headers(str(program)) != before
+
+
+# The readers patch.py checks its copies with, and the symbol names static programs are
+# judged by, have plain twins too: each must give pyelftools' answer or decline.
+TWINS = {
+    "read_link_facts": (elf._plain_link_facts, elf._link_facts),
+    "read_section_table": (elf._plain_section_table, elf._section_table),
+    "defined_symbol_names": (elf._plain_defined_names, elf._defined_names),
+}
+
+
+DECLINED = "the plain reader declined"
+
+
+def _twins(path: str) -> dict[str, tuple[object, object]]:
+    """{reader: (plain answer or DECLINED, pyelftools' answer or the InputError it
+    gives)} for `path`."""
+    answers = {}
+    for name, (plain, pyelftools) in TWINS.items():
+        mine = elf._plain_first(path, plain, lambda _: DECLINED)
+        try:
+            theirs: object = elf._plain_first(path, _declined, pyelftools)
+        except elf.broken_elf(OSError) as error:
+            theirs = error
+        answers[name] = (mine, theirs)
+    return answers
+
+
+def _declined(_data) -> None:
+    raise elf._Unusual("the plain reader stands aside: pyelftools reads")
+
+
+def test_plain_twins_agree_on_this_machines_files():
+    files = [path for directory in HOST_DIRS for path in _elf_files(directory)]
+    read = dict.fromkeys(TWINS, 0)
+    for path in files:
+        for name, (mine, theirs) in _twins(path).items():
+            if mine is not DECLINED:
+                read[name] += 1
+                assert mine == theirs, (name, path)
+    for name in ("read_link_facts", "read_section_table"):
+        assert read[name] >= 0.9 * len(files), (name, read[name], len(files))
+    assert read["defined_symbol_names"] >= 0.9 * len(files)
+
+
+def test_plain_twins_give_pyelftools_answers_or_decline_on_mutated_files(tmp_path: Path):
+    seeds = build_corpus(tmp_path / "corpus")
+    rng = random.Random(22)
+    case = tmp_path / "case"
+    read = dict.fromkeys(TWINS, 0)
+    for _ in range(MUTATIONS // 3):
+        data, what = mutate(rng.choice(seeds), rng)
+        case.write_bytes(data)
+        for name, (mine, theirs) in _twins(str(case)).items():
+            if mine is DECLINED:
+                continue
+            read[name] += 1
+            assert not isinstance(theirs, BaseException), (
+                f"{name}, {what}: the plain reader read a file pyelftools refuses: {theirs}")
+            assert mine == theirs, (name, what)
+    assert min(read.values()) > MUTATIONS // 12, read
+
+
+def test_patch_check_readers_decline_to_pyelftools_with_its_verdict(tmp_path: Path):
+    """A file the plain reader declines (another OS ABI) is read by pyelftools, and
+    a broken one gets pyelftools' InputError through the public readers."""
+    program = _declined_by_the_plain_reader(tmp_path)
+    assert elf._plain_first(str(program), elf._plain_link_facts, lambda _: None) is None
+    assert "libc.so.6" in elf.read_link_facts(str(program)).needed
+    assert any(s.name == ".debug_info" for s in elf.read_section_table(str(program)).sections)
+    assert "main" in (elf.defined_symbol_names(str(program)) or ())
+    broken = tmp_path / "broken"
+    broken.write_bytes(program.read_bytes()[:200])
+    for reader in (elf.read_link_facts, elf.read_section_table, elf.defined_symbol_names):
+        with pytest.raises(InputError):
+            reader(str(broken))
