@@ -6,7 +6,7 @@ preferred over section headers wherever both exist, because stripped or packed b
 may have lost their section table while the loader only ever reads segments.
 
 Ordinary files are read with `struct` (the plain reader, below); pyelftools reads the rest
-and is imported only then (`_pyelftools_file`): its import is ~30 ms of CPU, which sat on
+and is imported only then (`pyelftools_file`): its import is ~30 ms of CPU, which sat on
 the critical path of a small build twice, in the build and in the patch worker.
 """
 
@@ -197,11 +197,12 @@ def broken_elf(*also: type[BaseException]) -> tuple[type[BaseException], ...]:
     return _BROKEN_ANYWHERE + also + tuple(kind for kind in loaded if kind is not None)
 
 
-def _pyelftools_file(handle: BinaryIO) -> ELFFile:
-    """pyelftools' reader of `handle`, imported on first use: for the files the plain
-    reader declines and the readers that have no plain twin."""
+def pyelftools_file(handle: BinaryIO) -> ELFFile:
+    """pyelftools' reader of `handle` (from its start), imported on first use: for the
+    files the plain reader declines and the readers that have no plain twin."""
     from elftools.elf.elffile import ELFFile
 
+    handle.seek(0)
     return ELFFile(handle)
 
 
@@ -296,7 +297,7 @@ def read_link_facts(path: str) -> LinkFacts:
 
 def _link_facts(handle: BinaryIO) -> LinkFacts:
     """read_link_facts by pyelftools (`_plain_link_facts` is its twin)."""
-    elf = _pyelftools_file(handle)
+    elf = pyelftools_file(handle)
     ident, interpreter, values, _, _ = _program_headers(elf)
     return LinkFacts(ident, interpreter, tuple(str(v) for v in values.get("DT_NEEDED", [])),
                      _joined(values.get("DT_RPATH")), _joined(values.get("DT_RUNPATH")),
@@ -360,8 +361,7 @@ def _parse(path: str, handle: BinaryIO, st: os.stat_result) -> ElfFacts:
     facts = _parse_mapped(path, handle, st)
     if facts is not None:
         return facts
-    handle.seek(0)
-    elf = _pyelftools_file(handle)
+    elf = pyelftools_file(handle)
     ident, interpreter, values, has_dynamic, abi_tag = _program_headers(elf)
     flags_1 = int(values.get("DT_FLAGS_1", [0])[0])  # type: ignore[call-overload]
     sections = list(elf.iter_sections())  # pyelftools parses the headers again per walk
@@ -555,7 +555,7 @@ def defined_symbol_names(path: str) -> frozenset[str] | None:
 
 def _defined_names(handle: BinaryIO) -> frozenset[str] | None:
     """defined_symbol_names by pyelftools (`_plain_defined_names` is its twin)."""
-    elf = _pyelftools_file(handle)
+    elf = pyelftools_file(handle)
     for section in elf.iter_sections():
         if section["sh_type"] == "SHT_SYMTAB":
             return frozenset(name for _, name in _symbols(elf, section, defined=True))
@@ -628,7 +628,7 @@ def read_section_table(path: str) -> SectionTable:
 
 def _section_table(handle: BinaryIO) -> SectionTable:
     """read_section_table by pyelftools (`_plain_section_table` is its twin)."""
-    elf = _pyelftools_file(handle)
+    elf = pyelftools_file(handle)
     table_offset, entry_size = elf["e_shoff"], elf["e_shentsize"]
     sections = []
     for index, section in enumerate(elf.iter_sections()):

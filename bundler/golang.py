@@ -20,6 +20,7 @@ from bundler.elf import (
     PlainSection,
     broken_elf,
     plain_section_headers,
+    pyelftools_file,
     read_program_header_table,
 )
 from bundler.errors import InputError
@@ -115,7 +116,7 @@ def _layout(path: str, handle: BinaryIO) -> _Layout:
         return _Layout(_named(sections, ".go.buildinfo"),
                        tuple((s.flags, s.offset, s.vaddr, s.filesz) for s in table.segments
                              if s.kind == PT_LOAD))
-    elf = _pyelftools_file(handle)
+    elf = pyelftools_file(handle)
     return _Layout(_pyelftools_section(elf, ".go.buildinfo"),
                    tuple((s["p_flags"], s["p_offset"], s["p_vaddr"], s["p_filesz"])
                          for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"))
@@ -125,7 +126,7 @@ def _section(path: str, handle: BinaryIO, name: str) -> _Section | None:
     """The section `name`, by the plain reader's headers or else pyelftools'."""
     sections = plain_section_headers(path)
     if sections is None:
-        return _pyelftools_section(_pyelftools_file(handle), name)
+        return _pyelftools_section(pyelftools_file(handle), name)
     return _named(sections, name)
 
 
@@ -134,13 +135,6 @@ def _named(sections: tuple[PlainSection, ...], name: str) -> _Section | None:
     found = next((s for s in reversed(sections) if s.name == name), None)
     return None if found is None else _Section(found.kind == SHT_NOBITS, found.offset,
                                                found.size)
-
-
-def _pyelftools_file(handle: BinaryIO):
-    from elftools.elf.elffile import ELFFile  # only for files the plain reader declines
-
-    handle.seek(0)
-    return ELFFile(handle)
 
 
 def _pyelftools_section(elf, name: str) -> _Section | None:

@@ -56,28 +56,40 @@ def test_growth_per_unit_is_milliseconds_per_unit_added():
     assert bench.per_unit_ms(2.0, 1.1, 10, 100) == pytest.approx(-10.0)
 
 
-def _step(start: int, end: int, wall: float, floor: float = 2.5, noise: float = 0.0,
-          ) -> object:
-    rise = wall * (end - start) / 1000
-    return bench.GrowthStep(Point(start, 64), Point(end, 64), "library", wall, wall * 0.8,
-                            floor, rise, noise)
+def _step(start: int, end: int, cpu: float, wall: float = 1.0, floor: float = 2.5,
+          noise: float = 0.0) -> object:
+    rise = cpu * (end - start) / 1000
+    return bench.GrowthStep(Point(start, 64), Point(end, 64), "library", wall, cpu, floor,
+                            rise, noise)
 
 
 def test_a_constant_cost_per_library_is_linear():
     sentence = bench.linearity_sentence([_step(10, 100, 6.4), _step(100, 1000, 8.8)])
     assert sentence.startswith("Growth with the number of libraries is linear:")
-    assert "6.40 ms of wall time from 10 to 100 libraries and 8.80 ms from 100 to 1,000" \
+    assert "6.40 ms of CPU from 10 to 100 libraries and 8.80 ms from 100 to 1,000" \
         in sentence
     assert "1.38x the first" in sentence
     assert "noise" not in sentence
+
+
+def test_the_work_decides_not_the_wall_time_a_fixed_chain_holds_up():
+    """From 10 to 100 libraries a small build's wall time hardly rises (the patch worker's
+    chain bounds it) while its CPU does: linear by the work, whatever the wall says."""
+    sentence = bench.linearity_sentence([_step(10, 100, 3.5, wall=0.1),
+                                         _step(100, 1000, 3.6, wall=2.1)])
+    assert "is linear:" in sentence and "1.03x the first" in sentence
+    assert "(wall time: 0.10 and 2.10 ms;" in sentence
+    steep = bench.linearity_sentence([_step(10, 100, 3.5, wall=2.0),
+                                      _step(100, 1000, 9.0, wall=2.0)])
+    assert "is **faster than linear**" in steep
 
 
 def test_a_first_step_that_rises_less_than_its_rows_spread_is_said_to_be_noise():
     sentence = bench.linearity_sentence([_step(10, 100, 2.0, noise=0.4),
                                          _step(100, 1000, 3.5)])
     assert "is **faster than linear**" in sentence
-    assert "rise (0.18 s) is smaller than the spread of its rows' build times (0.40 s)" \
-        in sentence
+    assert ("rise in CPU (0.18 s) is smaller than the spread of its rows' CPU times "
+            "(0.40 s)") in sentence
 
 
 def test_a_cost_per_library_that_grows_with_the_closure_is_not_linear():
