@@ -740,6 +740,11 @@ QUICK_GROWTH_SIZES = "10,100"
 # closure's size grows tenfold between the steps), N log N about 1.5x; noise on a shared
 # machine moves it by some tens of percent.
 LINEAR_SLOPE_RATIO = 1.5
+# The growth rows take this many times the programs' rounds: a round of them is seconds,
+# and the first step (10 -> 100 libraries) adds a tenth of a second of CPU, within what
+# five rounds' medians move by on this machine (the CPU of the 10-library build spread
+# over 0.43 s in one run).
+GROWTH_ROUND_FACTOR = 3
 
 
 @dataclass(frozen=True)
@@ -1118,7 +1123,8 @@ def main(argv: list[str] | None = None) -> int:
         builds = run_rounds(chosen, tools, work, rounds, large_rounds, options.max_minutes)
         points = options.growth_sizes or growth_sizes(
             QUICK_GROWTH_SIZES if options.quick else GROWTH_SIZES)
-        growth = measure_growth(points, tools, work, rounds, options.max_minutes)
+        growth = measure_growth(points, tools, work, rounds * GROWTH_ROUND_FACTOR,
+                                options.max_minutes)
         lines += ["", f"Rounds: {rounds} ({large_rounds} for node and ffmpeg); a build over "
                   f"{SLOW_BUILD_SECONDS:.0f} s in its first round is measured once (n=1), one "
                   f"over {BUILD_TIMEOUT_SECONDS:.0f} s is stopped"
