@@ -982,9 +982,10 @@ def growth_step(run: GrowthRun, point: GrowthPoint, reference: GrowthPoint | Non
         units = (run.trees[reference][1] / 2**20, run.trees[point][1] / 2**20)
         unit = "MiB"
     wall, cpu, floor = (per_unit_ms(b, a, *units) for b, a in pairs)
+    cpu_before, cpu_after = pairs[1]
     noise = max(max(t) - min(t) for t in (run.seconds(reference, "bundle", cpu=True).values(),
                                            run.seconds(point, "bundle", cpu=True).values()))
-    return GrowthStep(reference, point, unit, wall, cpu, floor, pairs[1][1] - pairs[1][0],
+    return GrowthStep(reference, point, unit, wall, cpu, floor, cpu_after - cpu_before,
                       noise)
 
 

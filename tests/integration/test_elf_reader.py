@@ -264,7 +264,8 @@ def test_patch_check_readers_decline_to_pyelftools_with_its_verdict(tmp_path: Pa
     """A file the plain reader declines (another OS ABI) is read by pyelftools, and
     a broken one gets pyelftools' InputError through the public readers."""
     program = _declined_by_the_plain_reader(tmp_path)
-    assert elf._plain_first(str(program), elf._plain_link_facts, lambda _: None) is None
+    assert elf._plain_first(str(program), elf._plain_link_facts,
+                            lambda _: DECLINED) is DECLINED
     assert "libc.so.6" in elf.read_link_facts(str(program)).needed
     assert any(s.name == ".debug_info" for s in elf.read_section_table(str(program)).sections)
     assert "main" in (elf.defined_symbol_names(str(program)) or ())
