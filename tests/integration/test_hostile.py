@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cli import assert_one_line_error, run_cli
+from support.cli import assert_one_line_error, cli_command, cli_env, run_cli
+from support.measure import run_with_peak
 from support.needs import need_tool
 from support.paths import REPO
 from support.roots import empty_root, need_root, unpack
@@ -44,13 +44,11 @@ def bundle(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def timed_cli(*args: str) -> tuple[subprocess.CompletedProcess[str], float, int]:
-    """run_cli with wall time and the child's peak RSS (KiB), for the record."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """run_cli with wall time and the run's peak RSS (KiB, by GNU time), for the record."""
     started = time.perf_counter()
-    result = run_cli(*args)
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return result, elapsed, max(peak, before)
+    result, peak = run_with_peak(cli_command(*args), env=cli_env(), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+    return result, time.perf_counter() - started, peak
 
 
 # --- search paths and closures -----------------------------------------------------------

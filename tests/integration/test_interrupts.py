@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cli import assert_one_line_error, run_cli
+from support.cli import assert_one_line_error, cli_command, run_cli
 from support.fuzzing import _apply, regions_of
+from support.measure import run_with_peak
 from support.needs import need
 from support.paths import REPO
 from support.toolchain import gcc
@@ -298,14 +299,11 @@ def hostile_note(path: Path) -> Path:
 
 
 def run_measured(argv: list[str], tmpdir: Path, stderr_file: Path) -> tuple[int, str, int]:
-    """(exit code, stderr, peak RSS in KiB of the run or of the worker it reaped)."""
+    """(exit code, stderr, peak RSS in KiB of the run and of the worker it reaped)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmpdir)}
     with stderr_file.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "bundler", *argv],
-                                   stdout=subprocess.DEVNULL, stderr=stderr, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, stderr_file.read_text(), usage.ru_maxrss
+        process, peak = run_with_peak(cli_command(*argv), env=env, stderr=stderr)
+    return process.returncode, stderr_file.read_text(), peak
 
 
 def test_scrambled_program_headers_are_refused_before_lief(tmp_path: Path) -> None:

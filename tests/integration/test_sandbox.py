@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import run_cli
+from support.measure import run_with_peak
 from support.needs import need_tool
 from support.paths import FIXTURES, REPO
 from support.roots import need_root
@@ -241,18 +242,13 @@ def test_output_is_bounded(hostile_artifact: Path, place: Path) -> None:
     """256 MiB of stdout in each run: verify keeps OUTPUT_LIMIT of it, and its peak memory
     stays far below the output (the chroot design grew to 813 MB).
 
-    Measured by GNU time, which forks verify from its own small process: a process forked
-    from pytest would carry pytest's high-water mark through exec (the kernel keeps the
-    larger of the old and new peak: 283 MiB in a full run against 38 MiB alone)."""
-    time_tool = need_tool("time")
+    Its peak is measured by GNU time (support.measure): measured from pytest, it would
+    carry pytest's own high-water mark (283 MiB in a full run against 38 MiB alone)."""
     command, env = verify_command("root", place)
     out, err = place / "flood.out", place / "flood.err"
-    peak = place / "flood.peak"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.run([time_tool, "-f", "%M", "-o", str(peak), *command,
-                                  str(hostile_artifact), "--", "flood", "256"],
-                                 stdout=stdout, stderr=stderr, env=env)
-    peak_kib = int(peak.read_text().split()[-1])
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process, peak_kib = run_with_peak([*command, str(hostile_artifact), "--", "flood",
+                                           "256"], env=env, stdout=stdout, stderr=stderr)
     print(out.read_text()[-400:], err.read_text(), f"verify peak RSS {peak_kib / 1024:.0f} MiB")
     assert process.returncode == 0, err.read_text()
     assert "verify: PASS (2 of 2 runs passed)" in out.read_text()

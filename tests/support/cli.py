@@ -12,15 +12,26 @@ from pathlib import Path
 from support.paths import REPO
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | str | None = None,
-            ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m bundler ARGS` as a user would (in `cwd`, if given), capturing output."""
+def cli_command(*args: str) -> list[str]:
+    """`python -m bundler ARGS`, with the interpreter running the tests."""
+    return [sys.executable, "-m", "bundler", *args]
+
+
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The test's environment as a user's shell would pass it, plus `env`, importing the
+    package from this checkout."""
     full_env = dict(os.environ)
     full_env.pop("LD_LIBRARY_PATH", None)
     full_env.update(env or {})
     full_env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-m", "bundler", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd)
+    return full_env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | str | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    """Run `python -m bundler ARGS` as a user would (in `cwd`, if given), capturing output."""
+    return subprocess.run(cli_command(*args), capture_output=True, text=True,
+                          env=cli_env(env), cwd=cwd)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int,
