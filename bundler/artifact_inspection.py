@@ -48,6 +48,7 @@ from bundler.inventory import LICENCE_KINDS, GoModule, Package
 from bundler.manifest import (
     MANIFEST_PATH,
     NOTICE_KIND,
+    PROGRAM_DIR,
     REPORT_PATH,
     SBOM_KIND,
     FileRecord,
@@ -221,8 +222,15 @@ def _files_per_package(manifest: Manifest) -> Counter[str]:
     return Counter(f.package for f in manifest.files if f.package is not None)
 
 
+def _shown_program_path(m: Manifest, name: str) -> str:
+    """libexec/NAME, and where it links when a second name of another program's bytes."""
+    held_by = m.program_record(name).path
+    own = _program_path(name)
+    return own if held_by == own else f"{own} -> {held_by.removeprefix(PROGRAM_DIR)}"
+
+
 def _program_path(name: str) -> str:
-    return f"libexec/{name}"  # manifest.load holds every program to this record
+    return f"{PROGRAM_DIR}{name}"  # its file, or its link to one (Manifest.program_record)
 
 
 def artifact_json(facts: ArtifactFacts) -> dict:
@@ -230,7 +238,6 @@ def artifact_json(facts: ArtifactFacts) -> dict:
     m = facts.manifest
     recorded = packages_recorded(m)
     packages = {p.key: p for p in m.packages}
-    by_path = {f.path: f for f in m.files}
     per_package = _files_per_package(m)
     return {
         "format_version": ARTIFACT_JSON_FORMAT_VERSION,
@@ -243,7 +250,7 @@ def artifact_json(facts: ArtifactFacts) -> dict:
                        "manifest_format_version": m.format_version,
                        "rewriters": list(m.rewriters)},
         "programs": [{"name": name, "path": _program_path(name),
-                      "package": by_path[_program_path(name)].package}
+                      "package": m.program_record(name).package}
                      for name in m.programs],
         "launcher": {"mode": m.launcher, "type": m.launcher_type},
         "prefix": m.prefix,
@@ -320,10 +327,9 @@ def artifact_text(facts: ArtifactFacts) -> str:
         rows.append(("not bundled", ", ".join(m.runtime_missing) + " (loaded at run time)"))
     lines += [f"  {row}" for row in _aligned(rows, HEADER_WIDTH)]
 
-    by_path = {f.path: f for f in m.files}
     lines += ["", f"Programs ({len(m.programs)})"]
     lines += [f"  {row}" for row in _aligned(
-        [(name, f"{_program_path(name)}  {owner(by_path[_program_path(name)])}")
+        [(name, f"{_shown_program_path(m, name)}  {owner(m.program_record(name))}")
          for name in m.programs])]
 
     libraries = _libraries(m)

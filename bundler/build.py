@@ -41,7 +41,7 @@ from bundler.framed_zstd import AHEAD_FROM, AheadFrames, ahead_pool
 from bundler.gathering import Gathered, gather
 from bundler.golang import BuildInfo, read_build_info
 from bundler.inputs import SysrootInput, note_substitutions, sysroot_inputs
-from bundler.inventory import Inventory, Provenance
+from bundler.inventory import GoModule, Inventory, Provenance
 from bundler.launcher import render_launcher
 from bundler.manifest import (
     FORMAT_VERSION,
@@ -678,15 +678,20 @@ def _size(path: str | None) -> int | None:
 
 def _provenance(sysroot: Sysroot, plan: BundlePlan, closures: list[Closure],
                 first_go: BuildInfo | None) -> Provenance:
-    """The package of every copied file, and each Go program's modules."""
+    """The package of every copied file, and each Go program's modules (by the libexec/
+    file holding the program: two names of the same bytes link the same modules)."""
     found = find_provenance(sysroot, [(f.dest, f.source) for f in plan.files
                                       if f.kind != "alias" and f.kind != "launcher"])
-    modules = []
-    for number, closure in enumerate(closures):
+    modules: dict[str, tuple[GoModule, ...]] = {}
+    for number, (closure, held_by) in enumerate(zip(closures, plan.program_files,
+                                                    strict=True)):
+        program = held_by.removeprefix("libexec/")  # of the same bytes: the same modules
+        if program in modules:
+            continue
         info = first_go if number == 0 else read_build_info(closure.program.path)
         if info is not None:
-            modules.append((closure.program_label, go_modules(info)))
-    return dataclasses.replace(found, go_modules=tuple(modules))
+            modules[program] = go_modules(info)
+    return dataclasses.replace(found, go_modules=tuple(modules.items()))
 
 
 def _with_packages(records: list[FileRecord], provenance: Provenance) -> list[FileRecord]:

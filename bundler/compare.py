@@ -55,7 +55,8 @@ def compare_report(artifact_path: str, static_path: str,
     with unpacked(artifact_path) as checked:
         top, manifest = checked.top, checked.manifest
         program = manifest.programs[0]
-        facts = read_elf(os.path.join(top, "libexec", program))
+        program_record = manifest.program_record(program)  # its file, not a link to it
+        facts = read_elf(os.path.join(top, *program_record.path.split("/")))
         # The artifact's own loader (the build host's glibc): its system dirs, --argv0.
         loader = search_facts(read_loader(top, manifest.loader), architecture_of(facts.ident))
         records = manifest.files
@@ -112,8 +113,6 @@ def compare_report(artifact_path: str, static_path: str,
         runs = None
         if run_args is not None:
             runs = run_both(static_path, os.path.join(top, "bin", program), run_args)
-    # manifest.load guarantees the program's file record
-    program_record = next(r for r in records if r.path == f"libexec/{program}")
     original = program_record.patched
     summary = InputSummary(
         path=f"{program_record.source or program} (as libexec/{program} in "

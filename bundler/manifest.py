@@ -48,6 +48,7 @@ from bundler.inventory import LICENCE_KINDS, GoModule, Package
 from bundler.tree import NotRegularFile, read_plain_file
 
 MANIFEST_PATH = ".bundle/manifest.json"
+PROGRAM_DIR = "libexec/"  # where every program's file (or its link to one) is
 REPORT_PATH = ".bundle/report.md"
 LICENSES_DIR = ".bundle/licenses"  # LICENSES_DIR/PACKAGE/copyright: each package's terms
 SOURCES_PATH = ".bundle/SOURCES"  # the source packages and versions: the written offer
@@ -216,6 +217,14 @@ class Manifest:
             else f"{e.variable}={self.prefix}/{e.path}" if e.path
             else f"{e.variable}={self.prefix}" for e in self.environment)
 
+    def program_record(self, name: str) -> FileRecord:
+        """The file record holding program `name`'s bytes: libexec/NAME, or the file its
+        link in libexec/ names (a program given under a second name of the same bytes).
+        `load` holds every program to one."""
+        record = program_file({f.path: f for f in self.files}, name)
+        assert record is not None, name  # parse refuses a manifest without it
+        return record
+
     @property
     def rewriters(self) -> tuple[str, ...]:
         """What wrote the copies patch.py edited (ElfEdit.rewriter), each once, sorted: one
@@ -226,6 +235,16 @@ class Manifest:
     def nss_used(self) -> bool | None:
         """Whether the programs do NSS lookups (None: not recorded)."""
         return None if self.nss is None else self.nss.used
+
+
+def program_file(by_path: dict[str, FileRecord], name: str) -> FileRecord | None:
+    """The file record of libexec/NAME, or of the file in libexec/ its link names (one
+    step, a plain name: nothing outside libexec/, no chain); None: neither."""
+    record = by_path.get(f"{PROGRAM_DIR}{name}")
+    if record is not None and record.type == "symlink" and record.target is not None and (
+            "/" not in record.target and record.target not in (".", "..")):
+        record = by_path.get(f"{PROGRAM_DIR}{record.target}")
+    return record if record is not None and record.type == "file" else None
 
 
 def manifest_file(top: str) -> str:
@@ -372,10 +391,11 @@ def parse(data: object, top_name: str) -> Manifest:
     if not programs:
         raise _Malformed("programs: empty")
     files = _list(root, "files", _record, limit=MAX_RECORDS)
-    listed = {f.path for f in files if f.type == "file"}
+    by_path = {f.path: f for f in files}
     for program in programs:
-        if f"libexec/{program}" not in listed:
-            raise _Malformed(f"programs: {program!r} has no file record libexec/{program}")
+        if program_file(by_path, program) is None:
+            raise _Malformed(f"programs: {program!r} has no file record libexec/{program} "
+                             "(nor a link there to one in libexec/)")
     packages = _list(root, "packages", _package, required=False, limit=MAX_RECORDS)
     keys = {p.key for p in packages}
     for record in files:

@@ -95,12 +95,12 @@ def inventory_of(plan: BundlePlan, files: Sequence[FileRecord], provenance: Prov
 def dependency_graph(plan: BundlePlan, closures: Sequence[Closure],
                      ) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """dest -> the dests it loads: each program its loader and DT_NEEDED libraries, each
-    library its own, libc.so.6 what glibc loads at run time; by the resolver's records."""
+    library its own, libc.so.6 what glibc loads at run time; by the resolver's records.
+    A program's dest is the file holding its bytes (`plan.program_files`), never a link."""
     dest_of_source = {f.source: f.dest for f in plan.files
                       if f.source is not None and f.kind in ("library", "loader", "program")}
     edges: dict[str, set[str]] = {}
-    for closure in closures:
-        program = f"libexec/{closure.program_label}"
+    for closure, program in zip(closures, plan.program_files, strict=True):
         by_label = {closure.program_label: program}
         for library in closure.libraries:
             dest = dest_of_source.get(library.host_path)

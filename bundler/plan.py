@@ -113,6 +113,10 @@ class BundlePlan:
     recipes: tuple[Recipe, ...] = ()  # recognised and applied (recipes.py)
     declined: tuple[Recipe, ...] = ()  # recognised, not applied (--no-recipes)
     helpers: tuple[str, ...] = ()  # of `programs`, those bundled as another's helpers
+    # The libexec/ file holding each planned closure's program, in the closures' order: a
+    # program of the same bytes as an earlier one is held by that one's file (an alias in
+    # libexec/ or a helper sharing a copy), so its label does not name its file.
+    program_files: tuple[str, ...] = ()
     carry_notes: tuple[str, ...] = ()  # what carrying left out, and why (one line each)
 
 
@@ -273,6 +277,7 @@ def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str
         add(shortcut, first.program_label)
     programs: list[str] = []
     helpers: list[str] = []
+    holders: list[str] = []
     by_content: dict[str, str] = {}
     for closure in closures:
         label = closure.program_label
@@ -297,6 +302,7 @@ def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str
             bundled = _free_label(label, programs) if label in programs else label
             programs.append(bundled)
             helpers.append(bundled)
+        holders.append(f"libexec/{same or bundled}")
         if same is None:
             by_content.setdefault(content, bundled)
             add(StagedFile(f"libexec/{bundled}", "program",
@@ -328,6 +334,7 @@ def _lay_out(closures: list[Closure], glibc_release: str | None, min_kernel: str
         glibc_release=glibc_release, min_kernel=min_kernel, programs=tuple(programs),
         files=tuple(sorted(files.values(), key=lambda f: f.dest)), missing=tuple(missing),
         excluded=tuple(sorted(excluded)), env=env, helpers=tuple(helpers),
+        program_files=tuple(holders),
     )
 
 

@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # the data only: inspect and diff share the reader, not each 
 METADATA_DIR = ".bundle/"
 LIBC_PATH = "lib/libc.so.6"
 LIBRARY_HOME_KEY = "lib/.bundle-ID"  # the identity symlink, whatever its ID (see above)
-PROGRAM_DIR = "libexec/"
 # The settings compared one by one: (manifest field, what the text calls it).
 SETTINGS: tuple[tuple[str, str], ...] = (
     ("arch", "architecture"),
@@ -165,7 +164,7 @@ def diff_artifacts(old: ArtifactFacts, new: ArtifactFacts) -> ArtifactDiff:
     return ArtifactDiff(
         old=side(old), new=side(new), files=files, metadata=metadata, packages=packages,
         go_modules=compare(_go_modules(a), _go_modules(b), lambda x, y: x == y),
-        programs=_named(a.programs, b.programs, lambda n: f"{PROGRAM_DIR}{n}", files),
+        programs=_named(a.programs, b.programs, lambda n: b.program_record(n).path, files),
         nss_modules=_named(_nss_modules(a), _nss_modules(b), lambda n: f"lib/{n}", files),
         settings=tuple(Setting(field, label, _setting(a, field), _setting(b, field))
                        for field, label in SETTINGS

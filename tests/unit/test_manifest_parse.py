@@ -131,10 +131,33 @@ def test_malformed_fields_are_named(changes: tuple, message: str) -> None:
         parse(data, "t")
 
 
-def test_a_program_must_be_a_file_not_a_symlink() -> None:
+def test_a_program_given_under_a_second_name_is_a_link_to_a_program_file() -> None:
+    """A second name of the same bytes is a link in libexec/ to the first's file (what the
+    build writes for `bundle git git-upload-pack`); the program's record is that file."""
     data = minimal()
-    data["files"][0] = {"path": "libexec/prog", "type": "symlink", "target": "../bin/x"}
-    with pytest.raises(ValueError, match="'prog' has no file record libexec/prog"):
+    data["programs"] = ["prog", "prog-again"]
+    data["files"].append({"path": "libexec/prog-again", "type": "symlink", "kind": "alias",
+                          "target": "prog"})
+    manifest = parse(data, "t")
+    assert manifest.program_record("prog-again") == manifest.program_record("prog") == (
+        FileRecord("libexec/prog", "file", "program", sha256=SHA, size=10, mode=0o755))
+
+
+@pytest.mark.parametrize("target", [
+    "../bin/x",  # out of libexec/
+    "../libexec/prog",  # back in, by a path: only a plain name is followed
+    "sub/prog", ".", "..",
+    "nothing",  # no such record
+    "chain",  # a link to a link: one step only
+])
+def test_a_programs_link_must_name_a_program_file_beside_it(target: str) -> None:
+    data = minimal()
+    data["programs"] = ["prog", "other"]
+    data["files"] += [
+        {"path": "libexec/other", "type": "symlink", "kind": "alias", "target": target},
+        {"path": "libexec/chain", "type": "symlink", "kind": "alias", "target": "prog"},
+    ]
+    with pytest.raises(ValueError, match="'other' has no file record libexec/other"):
         parse(data, "t")
 
 
