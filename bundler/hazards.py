@@ -23,6 +23,7 @@ DLOPEN_IMPORTS = frozenset({"dlopen", "dlmopen"})
 DLOPEN_CALLERS = frozenset({"unixDlOpen", "pluginOpen", "plugin.open"})
 DLOPEN_CALLER_SUFFIXES = ("_Cfunc_sqlite3_load_extension", "_Cfunc_pluginOpen")
 ICONV_CALLERS = frozenset({"iconv_open"})
+LOCALE_CALLERS = frozenset({"setlocale", "newlocale"})
 SQLITE_LOADER = "unixDlOpen"  # SQLite's os_unix.c: dlopen for load_extension()
 # cgo wrappers a Go program has only when its code enables or loads SQLite extensions.
 SQLITE_ENABLERS = ("_Cfunc_sqlite3_load_extension", "_Cfunc_sqlite3_enable_load_extension")
@@ -155,6 +156,12 @@ def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
                     "others fail" if "gconv modules" in bundled else
                     "the artifact does not carry gconv modules: conversions other than the "
                     "built-in ones (UTF-8, ASCII, ISO-8859-1) fail (--gconv bundles them)")
+    locale_action = ("the bundled locales (see 'loaded at run time') serve a LANG/LC_* "
+                     "naming them; any other name falls back to C" if "locales" in bundled
+                     else "the artifact carries only C and POSIX: under a host's "
+                     "LANG=C.UTF-8 or en_US.UTF-8 it runs in C, ASCII only (measured: "
+                     "`cmp --version` writes Torbjorn for Torbjörn); --locale C.UTF-8, or "
+                     "the fleet's locales, bundles them")
     imports: tuple[tuple[str, frozenset[str], Severity, str, str], ...] = (
         ("dynamic-dlopen", DLOPEN_IMPORTS, "medium",
          "libraries loaded at run time are not DT_NEEDED, so they are not in the closure",
@@ -166,6 +173,10 @@ def dynamic_hazards(program: ElfFacts, objects: list[tuple[str, ElfFacts]],
          nss_action),
         ("dynamic-iconv", ICONV_CALLERS, "low",
          "iconv_open loads gconv modules at run time for most charsets", iconv_action),
+        ("dynamic-locale", LOCALE_CALLERS, "low",
+         "it sets a locale, most programs the one LANG, LC_ALL and LC_* name: multibyte "
+         "text, case, sorting, number and date formats follow it, loaded from compiled "
+         "locale files at run time", locale_action),
     )
     for code, names, severity, effect, action in imports:
         evidence = sorted({f"{label}: {symbol}" for label, facts in objects

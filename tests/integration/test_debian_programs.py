@@ -258,6 +258,15 @@ def test_bundled_locale_and_gconv_in_an_empty_root(tmp_path: Path) -> None:
             0, "locale=C.UTF-8 codeset=UTF-8\nkoi8=Привет\n"), ran.stderr
         bare = chroot_run(root, ["/tmp/bare/bin/probe"], env={"LANG": "C.UTF-8"})
         assert bare.returncode == 1 and bare.stdout == "locale=(failed) codeset=ANSI_X3.4-1968\n"
+        # Each report says so ahead: the program sets its locale (hazard dynamic-locale)
+        # and what the artifact does about it.
+        served = (root / "tmp/probe/.bundle/report.md").read_text()
+        told = (root / "tmp/bare/.bundle/report.md").read_text()
+        for report in (served, told):
+            assert "[low] program: dynamic-locale" in report
+            assert "evidence: probe: setlocale" in report
+        assert "the bundled locales (see 'loaded at run time') serve" in served
+        assert "it runs in C, ASCII only" in told and "--locale C.UTF-8" in told
 
 
 SHOW_ENV = r"""

@@ -126,6 +126,22 @@ def test_what_the_artifact_does_about_nss_and_iconv_is_the_action() -> None:
     assert nss.static_lookups(nss.GLIBC_STATIC) in covered.action
 
 
+def test_a_program_that_sets_its_locale_is_told_what_the_artifact_carries() -> None:
+    """setlocale or newlocale: low; without bundled locales the action says the artifact
+    runs in C under a UTF-8 LANG and names --locale; with them, that they serve."""
+    prog = program(imported=("setlocale",))
+    lib = elf("/usr/lib/libfoo.so.1", imported=("newlocale", "uselocale"))
+    objects = [("prog", prog), ("libfoo.so.1", lib)]
+    (bare,) = dynamic_hazards(prog, objects)
+    assert (bare.code, bare.severity, bare.subject) == ("dynamic-locale", "low", "program")
+    assert bare.evidence == ("libfoo.so.1: newlocale", "prog: setlocale")
+    assert "it runs in C" in bare.action and "--locale C.UTF-8" in bare.action
+    (served,) = dynamic_hazards(prog, objects, frozenset({"locales"}))
+    assert served.action.startswith("the bundled locales")
+    other = program(imported=("uselocale", "localeconv"))  # neither chooses a locale
+    assert dynamic_hazards(other, [("prog", other)]) == ()
+
+
 def test_artifact_hazards() -> None:
     (loader_start,) = artifact_hazards("loader")
     assert (loader_start.code, loader_start.severity, loader_start.subject) == (
