@@ -55,8 +55,10 @@ _LOCALE_MARKER = re.compile(b"\\.(" + b"|".join(re.escape(m[1:-1]) for m in LOCA
                             + b")\0")
 _MARKER_ORDER = {marker[1:-1]: number for number, marker in enumerate(LOCALE_MARKERS)}
 
+# The kernel's file systems: what a path there holds is never read (root_entry).
+KERNEL_TREES = ("/dev", "/proc", "/sys")
 # Not reported at all: kernel and scratch file systems, the top of the tree, the loader.
-NOISE_TREES = ("/dev", "/proc", "/sys", "/tmp", "/run", "/var/tmp", "/var/run", "/var/lock",
+NOISE_TREES = (*KERNEL_TREES, "/tmp", "/run", "/var/tmp", "/var/run", "/var/lock",
                "/usr/lib/debug", "/usr/share/doc", "/usr/share/man", "/usr/share/info",
                "/mnt", "/media", "/lost+found")
 GENERIC_DIRS = frozenset({
@@ -254,10 +256,14 @@ def _joined_ranges(handle: BinaryIO, ranges: list[tuple[int, int]], limit: int) 
 
 
 def root_entry(sysroot: Sysroot, path: str) -> RootEntry:
-    """What the build root holds at `path`; a dir's contents by a bounded walk."""
+    """What the build root holds at `path`; a dir's contents by a bounded walk. Nothing
+    under /proc, /sys or /dev is read or walked: their "regular files" are the kernel's,
+    and reading one may never return (a build hung on libsystemd-shared's /proc/kmsg)."""
     resolved = sysroot.resolve(path)
     if resolved is None:
         return RootEntry(False)
+    if under(resolved, KERNEL_TREES):
+        return RootEntry(True, resolved)  # never the artifact's to carry (NOISE_TREES)
     host = sysroot.host_path(resolved)
     try:
         mode = os.stat(host).st_mode
@@ -545,6 +551,8 @@ def scan_plan(plan: BundlePlan, sysroot: Sysroot) -> CompiledPaths:
     holders, locales = _gather(objects, sysroot, stems)
     results: dict[str, CompiledPath] = {}
     for path in sorted(holders, key=lambda p: (holders[p][0].joined != "", len(p), p)):
+        if dropped(path):
+            continue  # classify drops it whatever the root holds there: not even looked at
         found = holders[path]
         entry = root_entry(sysroot, path)
         key = entry.resolved or path

@@ -9,7 +9,10 @@ in the home dir, removed after each test.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 import pytest
 from support.cli import run_cli
 from support.gobuild import build_agent
+from support.paths import REPO
 from support.schemas import validate
 from support.toolchain import gcc
 
@@ -134,3 +138,42 @@ def test_a_recipe_turned_off_names_what_it_would_carry(tmp_path: Path) -> None:
     data = json.loads(with_recipe.stdout)
     assert [r["name"] for r in data["carrying"]["recipes"]][:1] == ["python3"]
     assert data["verdict"]["headline"] == "ship the artifact"
+
+
+KMSG = r"""
+#include <stdio.h>
+int main(void) { puts("/proc/kmsg"); puts("/sys/kernel/notes"); return 0; }
+"""
+
+ROOT_ENTRY_OF = r"""
+import sys
+from bundler.compiled_paths import root_entry
+from bundler.sysroot import Sysroot
+for path in sys.argv[1:]:
+    entry = root_entry(Sysroot("/"), path)
+    print(path, entry.exists, entry.resolved, entry.is_file, entry.is_dir)
+"""
+
+
+def test_the_kernels_files_are_never_read(tmp_path: Path) -> None:
+    """A compiled-in /proc/kmsg (libsystemd-shared has one) made a build as root hang for
+    ever: the scan read the first bytes of every path the root holds, and /proc/kmsg is a
+    "regular file" whose read waits for the next kernel message. Neither it nor a link
+    into /proc is read now (a subprocess, so that a regression fails instead of hanging),
+    and the program builds."""
+    link = tmp_path / "kmsg-link"
+    link.symlink_to("/proc/kmsg")
+    looked = subprocess.run([sys.executable, "-c", ROOT_ENTRY_OF, "/proc/kmsg", str(link),
+                             "/sys/kernel"], capture_output=True, text=True, timeout=60,
+                            env={"PYTHONPATH": str(REPO)})
+    assert looked.returncode == 0, looked.stderr
+    assert looked.stdout.splitlines() == [
+        "/proc/kmsg True /proc/kmsg False False",
+        f"{link} True /proc/kmsg False False",
+        "/sys/kernel True /sys/kernel False False"]
+    program = gcc(tmp_path / "kmsg", KMSG)
+    built = subprocess.run([sys.executable, "-m", "bundler", str(program), "-o",
+                            str(tmp_path / "kmsg.tar.zst"), "--sbom", "none"],
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert built.returncode == 0, built.stderr
