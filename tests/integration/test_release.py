@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -244,10 +245,23 @@ def test_no_config_and_an_unknown_target_are_one_line(project: Path, tmp_path: P
                           "--target s390x", "amd64, arm64")
 
 
-def test_gpg_signs_the_sums_and_verify_checks_them(project: Path, tmp_path: Path) -> None:
-    gpg = need_tool("gpg")
+@pytest.fixture
+def gnupg_home(tmp_path: Path) -> Iterator[Path]:
+    """An empty GNUPGHOME whose gpg-agent (gpg starts one) is stopped afterwards: CI's
+    runs left one running per run."""
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
+    try:
+        yield home
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
+                       capture_output=True)
+
+
+def test_gpg_signs_the_sums_and_verify_checks_them(project: Path, tmp_path: Path,
+                                                   gnupg_home: Path) -> None:
+    gpg = need_tool("gpg")
+    home = gnupg_home
     env = {"GNUPGHOME": str(home)}
     subprocess.run([gpg, "--batch", "--passphrase", "", "--quick-gen-key",
                     "Release <release@example.org>", "ed25519", "sign", "never"],
