@@ -34,6 +34,7 @@ artifact).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import posixpath
@@ -217,11 +218,16 @@ class Manifest:
             else f"{e.variable}={self.prefix}/{e.path}" if e.path
             else f"{e.variable}={self.prefix}" for e in self.environment)
 
+    @functools.cached_property
+    def _files_by_path(self) -> dict[str, FileRecord]:
+        """The records by path, made once: program_record is asked for each program."""
+        return {f.path: f for f in self.files}
+
     def program_record(self, name: str) -> FileRecord:
         """The file record holding program `name`'s bytes: libexec/NAME, or the file its
         link in libexec/ names (a program given under a second name of the same bytes).
         `load` holds every program to one."""
-        record = program_file({f.path: f for f in self.files}, name)
+        record = program_file(self._files_by_path, name)
         assert record is not None, name  # parse refuses a manifest without it
         return record
 

@@ -9,7 +9,6 @@ in the home dir, removed after each test.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.cli import run_cli
+from support.cli import cli_command, cli_env, run_cli
 from support.gobuild import build_agent
 from support.paths import REPO
 from support.schemas import validate
@@ -172,8 +171,7 @@ def test_the_kernels_files_are_never_read(tmp_path: Path) -> None:
         f"{link} True /proc/kmsg False False",
         "/sys/kernel True /sys/kernel False False"]
     program = gcc(tmp_path / "kmsg", KMSG)
-    built = subprocess.run([sys.executable, "-m", "bundler", str(program), "-o",
-                            str(tmp_path / "kmsg.tar.zst"), "--sbom", "none"],
-                           capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    built = subprocess.run(cli_command(str(program), "-o", str(tmp_path / "kmsg.tar.zst"),
+                                       "--sbom", "none"),
+                           capture_output=True, text=True, timeout=120, env=cli_env())
     assert built.returncode == 0, built.stderr

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cli import assert_one_line_error, cli_command, run_cli
+from support.cli import assert_one_line_error, cli_command, cli_env, run_cli
 from support.fuzzing import _apply, regions_of
 from support.measure import run_with_peak
 from support.needs import need
@@ -300,9 +300,9 @@ def hostile_note(path: Path) -> Path:
 
 def run_measured(argv: list[str], tmpdir: Path, stderr_file: Path) -> tuple[int, str, int]:
     """(exit code, stderr, peak RSS in KiB of the run and of the worker it reaped)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmpdir)}
     with stderr_file.open("w") as stderr:
-        process, peak = run_with_peak(cli_command(*argv), env=env, stderr=stderr)
+        process, peak = run_with_peak(cli_command(*argv), env=cli_env({"TMPDIR": str(tmpdir)}),
+                                      stderr=stderr)
     return process.returncode, stderr_file.read_text(), peak
 
 

@@ -32,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.cli import cli_command, cli_env
+
 RUN_SECONDS = 5  # for one `--version`
 BUILD_SECONDS = 300
 SANDBOX = ("bwrap", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-all",
@@ -69,11 +71,10 @@ def programs_in(directories: Sequence[str]) -> Iterator[str]:
 
 def build(program: str, out: Path) -> Built:
     artifact = out / (program.strip("/").replace("/", "_") + ".tar.zst")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     try:
-        done = subprocess.run([sys.executable, "-m", "bundler", program, "-o", str(artifact),
-                               "--sbom", "cyclonedx"], capture_output=True, text=True,
-                              env=env, timeout=BUILD_SECONDS, stdin=subprocess.DEVNULL)
+        done = subprocess.run(cli_command(program, "-o", str(artifact), "--sbom", "cyclonedx"),
+                              capture_output=True, text=True, env=cli_env(),
+                              timeout=BUILD_SECONDS, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return Built(program, -1, f"over {BUILD_SECONDS} s", None)
     lines = done.stderr.strip().splitlines() or [""]
